@@ -1,0 +1,115 @@
+# ocelot build. `make` builds build/ocelot, build/libocelot.a and build/libocelot.so.
+#   make test                 build and run every test (unit, then end-to-end)
+#   make test-unit            unit tests only
+#   make check                test + test-san with -Werror: what CI runs
+#   make test-san             unit tests under AddressSanitizer + UBSan (in build-san/)
+#   make BUILD=dir            build somewhere else (parallel work trees, sanitizer builds)
+#   make SAN=address,undefined
+#   make OPENMP=0             portable single-threaded build
+#   make install PREFIX=/usr/local
+BUILD    ?= build
+PREFIX   ?= /usr/local
+OPENMP   ?= 1
+SAN      ?=
+OPT      ?= -O2
+SOVERSION := 0
+VERSION  := 0.1.0
+
+CC       ?= cc
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wdouble-promotion \
+            -Wno-unused-parameter
+CFLAGS   ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden \
+            -Iinclude -Isrc -DOC_BUILDING_LIBRARY -MMD -MP \
+            $(shell pkg-config --cflags libpng libwebp libcjson libmicrohttpd 2>/dev/null)
+LIBS     := -ljpeg $(shell pkg-config --libs libpng libwebp libcjson libmicrohttpd 2>/dev/null || \
+            echo -lpng16 -lwebp -lcjson -lmicrohttpd) -lz -lpthread -lm
+ifeq ($(OPENMP),1)
+ALL_CFLAGS += -fopenmp
+LIBS       += -fopenmp
+endif
+ifneq ($(SAN),)
+ALL_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LIBS       += -fsanitize=$(SAN)
+endif
+ifeq ($(WERROR),1)
+ALL_CFLAGS += -Werror
+endif
+
+LIB_SRC  := $(wildcard src/core/*.c src/ops/*.c src/nn/*.c src/train/*.c src/data/*.c \
+                       src/eval/*.c src/io/*.c src/serve/*.c)
+CLI_SRC  := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_LIB := $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TLIB_OBJ := $(TEST_LIB:%.c=$(BUILD)/obj/%.o)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all lib tests test test-unit test-e2e test-san check install uninstall clean
+all: $(BUILD)/ocelot $(BUILD)/libocelot.a $(BUILD)/libocelot.so
+
+lib: $(BUILD)/libocelot.a $(BUILD)/libocelot.so
+tests: $(TEST_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libocelot.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libocelot.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libocelot.so.$(SOVERSION) -o $@.$(VERSION) $^ $(LIBS)
+	ln -sf libocelot.so.$(VERSION) $@.$(SOVERSION)
+	ln -sf libocelot.so.$(VERSION) $@
+
+$(BUILD)/ocelot: $(CLI_OBJ) $(BUILD)/libocelot.a
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libocelot.a $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TLIB_OBJ) $(BUILD)/libocelot.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(TLIB_OBJ) $(BUILD)/libocelot.a $(LIBS)
+
+test: all tests
+	BUILD=$(BUILD) tests/run.sh
+
+test-unit: tests
+	BUILD=$(BUILD) tests/run.sh --unit
+
+test-e2e: all
+	BUILD=$(BUILD) tests/run.sh --e2e
+
+# The unit tier again under AddressSanitizer + UBSan, plus the file-corruption e2e checks.
+test-san:
+	$(MAKE) BUILD=build-san SAN=address,undefined OPT=-O1 all tests
+	BUILD=build-san ASAN_OPTIONS=detect_leaks=1 tests/run.sh --unit --san
+
+# Everything CI runs: the full suite, then the unit tier under sanitizers.
+check:
+	$(MAKE) WERROR=1 test
+	$(MAKE) WERROR=1 test-san
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	           $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/ocelot.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libocelot.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libocelot.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libocelot.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libocelot.so.$(SOVERSION)
+	ln -sf libocelot.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libocelot.so
+	install -m 755 $(BUILD)/ocelot $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS@|$(LIBS)|' ocelot.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ocelot.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/ocelot.h $(DESTDIR)$(PREFIX)/lib/libocelot.* \
+	      $(DESTDIR)$(PREFIX)/bin/ocelot $(DESTDIR)$(PREFIX)/lib/pkgconfig/ocelot.pc
+
+clean:
+	rm -rf build build-*
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TLIB_OBJ:.o=.d) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/obj/tests/unit/%.d)

@@ -1,0 +1,85 @@
+/* Private core helpers shared by every layer: error reporting, assertions, aligned memory,
+ * arenas, the thread pool and logging. */
+#ifndef OC_CORE_H
+#define OC_CORE_H
+
+#include "ocelot.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define OC_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define OC_PRINTF(a, b)
+#endif
+
+/* Stores a formatted message as this thread's last error and returns `st`. */
+oc_status oc_fail(oc_status st, const char *fmt, ...) OC_PRINTF(2, 3);
+
+/* Prefixes this thread's last error with "<context>: ". Returns `st` unchanged. */
+oc_status oc_fail_context(oc_status st, const char *fmt, ...) OC_PRINTF(2, 3);
+
+/* For bugs only: conditions that no input can trigger once a public entry point has validated
+ * its arguments. Reports file and line and aborts in every build type. */
+#define OC_ASSERT(cond)                                                                           \
+    do {                                                                                          \
+        if (!(cond))                                                                              \
+            oc_assert_fail(#cond, __FILE__, __LINE__);                                            \
+    } while (0)
+_Noreturn void oc_assert_fail(const char *expr, const char *file, int line);
+
+/* Logging through the application's callback (oc_set_log). */
+void oc_log(oc_log_level level, const char *fmt, ...) OC_PRINTF(2, 3);
+
+/* 64-byte aligned allocation; oc_free accepts NULL. oc_alloc_zero zero-fills. Both return NULL
+ * on failure or when n == 0 would overflow; they do not set the last error. */
+void *oc_alloc(size_t n);
+void *oc_alloc_zero(size_t n);
+void oc_free(void *p);
+
+/* a*b with overflow detection: returns false on overflow. */
+static inline bool oc_mul_ok(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return false;
+    *out = a * b;
+    return true;
+}
+
+/* A bump allocator over one block allocated once. Memory is 64-byte aligned. Reset makes all
+ * of it reusable without freeing; release frees the block. */
+typedef struct {
+    unsigned char *base;
+    size_t cap;
+    size_t used;
+} oc_arena;
+
+oc_status oc_arena_init(oc_arena *a, size_t cap);
+void *oc_arena_alloc(oc_arena *a, size_t n); /* NULL when the arena is full */
+void oc_arena_reset(oc_arena *a);
+void oc_arena_release(oc_arena *a);
+
+/* ---- thread pool ----
+ * oc_parallel runs fn(ctx, tid, nthreads) once on each of nthreads threads (tid = 0..n-1) and
+ * returns when all have finished. The caller splits work by (tid, nthreads) with no locks;
+ * reductions keep per-thread partials combined in a fixed order, so results do not depend on
+ * scheduling. Nested calls run serially (nthreads = 1). */
+typedef void (*oc_parallel_fn)(void *ctx, int tid, int nthreads);
+void oc_parallel(oc_parallel_fn fn, void *ctx);
+/* Same, with at most `max_threads` threads (useful when the work is small). */
+void oc_parallel_n(oc_parallel_fn fn, void *ctx, int max_threads);
+
+/* Static split of [0, n) for thread tid of nt: [*begin, *end). */
+static inline void oc_split_range(int64_t n, int tid, int nt, int64_t *begin, int64_t *end)
+{
+    int64_t q = n / nt, r = n % nt;
+    *begin = tid * q + (tid < r ? tid : r);
+    *end = *begin + q + (tid < r ? 1 : 0);
+}
+
+/* Monotonic clock in seconds. */
+double oc_now(void);
+
+#endif /* OC_CORE_H */

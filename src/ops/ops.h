@@ -1,0 +1,169 @@
+/* The math kernels on raw pointers. Layouts: activations NHWC; conv weights [K][R][S][C/g];
+ * dense weights [O][I] (PyTorch's). Every op has a plain scalar `_ref` beside the dispatching
+ * entry point, which may pick a faster kernel by CPU feature; `_ref` is the oracle in tests.
+ *
+ * Conventions shared by every op:
+ *  - Forward kernels OVERWRITE their outputs.
+ *  - Backward kernels ACCUMULATE (+=) into dx, dw, db: a tensor read by several nodes collects
+ *    gradient from each, and the graph zeroes all gradient buffers once per step.
+ *  - Kernels never allocate: scratch comes in `ws`, sized by the matching _workspace().
+ *  - Multi-threaded kernels split work with oc_parallel and combine per-thread partials in a
+ *    fixed order, so results are bitwise reproducible for a given thread count.
+ */
+#ifndef OC_OPS_H
+#define OC_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- convolution */
+
+typedef struct {
+    int N, H, W, C;         /* input */
+    int K, R, S;            /* output channels, kernel height, kernel width */
+    int P, Q;               /* output height, width (oc_conv_shape_init computes them) */
+    int stride_h, stride_w;
+    int pad_h, pad_w;       /* top/left padding; bottom/right is whatever makes P, Q */
+    int dil_h, dil_w;
+    int groups;             /* C % groups == 0 and K % groups == 0 */
+} oc_conv_shape;
+
+/* Fills P and Q as PyTorch does: P = (H + 2*pad_h - dil_h*(R-1) - 1) / stride_h + 1.
+ * Returns 0 on success, -1 if the shape is invalid (P or Q < 1, bad groups). */
+int oc_conv_shape_init(oc_conv_shape *s);
+
+/* y[N][P][Q][K] = conv(x[N][H][W][C], w[K][R][S][C/g]) + b[K] (b may be NULL). */
+size_t oc_conv2d_fwd_workspace(const oc_conv_shape *s);
+void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
+                   float *y, void *ws);
+void oc_conv2d_fwd_ref(const oc_conv_shape *s, const float *x, const float *w, const float *b,
+                       float *y);
+
+/* dx += conv_transpose(dy, w) */
+size_t oc_conv2d_bwd_data_workspace(const oc_conv_shape *s);
+void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
+                        void *ws);
+void oc_conv2d_bwd_data_ref(const oc_conv_shape *s, const float *dy, const float *w, float *dx);
+
+/* dw += corr(x, dy); db += sum dy (db may be NULL) */
+size_t oc_conv2d_bwd_weights_workspace(const oc_conv_shape *s);
+void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *dy, float *dw,
+                           float *db, void *ws);
+void oc_conv2d_bwd_weights_ref(const oc_conv_shape *s, const float *x, const float *dy,
+                               float *dw, float *db);
+
+/* ---------------------------------------------------------------- dense (fully connected) */
+
+/* y[N][O] = x[N][I] * w[O][I]^T + b[O] (b may be NULL) */
+void oc_dense_fwd(int N, int I, int O, const float *x, const float *w, const float *b, float *y);
+void oc_dense_fwd_ref(int N, int I, int O, const float *x, const float *w, const float *b,
+                      float *y);
+/* dx += dy * w (dx may be NULL); dw += dy^T * x; db += sum_n dy (db may be NULL) */
+void oc_dense_bwd(int N, int I, int O, const float *x, const float *w, const float *dy, float *dx,
+                  float *dw, float *db);
+void oc_dense_bwd_ref(int N, int I, int O, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db);
+
+/* ---------------------------------------------------------------- GEMM */
+
+/* C[M][N] = alpha * op(A) * op(B) + beta * C, row-major; op(A) is A[M][K] (lda) or, with
+ * transa, A stored [K][M]; likewise B[K][N] or [N][K] with transb. beta == 0 ignores C's old
+ * contents (NaNs included). */
+void oc_gemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+void oc_gemm_ref(int transa, int transb, int M, int N, int K, float alpha, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ---------------------------------------------------------------- batch normalisation */
+
+/* Over x[M][C] (M = N*H*W), per channel. Training: normalise with the batch statistics, save
+ * mean and 1/sqrt(var+eps) for backward, and update running stats as PyTorch does:
+ *   running = (1 - momentum) * running + momentum * stat, with the UNBIASED batch variance
+ *   (M/(M-1)) in running_var and the biased one in the normalisation.
+ * running_mean / running_var may be NULL (no update). */
+void oc_batchnorm_fwd_train(int64_t M, int C, const float *x, const float *gamma,
+                            const float *beta, float eps, float momentum, float *running_mean,
+                            float *running_var, float *save_mean, float *save_invstd, float *y);
+void oc_batchnorm_fwd_infer(int64_t M, int C, const float *x, const float *gamma,
+                            const float *beta, const float *running_mean,
+                            const float *running_var, float eps, float *y);
+/* Backward of the training forward: dx += ..., dgamma += ..., dbeta += ... */
+void oc_batchnorm_bwd(int64_t M, int C, const float *x, const float *gamma, const float *save_mean,
+                      const float *save_invstd, const float *dy, float *dx, float *dgamma,
+                      float *dbeta);
+
+/* ---------------------------------------------------------------- activations */
+
+typedef enum {
+    OC_ACT_IDENTITY = 0,
+    OC_ACT_RELU,
+    OC_ACT_RELU6,
+    OC_ACT_LEAKY_RELU, /* alpha = negative slope (PyTorch default 0.01) */
+    OC_ACT_GELU,       /* exact: x * 0.5 * (1 + erf(x / sqrt 2)) */
+    OC_ACT_SILU,
+    OC_ACT_SIGMOID,
+    OC_ACT_HARDSWISH
+} oc_act;
+
+/* y = f(x) elementwise over n values (x and y may alias). */
+void oc_act_fwd(oc_act act, float alpha, int64_t n, const float *x, float *y);
+/* dx += f'(x) * dy, from the forward INPUT x. */
+void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float *dy, float *dx);
+
+/* ---------------------------------------------------------------- pooling */
+
+typedef struct {
+    int N, H, W, C;
+    int R, S;               /* window */
+    int P, Q;               /* output (oc_pool_shape_init) */
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int count_include_pad;  /* average pool: PyTorch's flag (default true) */
+} oc_pool_shape;
+
+/* P = (H + 2*pad_h - R) / stride_h + 1 (floor mode). Returns 0, or -1 if invalid. */
+int oc_pool_shape_init(oc_pool_shape *s);
+
+/* y = max over window; argmax[N][P][Q][C] receives the flat input index (h*W + w) of the max
+ * (first max on ties, as PyTorch) for backward. Padded positions never win. */
+void oc_maxpool_fwd(const oc_pool_shape *s, const float *x, float *y, int32_t *argmax);
+void oc_maxpool_bwd(const oc_pool_shape *s, const int32_t *argmax, const float *dy, float *dx);
+void oc_avgpool_fwd(const oc_pool_shape *s, const float *x, float *y);
+void oc_avgpool_bwd(const oc_pool_shape *s, const float *dy, float *dx);
+
+/* x[N][HW][C] -> y[N][C] mean over HW */
+void oc_global_avgpool_fwd(int N, int HW, int C, const float *x, float *y);
+void oc_global_avgpool_bwd(int N, int HW, int C, const float *dy, float *dx);
+
+/* ---------------------------------------------------------------- elementwise and structure */
+
+/* Inverted dropout: mask[i] is 0 or 1/(1-p) (a float scale, kept for backward). */
+void oc_dropout_fwd(int64_t n, const float *x, const float *mask, float *y);
+void oc_dropout_bwd(int64_t n, const float *mask, const float *dy, float *dx);
+
+/* y = a + b */
+void oc_add_fwd(int64_t n, const float *a, const float *b, float *y);
+/* dx += dy */
+void oc_accumulate(int64_t n, const float *dy, float *dx);
+
+/* Concatenate along channels: inputs k has shape [M][Ck]; y is [M][sum Ck]. */
+void oc_concat_fwd(int64_t M, int n_in, const int *C_in, const float *const *x, float *y);
+void oc_concat_bwd(int64_t M, int n_in, const int *C_in, const float *dy, float *const *dx);
+
+/* Channel-wise multiply (squeeze-and-excitation): y[n][hw][c] = x[n][hw][c] * s[n][c]. */
+void oc_channel_mul_fwd(int N, int HW, int C, const float *x, const float *s, float *y);
+/* dx += dy * s; ds[n][c] += sum_hw dy * x */
+void oc_channel_mul_bwd(int N, int HW, int C, const float *x, const float *s, const float *dy,
+                        float *dx, float *ds);
+
+/* ---------------------------------------------------------------- loss */
+
+/* Softmax cross-entropy averaged over the batch, as torch.nn.CrossEntropyLoss with
+ * label_smoothing: the target distribution is (1 - smoothing) * onehot(label) + smoothing / K.
+ * If `target` is non-NULL it is a soft target distribution [N][K] (mixup) and labels and
+ * smoothing are ignored. probs (may be NULL) receives the softmax; dlogits (may be NULL) is
+ * OVERWRITTEN with d(mean loss)/d(logits). Returns the mean loss. */
+double oc_softmax_xent(int N, int K, const float *logits, const int32_t *labels,
+                       const float *target, float smoothing, float *probs, float *dlogits);
+
+#endif /* OC_OPS_H */
