@@ -14,7 +14,7 @@ void oc_gemm_ref(int transa, int transb, int M, int N, int K, float alpha, const
                 acc += (double)a * (double)b;
             }
             float *c = &C[(size_t)i * ldc + j];
-            *c = (float)(alpha * acc) + (beta == 0.0f ? 0.0f : beta * *c);
+            *c = (float)((double)alpha * acc) + (beta == 0.0f ? 0.0f : beta * *c);
         }
     }
 }
