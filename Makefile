@@ -53,6 +53,12 @@ all: $(BUILD)/ocelot $(BUILD)/libocelot.a $(BUILD)/libocelot.so
 lib: $(BUILD)/libocelot.a $(BUILD)/libocelot.so
 tests: $(TEST_BIN)
 
+# SIMD kernels live in files named *_avx512.c / *_avx2.c, compiled for that ISA and called only
+# after a run-time CPU check; everything else builds for baseline x86-64.
+$(BUILD)/obj/%_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 \
+                                       -mavx512vnni -mfma -mf16c
+$(BUILD)/obj/%_avx2.o: ALL_CFLAGS += -mavx2 -mfma -mf16c
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
