@@ -21,9 +21,9 @@ WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wdo
 CFLAGS   ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden \
             -Iinclude -Isrc -DOC_BUILDING_LIBRARY -MMD -MP \
-            $(shell pkg-config --cflags libpng libwebp libcjson libmicrohttpd 2>/dev/null)
-LIBS     := -ljpeg $(shell pkg-config --libs libpng libwebp libcjson libmicrohttpd 2>/dev/null || \
-            echo -lpng16 -lwebp -lcjson -lmicrohttpd) -lz -lpthread -lm
+            $(shell pkg-config --cflags libpng libwebp libcjson libmicrohttpd liblzma 2>/dev/null)
+LIBS     := -ljpeg $(shell pkg-config --libs libpng libwebp libcjson libmicrohttpd liblzma 2>/dev/null || \
+            echo -lpng16 -lwebp -lcjson -lmicrohttpd -llzma) -lz -lpthread -lm
 ifeq ($(OPENMP),1)
 ALL_CFLAGS += -fopenmp
 LIBS       += -fopenmp
