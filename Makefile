@@ -37,7 +37,7 @@ ALL_CFLAGS += -Werror
 endif
 
 LIB_SRC  := $(wildcard src/core/*.c src/ops/*.c src/nn/*.c src/train/*.c src/data/*.c \
-                       src/eval/*.c src/io/*.c src/serve/*.c)
+                       src/eval/*.c src/io/*.c src/predict/*.c src/serve/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_LIB := $(filter-out $(TEST_SRC),$(wildcard tests/unit/*.c))
@@ -62,6 +62,9 @@ $(BUILD)/obj/%_avx2.o: ALL_CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# the web page is embedded with .incbin (src/serve/page.c)
+$(BUILD)/obj/src/serve/page.o: src/serve/web/index.html
 
 $(BUILD)/libocelot.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -6,7 +6,12 @@
 #include <string.h>
 
 static const cli_command commands[] = {
+    {"train", "train a model on a dataset", cmd_train},
+    {"eval", "score a model: accuracy, per-class metrics, confusion matrix, report", cmd_eval},
+    {"predict", "classify image files, directories and globs", cmd_predict},
+    {"serve", "serve models over HTTP (web page, TorchServe and KServe v2 APIs)", cmd_serve},
     {"version", "print the version", cmd_version},
+    {"init", "write an untrained model file", cmd_init},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 

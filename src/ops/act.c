@@ -1,0 +1,250 @@
+/* Elementwise activations, forward and backward.
+ *
+ * Each activation is one plain loop over contiguous floats, selected by a switch outside the
+ * loop, so the compiler vectorises it (no per-element function pointers). Backward works from
+ * the forward INPUT x and accumulates: dx += f'(x) * dy.
+ *
+ * Derivatives at kinks follow PyTorch 1.13 (checked against autograd in tests/ref/
+ * gen_misc_ops.py): ReLU'(0) = 0; ReLU6 is hardtanh(0, 6) whose derivative is 0 at both 0 and 6;
+ * LeakyReLU'(0) = alpha; hardswish'(-3) = -0.5 and hardswish'(3) = 1. PyTorch's hardswish
+ * backward is itself inconsistent at 3: its vectorised path (self >= 3 -> grad) gives 1, its
+ * scalar tail loop (self <= 3 -> x/3 + 1/2) gives 1.5; we follow the vectorised path, which
+ * handles all but the last few elements of every tensor.
+ *
+ * Sigmoid, SiLU and GELU use exp_nonpos(), a polynomial exp for arguments <= 0 that vectorises
+ * (libm's expf does not); GELU is the exact erf form, with erf from a polynomial accurate to
+ * 1.5e-7 (erf_as below). Large arrays are split
+ * over the thread pool in fixed chunks; elementwise work has no reductions, so the result does
+ * not depend on the thread count. */
+/* GCC 12 at -O2 vectorises only loops whose trip count is a known multiple of the vector width
+ * (the "very-cheap" cost model), and under the default -ftrapping-math it will not if-convert
+ * float selects such as x < 0 ? 0 : x. These kernels never rely on FP exceptions, so this file
+ * opts into both; the results are identical to the scalar loops (no reassociation). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math")
+#endif
+
+#include "core/core.h"
+#include "ops.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Below this many elements one thread is faster than waking the pool. */
+#define ACT_PAR_MIN 32768
+
+/* e^x for x <= 0 (inputs below -87.3 are clamped, so the result stays a normal float).
+ * Cephes' expf polynomial after x = n ln2 + r, |r| <= ln2/2; relative error about 2 ulp.
+ * Rounding to n uses the 1.5 * 2^23 trick, which needs no SSE4.1 round instruction. */
+static inline float exp_nonpos(float x)
+{
+    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+    float t, n, r, p;
+    int32_t bits;
+    x = x < -87.3f ? -87.3f : x;
+    t = x * 1.44269504088896341f + shifter;
+    n = t - shifter;
+    r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    bits = ((int32_t)n + 127) << 23;
+    memcpy(&t, &bits, sizeof t);
+    return p * t;
+}
+
+/* sigmoid(x) without overflow: with e = exp(-|x|) in (0, 1], 1/(1+e) or e/(1+e). */
+static inline float sigmoidf(float x)
+{
+    float e = exp_nonpos(x < 0.0f ? x : -x);
+    float r = 1.0f / (1.0f + e);
+    return x < 0.0f ? e * r : r;
+}
+
+/* erf by Abramowitz & Stegun 7.1.26: erf|x| = 1 - t (a1 + t (a2 + ...)) e^{-x^2}, t = 1/(1+p|x|),
+ * absolute error <= 1.5e-7. This is the formula PyTorch's vectorised CPU GELU uses (ATen's
+ * Vectorized<float>::erf), so it matches torch.nn.GELU() closely, and unlike libm's erff it
+ * vectorises. */
+static inline float erf_as(float x)
+{
+    float a = x < 0.0f ? -x : x;
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float r = 1.061405429f;
+    r = r * t - 1.453152027f;
+    r = r * t + 1.421413741f;
+    r = r * t - 0.284496736f;
+    r = r * t + 0.254829592f;
+    float e = 1.0f - r * t * exp_nonpos(-a * a);
+    return x < 0.0f ? -e : e;
+}
+
+#define INV_SQRT2 0.70710678118654752f
+#define INV_SQRT_2PI 0.39894228040143268f
+
+/* Compiled twice, for AVX2+FMA and for baseline x86-64; the loader picks one by CPU. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define ACT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define ACT_CLONES
+#endif
+
+ACT_CLONES static void act_fwd_range(oc_act act, float alpha, int64_t n, const float *x,
+                          float *y)
+{
+    switch (act) {
+    case OC_ACT_IDENTITY:
+        if (x != y)
+            memmove(y, x, (size_t)n * sizeof *y);
+        break;
+    case OC_ACT_RELU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] < 0.0f ? 0.0f : x[i];
+        break;
+    case OC_ACT_RELU6:
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i] < 0.0f ? 0.0f : x[i];
+            y[i] = v > 6.0f ? 6.0f : v;
+        }
+        break;
+    case OC_ACT_LEAKY_RELU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] > 0.0f ? x[i] : x[i] * alpha;
+        break;
+    case OC_ACT_GELU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] * 0.5f * (1.0f + erf_as(x[i] * INV_SQRT2));
+        break;
+    case OC_ACT_SILU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] * sigmoidf(x[i]);
+        break;
+    case OC_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = sigmoidf(x[i]);
+        break;
+    case OC_ACT_HARDSWISH:
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i] + 3.0f;
+            v = v < 0.0f ? 0.0f : v;
+            v = v > 6.0f ? 6.0f : v;
+            y[i] = x[i] * v / 6.0f;
+        }
+        break;
+    }
+}
+
+ACT_CLONES static void act_bwd_range(oc_act act, float alpha, int64_t n, const float *restrict x,
+                          const float *restrict dy, float *restrict dx)
+{
+    switch (act) {
+    case OC_ACT_IDENTITY:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += dy[i];
+        break;
+    case OC_ACT_RELU:
+        for (int64_t i = 0; i < n; i++) {
+            float g = dy[i]; /* loaded unconditionally, so the select if-converts */
+            dx[i] += x[i] > 0.0f ? g : 0.0f;
+        }
+        break;
+    case OC_ACT_RELU6:
+        for (int64_t i = 0; i < n; i++) {
+            float g = dy[i];
+            dx[i] += ((x[i] > 0.0f) & (x[i] < 6.0f)) ? g : 0.0f;
+        }
+        break;
+    case OC_ACT_LEAKY_RELU:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += x[i] > 0.0f ? dy[i] : dy[i] * alpha;
+        break;
+    case OC_ACT_GELU:
+        /* d/dx x Phi(x) = Phi(x) + x phi(x) */
+        for (int64_t i = 0; i < n; i++) {
+            float cdf = 0.5f * (1.0f + erf_as(x[i] * INV_SQRT2));
+            float pdf = INV_SQRT_2PI * exp_nonpos(-0.5f * x[i] * x[i]);
+            dx[i] += dy[i] * (cdf + x[i] * pdf);
+        }
+        break;
+    case OC_ACT_SILU:
+        /* d/dx x s(x) = s (1 + x (1 - s)) */
+        for (int64_t i = 0; i < n; i++) {
+            float s = sigmoidf(x[i]);
+            dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+        }
+        break;
+    case OC_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++) {
+            float s = sigmoidf(x[i]);
+            dx[i] += dy[i] * s * (1.0f - s);
+        }
+        break;
+    case OC_ACT_HARDSWISH:
+        for (int64_t i = 0; i < n; i++) {
+            float d = x[i] < -3.0f ? 0.0f : (x[i] < 3.0f ? x[i] / 3.0f + 0.5f : 1.0f);
+            dx[i] += dy[i] * d;
+        }
+        break;
+    }
+}
+
+typedef struct {
+    oc_act act;
+    float alpha;
+    int64_t n;
+    const float *x, *dy;
+    float *out;
+} act_job;
+
+static void act_fwd_task(void *ctx, int tid, int nt)
+{
+    const act_job *j = ctx;
+    int64_t b, e;
+    oc_split_range(j->n, tid, nt, &b, &e);
+    if (e > b)
+        act_fwd_range(j->act, j->alpha, e - b, j->x + b, j->out + b);
+}
+
+static void act_bwd_task(void *ctx, int tid, int nt)
+{
+    const act_job *j = ctx;
+    int64_t b, e;
+    oc_split_range(j->n, tid, nt, &b, &e);
+    if (e > b)
+        act_bwd_range(j->act, j->alpha, e - b, j->x + b, j->dy + b, j->out + b);
+}
+
+static int act_threads(int64_t n)
+{
+    int64_t t = n / ACT_PAR_MIN;
+    return t < 1 ? 1 : (t > 1024 ? 1024 : (int)t);
+}
+
+/* x and y may be the same array: each element is read before it is written, and the restrict
+ * qualifiers inside only promise that distinct elements do not overlap within one pass. */
+void oc_act_fwd(oc_act act, float alpha, int64_t n, const float *x, float *y)
+{
+    act_job j = {act, alpha, n, x, NULL, y};
+    if (n <= 0)
+        return;
+    if (n < ACT_PAR_MIN)
+        act_fwd_range(act, alpha, n, x, y);
+    else
+        oc_parallel_n(act_fwd_task, &j, act_threads(n));
+}
+
+void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float *dy, float *dx)
+{
+    act_job j = {act, alpha, n, x, dy, dx};
+    if (n <= 0)
+        return;
+    if (n < ACT_PAR_MIN)
+        act_bwd_range(act, alpha, n, x, dy, dx);
+    else
+        oc_parallel_n(act_bwd_task, &j, act_threads(n));
+}

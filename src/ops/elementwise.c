@@ -1,0 +1,262 @@
+/* Elementwise and structural ops: dropout with a given mask, add, gradient accumulation,
+ * channel concatenation and its split, and the channel-wise multiply of squeeze-and-excitation.
+ *
+ * All are single passes over memory. Large ones split their outer dimension over the thread
+ * pool; none reduces across threads, so results do not depend on the thread count.
+ * Beyond ops.h: in oc_concat_bwd a NULL dx[k] skips that input, and in oc_channel_mul_bwd dx
+ * or ds may be NULL. */
+
+/* See act.c: lets GCC vectorise these loops at -O2 without changing results. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math")
+#endif
+
+#include "core/core.h"
+#include "ops.h"
+
+#include <string.h>
+
+/* Elements per thread below which one thread is faster than waking the pool. */
+#define EW_GRAIN 32768
+
+static int ew_threads(int64_t work)
+{
+    int64_t t = work / EW_GRAIN;
+    return t < 1 ? 1 : (t > 1024 ? 1024 : (int)t);
+}
+
+/* ---- flat binary ops: out = a * b, out = a + b, out += a, out += a * b ---- */
+
+typedef enum { EW_MUL, EW_ADD, EW_ACC, EW_ACC_MUL } ew_kind;
+
+typedef struct {
+    ew_kind kind;
+    int64_t n;
+    const float *a, *b;
+    float *out;
+} ew_job;
+
+/* No restrict: callers may run these in place (dropout or add with y == x); GCC versions the
+ * loops with a run-time overlap check instead. */
+static void ew_range(ew_kind kind, int64_t n, const float *a, const float *b, float *out)
+{
+    switch (kind) {
+    case EW_MUL:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = a[i] * b[i];
+        break;
+    case EW_ADD:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = a[i] + b[i];
+        break;
+    case EW_ACC:
+        for (int64_t i = 0; i < n; i++)
+            out[i] += a[i];
+        break;
+    case EW_ACC_MUL:
+        for (int64_t i = 0; i < n; i++)
+            out[i] += a[i] * b[i];
+        break;
+    }
+}
+
+static void ew_task(void *ctx, int tid, int nt)
+{
+    const ew_job *j = ctx;
+    int64_t b, e;
+    oc_split_range(j->n, tid, nt, &b, &e);
+    if (e > b)
+        ew_range(j->kind, e - b, j->a + b, j->b ? j->b + b : NULL, j->out + b);
+}
+
+static void ew_run(ew_kind kind, int64_t n, const float *a, const float *b, float *out)
+{
+    ew_job j = {kind, n, a, b, out};
+    if (n <= 0)
+        return;
+    if (n < 2 * EW_GRAIN)
+        ew_range(kind, n, a, b, out);
+    else
+        oc_parallel_n(ew_task, &j, ew_threads(n));
+}
+
+void oc_dropout_fwd(int64_t n, const float *x, const float *mask, float *y)
+{
+    ew_run(EW_MUL, n, x, mask, y);
+}
+
+void oc_dropout_bwd(int64_t n, const float *mask, const float *dy, float *dx)
+{
+    ew_run(EW_ACC_MUL, n, dy, mask, dx);
+}
+
+void oc_add_fwd(int64_t n, const float *a, const float *b, float *y)
+{
+    ew_run(EW_ADD, n, a, b, y);
+}
+
+void oc_accumulate(int64_t n, const float *dy, float *dx)
+{
+    ew_run(EW_ACC, n, dy, NULL, dx);
+}
+
+/* ---- concat over channels ---- */
+
+typedef struct {
+    int64_t M;
+    int n_in;
+    const int *C_in;
+    int C_out;
+    const float *const *x; /* forward inputs */
+    const float *y;        /* backward: dy */
+    float *const *dx;      /* backward outputs */
+    float *out;            /* forward output */
+} concat_job;
+
+static void concat_fwd_task(void *ctx, int tid, int nt)
+{
+    const concat_job *j = ctx;
+    int64_t b, e;
+    oc_split_range(j->M, tid, nt, &b, &e);
+    for (int64_t m = b; m < e; m++) {
+        float *yr = j->out + m * j->C_out;
+        for (int k = 0; k < j->n_in; k++) {
+            int ck = j->C_in[k];
+            memcpy(yr, j->x[k] + m * ck, (size_t)ck * sizeof *yr);
+            yr += ck;
+        }
+    }
+}
+
+static void concat_bwd_task(void *ctx, int tid, int nt)
+{
+    const concat_job *j = ctx;
+    int64_t b, e;
+    oc_split_range(j->M, tid, nt, &b, &e);
+    for (int64_t m = b; m < e; m++) {
+        const float *restrict gr = j->y + m * j->C_out;
+        for (int k = 0; k < j->n_in; k++) {
+            int ck = j->C_in[k];
+            float *restrict dr = j->dx[k] ? j->dx[k] + m * ck : NULL;
+            if (dr)
+                for (int c = 0; c < ck; c++)
+                    dr[c] += gr[c];
+            gr += ck;
+        }
+    }
+}
+
+static int concat_width(int n_in, const int *C_in)
+{
+    int C = 0;
+    for (int k = 0; k < n_in; k++)
+        C += C_in[k];
+    return C;
+}
+
+void oc_concat_fwd(int64_t M, int n_in, const int *C_in, const float *const *x, float *y)
+{
+    concat_job j = {M, n_in, C_in, concat_width(n_in, C_in), x, NULL, NULL, y};
+    if (M <= 0 || j.C_out <= 0)
+        return;
+    oc_parallel_n(concat_fwd_task, &j, ew_threads(M * j.C_out));
+}
+
+void oc_concat_bwd(int64_t M, int n_in, const int *C_in, const float *dy, float *const *dx)
+{
+    concat_job j = {M, n_in, C_in, concat_width(n_in, C_in), NULL, dy, dx, NULL};
+    if (M <= 0 || j.C_out <= 0)
+        return;
+    oc_parallel_n(concat_bwd_task, &j, ew_threads(M * j.C_out));
+}
+
+/* ---- channel multiply (squeeze-and-excitation) ---- */
+
+/* Channels per tile of the ds reduction; its double accumulators sit on the stack. */
+#define CM_TILE 256
+
+typedef struct {
+    int N, HW, C;
+    const float *x, *s, *dy;
+    float *out, *ds;
+} cmul_job;
+
+static void cmul_fwd_image(const cmul_job *j, int n)
+{
+    const float *s = j->s + (int64_t)n * j->C; /* y may be x (in place): no restrict */
+    for (int64_t p = 0; p < j->HW; p++) {
+        const float *xr = j->x + ((int64_t)n * j->HW + p) * j->C;
+        float *yr = j->out + ((int64_t)n * j->HW + p) * j->C;
+        for (int c = 0; c < j->C; c++)
+            yr[c] = xr[c] * s[c];
+    }
+}
+
+/* dx += dy * s; ds[n][c] += sum_hw dy * x, summed in double per channel tile. */
+static void cmul_bwd_image(const cmul_job *j, int n)
+{
+    const float *restrict s = j->s + (int64_t)n * j->C;
+    if (j->out) {
+        for (int64_t p = 0; p < j->HW; p++) {
+            const float *restrict gr = j->dy + ((int64_t)n * j->HW + p) * j->C;
+            float *restrict dr = j->out + ((int64_t)n * j->HW + p) * j->C;
+            for (int c = 0; c < j->C; c++)
+                dr[c] += gr[c] * s[c];
+        }
+    }
+    if (j->ds) {
+        double acc[CM_TILE];
+        for (int c0 = 0; c0 < j->C; c0 += CM_TILE) {
+            int ct = j->C - c0 < CM_TILE ? j->C - c0 : CM_TILE;
+            for (int c = 0; c < ct; c++)
+                acc[c] = 0.0;
+            for (int64_t p = 0; p < j->HW; p++) {
+                const float *restrict gr = j->dy + ((int64_t)n * j->HW + p) * j->C + c0;
+                const float *restrict xr = j->x + ((int64_t)n * j->HW + p) * j->C + c0;
+                for (int c = 0; c < ct; c++)
+                    acc[c] += (double)gr[c] * (double)xr[c];
+            }
+            for (int c = 0; c < ct; c++)
+                j->ds[(int64_t)n * j->C + c0 + c] += (float)acc[c];
+        }
+    }
+}
+
+static void cmul_fwd_task(void *ctx, int tid, int nt)
+{
+    const cmul_job *j = ctx;
+    int64_t b, e;
+    oc_split_range(j->N, tid, nt, &b, &e);
+    for (int64_t n = b; n < e; n++)
+        cmul_fwd_image(j, (int)n);
+}
+
+static void cmul_bwd_task(void *ctx, int tid, int nt)
+{
+    const cmul_job *j = ctx;
+    int64_t b, e;
+    oc_split_range(j->N, tid, nt, &b, &e);
+    for (int64_t n = b; n < e; n++)
+        cmul_bwd_image(j, (int)n);
+}
+
+void oc_channel_mul_fwd(int N, int HW, int C, const float *x, const float *s, float *y)
+{
+    cmul_job j = {N, HW, C, x, s, NULL, y, NULL};
+    int64_t work = (int64_t)N * HW * C;
+    int nt = ew_threads(work);
+    if (work <= 0)
+        return;
+    oc_parallel_n(cmul_fwd_task, &j, nt < N ? nt : N);
+}
+
+void oc_channel_mul_bwd(int N, int HW, int C, const float *x, const float *s, const float *dy,
+                        float *dx, float *ds)
+{
+    cmul_job j = {N, HW, C, x, s, dy, dx, ds};
+    int64_t work = (int64_t)N * HW * C;
+    int nt = ew_threads(work);
+    if (work <= 0)
+        return;
+    oc_parallel_n(cmul_bwd_task, &j, nt < N ? nt : N);
+}

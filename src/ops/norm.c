@@ -1,0 +1,340 @@
+/* Batch normalisation over x[M][C] (M = N*H*W, channels innermost), as torch.nn.BatchNorm2d.
+ *
+ * Reductions (the batch statistics in forward, sum dy and sum dy*(x - mean) in backward) run
+ * one channel tile at a time: rows are split over the threads, each thread sums its rows in
+ * double into its own slot of a partials table on the caller's stack, and the slots are added
+ * in thread order, so results are bitwise reproducible for a given thread count. Forward sums
+ * x - x[0][c] rather than x, so a large common offset (mean >> std) does not cancel away the
+ * variance. The elementwise passes (normalise, dx) then sweep whole rows once with per-channel
+ * coefficients held on the stack (up to BN_CHUNK channels at a time). Stack use: about 45 KiB
+ * in the calling thread (partials table and dx coefficients), 12 KiB in each worker.
+ *
+ * Extension beyond ops.h: gamma / beta may be NULL (weight 1, bias 0, as affine=False), and
+ * dgamma / dbeta may be NULL (not wanted). */
+
+/* See act.c: lets GCC vectorise these loops at -O2 (no reassociation, so results are the same
+ * as the plain scalar loops). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math")
+#endif
+
+#include "core/core.h"
+#include "ops.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Channels per reduction tile and the most threads a reduction uses: the partials table,
+ * BN_MAX_T * 2 * BN_TILE doubles (32 KiB), lives on the caller's stack. */
+#define BN_TILE 64
+#define BN_MAX_T 32
+/* Channels whose per-channel coefficients the elementwise passes hold at once (three float
+ * arrays, 12 KiB of stack): up to this many channels, each pass is one contiguous sweep over
+ * whole rows. Wider layers sweep in chunks of this many channels. */
+#define BN_CHUNK 1024
+/* Elements per thread below which waking another thread costs more than it saves. */
+#define BN_GRAIN 16384
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define BN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define BN_CLONES
+#endif
+
+typedef struct {
+    int64_t M;
+    int C, c0, ct;                 /* the tile: channels [c0, c0 + ct) */
+    const float *x, *dy;
+    const float *center;           /* [C]: x[0][c] (forward) or the saved mean (backward) */
+    double (*part)[2][BN_TILE];    /* [nthreads][2][BN_TILE] */
+    int nt_used;                   /* threads the pool really ran (it may give fewer) */
+} bn_reduce_job;
+
+/* Forward: s[c] = sum (x - center), ss[c] = sum (x - center)^2 over rows [m0, m1). The sums
+ * live on this thread's stack and are copied out once: accumulating straight into the shared
+ * partials table would bounce cache lines between neighbouring threads' slots on every row. */
+BN_CLONES static void bn_stats_rows(const bn_reduce_job *j, int64_t m0, int64_t m1,
+                                    double *out_s, double *out_ss)
+{
+    const int ct = j->ct;
+    const float *restrict ctr = j->center + j->c0;
+    double s[BN_TILE], ss[BN_TILE];
+    for (int c = 0; c < ct; c++)
+        s[c] = ss[c] = 0.0;
+    for (int64_t m = m0; m < m1; m++) {
+        const float *restrict xr = j->x + m * j->C + j->c0;
+        for (int c = 0; c < ct; c++) {
+            double d = (double)xr[c] - (double)ctr[c];
+            s[c] += d;
+            ss[c] += d * d;
+        }
+    }
+    memcpy(out_s, s, (size_t)ct * sizeof *s);
+    memcpy(out_ss, ss, (size_t)ct * sizeof *ss);
+}
+
+/* Backward: s[c] = sum dy, sx[c] = sum dy * (x - mean). */
+BN_CLONES static void bn_dstats_rows(const bn_reduce_job *j, int64_t m0, int64_t m1,
+                                     double *out_s, double *out_sx)
+{
+    const int ct = j->ct;
+    const float *restrict mean = j->center + j->c0;
+    double s[BN_TILE], sx[BN_TILE];
+    for (int c = 0; c < ct; c++)
+        s[c] = sx[c] = 0.0;
+    for (int64_t m = m0; m < m1; m++) {
+        const float *restrict xr = j->x + m * j->C + j->c0;
+        const float *restrict gr = j->dy + m * j->C + j->c0;
+        for (int c = 0; c < ct; c++) {
+            double g = (double)gr[c];
+            s[c] += g;
+            sx[c] += g * ((double)xr[c] - (double)mean[c]);
+        }
+    }
+    memcpy(out_s, s, (size_t)ct * sizeof *s);
+    memcpy(out_sx, sx, (size_t)ct * sizeof *sx);
+}
+
+static void bn_stats_task(void *ctx, int tid, int nt)
+{
+    bn_reduce_job *j = ctx;
+    int64_t b, e;
+    if (tid == 0)
+        j->nt_used = nt;
+    oc_split_range(j->M, tid, nt, &b, &e);
+    bn_stats_rows(j, b, e, j->part[tid][0], j->part[tid][1]);
+}
+
+static void bn_dstats_task(void *ctx, int tid, int nt)
+{
+    bn_reduce_job *j = ctx;
+    int64_t b, e;
+    if (tid == 0)
+        j->nt_used = nt;
+    oc_split_range(j->M, tid, nt, &b, &e);
+    bn_dstats_rows(j, b, e, j->part[tid][0], j->part[tid][1]);
+}
+
+static int bn_threads(int64_t work)
+{
+    int64_t t = work / BN_GRAIN;
+    return t < 1 ? 1 : (t > BN_MAX_T ? BN_MAX_T : (int)t);
+}
+
+/* Runs `fn` over the rows of tile [c0, c0+ct) and adds the per-thread partials, in thread
+ * order, into s[ct] and s2[ct]. */
+static void bn_reduce(bn_reduce_job *j, oc_parallel_fn fn, double *s, double *s2)
+{
+    _Alignas(64) double part[BN_MAX_T][2][BN_TILE]; /* slots are whole cache lines */
+    j->part = part;
+    j->nt_used = 0;
+    oc_parallel_n(fn, j, bn_threads(j->M * j->ct));
+    OC_ASSERT(j->nt_used >= 1 && j->nt_used <= BN_MAX_T);
+    for (int c = 0; c < j->ct; c++)
+        s[c] = s2[c] = 0.0;
+    for (int t = 0; t < j->nt_used; t++)
+        for (int c = 0; c < j->ct; c++) {
+            s[c] += part[t][0][c];
+            s2[c] += part[t][1][c];
+        }
+}
+
+/* ---- elementwise passes: y = (x - mean) * a + b, and dx += k*dy + kx*(x - mean) + k0 ---- */
+
+typedef struct {
+    int64_t M;
+    int C;
+    const float *x, *dy;
+    float *out;
+    /* forward: per-channel a and b come from mean, gamma, beta and either invstd (training)
+     * or var and eps (inference: each thread takes the C square roots itself, since there is
+     * no scratch to share them in; that is per channel, not per element) */
+    const float *mean, *invstd, *var, *gamma, *beta;
+    float eps;
+    /* backward, one chunk of channels [c0, c0 + cn): dx += k*dy + kx*(x - mean) + k0, with
+     * k[i] for channel c0 + i */
+    int c0, cn;
+    const float *k, *kx, *k0;
+} bn_apply_job;
+
+BN_CLONES static void bn_affine_rows(const bn_apply_job *j, int64_t m0, int64_t m1)
+{
+    float a[BN_CHUNK], b[BN_CHUNK], mu[BN_CHUNK];
+    if (m1 <= m0)
+        return;
+    for (int c0 = 0; c0 < j->C; c0 += BN_CHUNK) {
+        int cn = j->C - c0 < BN_CHUNK ? j->C - c0 : BN_CHUNK;
+        for (int c = 0; c < cn; c++) {
+            float g = j->gamma ? j->gamma[c0 + c] : 1.0f;
+            float inv = j->var ? (float)(1.0 / sqrt((double)j->var[c0 + c] + (double)j->eps))
+                               : j->invstd[c0 + c];
+            a[c] = inv * g;
+            b[c] = j->beta ? j->beta[c0 + c] : 0.0f;
+            mu[c] = j->mean[c0 + c];
+        }
+        /* (x - mean) * a + beta rather than PyTorch's x * a + (beta - mean * a): one more
+         * operation on data already in registers, and no cancellation when mean >> std */
+        for (int64_t m = m0; m < m1; m++) { /* y may be x (in-place inference): no restrict */
+            const float *xr = j->x + m * j->C + c0;
+            float *yr = j->out + m * j->C + c0;
+            for (int c = 0; c < cn; c++)
+                yr[c] = (xr[c] - mu[c]) * a[c] + b[c];
+        }
+    }
+}
+
+BN_CLONES static void bn_dx_rows(const bn_apply_job *j, int64_t m0, int64_t m1)
+{
+    const int cn = j->cn;
+    const float *restrict k = j->k, *restrict kx = j->kx, *restrict k0 = j->k0;
+    const float *restrict mean = j->mean + j->c0;
+    for (int64_t m = m0; m < m1; m++) {
+        const float *restrict xr = j->x + m * j->C + j->c0;
+        const float *restrict gr = j->dy + m * j->C + j->c0;
+        float *restrict dr = j->out + m * j->C + j->c0;
+        for (int c = 0; c < cn; c++)
+            dr[c] += k[c] * gr[c] + kx[c] * (xr[c] - mean[c]) + k0[c];
+    }
+}
+
+static void bn_affine_task(void *ctx, int tid, int nt)
+{
+    const bn_apply_job *j = ctx;
+    int64_t b, e;
+    oc_split_range(j->M, tid, nt, &b, &e);
+    bn_affine_rows(j, b, e);
+}
+
+static void bn_dx_task(void *ctx, int tid, int nt)
+{
+    const bn_apply_job *j = ctx;
+    int64_t b, e;
+    oc_split_range(j->M, tid, nt, &b, &e);
+    bn_dx_rows(j, b, e);
+}
+
+void oc_batchnorm_fwd_train(int64_t M, int C, const float *x, const float *gamma,
+                            const float *beta, float eps, float momentum, float *running_mean,
+                            float *running_var, float *save_mean, float *save_invstd, float *y)
+{
+    double s[BN_TILE], ss[BN_TILE];
+    bn_reduce_job rj = {0};
+    bn_apply_job aj = {0};
+
+    if (M <= 0 || C <= 0)
+        return;
+    rj.M = M;
+    rj.C = C;
+    rj.x = x;
+    rj.center = x; /* row 0 */
+    for (int c0 = 0; c0 < C; c0 += BN_TILE) {
+        rj.c0 = c0;
+        rj.ct = C - c0 < BN_TILE ? C - c0 : BN_TILE;
+        bn_reduce(&rj, bn_stats_task, s, ss);
+        for (int c = 0; c < rj.ct; c++) {
+            double dm = s[c] / (double)M;              /* mean - x[0][c] */
+            double var = ss[c] / (double)M - dm * dm;  /* biased */
+            double mean = (double)x[c0 + c] + dm;
+            if (var < 0.0)
+                var = 0.0;
+            save_mean[c0 + c] = (float)mean;
+            save_invstd[c0 + c] = (float)(1.0 / sqrt(var + (double)eps));
+            if (running_mean)
+                running_mean[c0 + c] = (float)((1.0 - (double)momentum) *
+                                                   (double)running_mean[c0 + c] +
+                                               (double)momentum * mean);
+            if (running_var) {
+                /* PyTorch divides by M - 1; with M == 1 (which PyTorch rejects in training)
+                 * the biased variance, 0, keeps the running value finite. */
+                double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
+                running_var[c0 + c] = (float)((1.0 - (double)momentum) *
+                                                  (double)running_var[c0 + c] +
+                                              (double)momentum * unbiased);
+            }
+        }
+    }
+
+    aj.M = M;
+    aj.C = C;
+    aj.x = x;
+    aj.out = y;
+    aj.mean = save_mean;
+    aj.invstd = save_invstd;
+    aj.gamma = gamma;
+    aj.beta = beta;
+    oc_parallel_n(bn_affine_task, &aj, bn_threads(M * C));
+}
+
+void oc_batchnorm_fwd_infer(int64_t M, int C, const float *x, const float *gamma,
+                            const float *beta, const float *running_mean,
+                            const float *running_var, float eps, float *y)
+{
+    bn_apply_job aj = {0};
+    if (M <= 0 || C <= 0)
+        return;
+    aj.M = M;
+    aj.C = C;
+    aj.x = x;
+    aj.out = y;
+    aj.mean = running_mean;
+    aj.var = running_var;
+    aj.eps = eps;
+    aj.gamma = gamma;
+    aj.beta = beta;
+    oc_parallel_n(bn_affine_task, &aj, bn_threads(M * C));
+}
+
+/* With xhat = (x - mean) * invstd, S = sum dy and Sx = sum dy * (x - mean):
+ *   dbeta = S, dgamma = invstd * Sx,
+ *   dx = gamma * invstd * (dy - S/M - xhat * invstd * Sx / M).
+ * dx is written as k*dy + kx*(x - mean) + k0, keeping (x - mean) explicit so a large mean
+ * does not cancel in float. */
+void oc_batchnorm_bwd(int64_t M, int C, const float *x, const float *gamma, const float *save_mean,
+                      const float *save_invstd, const float *dy, float *dx, float *dgamma,
+                      float *dbeta)
+{
+    double s[BN_TILE], sx[BN_TILE];
+    float k[BN_CHUNK], kx[BN_CHUNK], k0[BN_CHUNK];
+    bn_reduce_job rj = {0};
+    bn_apply_job aj = {0};
+
+    if (M <= 0 || C <= 0)
+        return;
+    rj.M = M;
+    rj.C = C;
+    rj.x = x;
+    rj.dy = dy;
+    rj.center = save_mean;
+    aj.M = M;
+    aj.C = C;
+    aj.x = x;
+    aj.dy = dy;
+    aj.out = dx;
+    aj.mean = save_mean;
+    aj.k = k;
+    aj.kx = kx;
+    aj.k0 = k0;
+    for (int cc = 0; cc < C; cc += BN_CHUNK) {
+        aj.c0 = cc;
+        aj.cn = C - cc < BN_CHUNK ? C - cc : BN_CHUNK;
+        for (int c0 = cc; c0 < cc + aj.cn; c0 += BN_TILE) {
+            rj.c0 = c0;
+            rj.ct = cc + aj.cn - c0 < BN_TILE ? cc + aj.cn - c0 : BN_TILE;
+            bn_reduce(&rj, bn_dstats_task, s, sx);
+            for (int c = 0; c < rj.ct; c++) {
+                double inv = (double)save_invstd[c0 + c];
+                double g = gamma ? (double)gamma[c0 + c] : 1.0;
+                double kk = g * inv;
+                if (dbeta)
+                    dbeta[c0 + c] += (float)s[c];
+                if (dgamma)
+                    dgamma[c0 + c] += (float)(inv * sx[c]);
+                k[c0 - cc + c] = (float)kk;
+                kx[c0 - cc + c] = (float)(-kk * inv * inv * sx[c] / (double)M);
+                k0[c0 - cc + c] = (float)(-kk * s[c] / (double)M);
+            }
+        }
+        if (dx)
+            oc_parallel_n(bn_dx_task, &aj, bn_threads(M * aj.cn));
+    }
+}

@@ -1,0 +1,249 @@
+/* Pooling over NHWC activations: max (with argmax for backward), average (PyTorch's
+ * count_include_pad both ways) and global average. Every loop runs innermost over channels,
+ * the contiguous dimension. Forward splits output rows (n, p) across threads; backward splits
+ * images, so each thread owns its images' dx and adds into it in a fixed order. */
+#include "core/core.h"
+#include "ops.h"
+
+#include <math.h>
+#include <string.h>
+
+/* PyTorch's rules (floor mode): pad at most half the window, so every window holds at least one
+ * real input and no average divides by zero. */
+int oc_pool_shape_init(oc_pool_shape *s)
+{
+    int64_t ph, qw;
+    if (!s)
+        return -1;
+    if (s->N < 1 || s->H < 1 || s->W < 1 || s->C < 1 || s->R < 1 || s->S < 1 ||
+        s->stride_h < 1 || s->stride_w < 1 || s->pad_h < 0 || s->pad_w < 0 ||
+        2 * (int64_t)s->pad_h > s->R || 2 * (int64_t)s->pad_w > s->S)
+        return -1;
+    if ((int64_t)s->H + 2 * (int64_t)s->pad_h < s->R ||
+        (int64_t)s->W + 2 * (int64_t)s->pad_w < s->S)
+        return -1;
+    ph = ((int64_t)s->H + 2 * (int64_t)s->pad_h - s->R) / s->stride_h + 1;
+    qw = ((int64_t)s->W + 2 * (int64_t)s->pad_w - s->S) / s->stride_w + 1;
+    if ((int64_t)s->N * s->H * s->W > INT32_MAX || (int64_t)s->N * ph * qw > INT32_MAX)
+        return -1;
+    s->P = (int)ph;
+    s->Q = (int)qw;
+    return 0;
+}
+
+/* Window of output (p, q) clipped to the input: rows [*h0, *h1), columns [*w0, *w1). */
+static void window(const oc_pool_shape *s, int p, int q, int *h0, int *h1, int *w0, int *w1)
+{
+    int hs = p * s->stride_h - s->pad_h, ws = q * s->stride_w - s->pad_w;
+    *h0 = hs < 0 ? 0 : hs;
+    *w0 = ws < 0 ? 0 : ws;
+    *h1 = hs + s->R < s->H ? hs + s->R : s->H;
+    *w1 = ws + s->S < s->W ? ws + s->S : s->W;
+}
+
+/* Average divisor as PyTorch's avg_pool2d: with count_include_pad the window clipped to the
+ * PADDED input, else the number of real inputs. */
+static float avg_divisor(const oc_pool_shape *s, int p, int q)
+{
+    int h0, h1, w0, w1;
+    if (s->count_include_pad) {
+        int hs = p * s->stride_h - s->pad_h, ws = q * s->stride_w - s->pad_w;
+        int he = hs + s->R < s->H + s->pad_h ? hs + s->R : s->H + s->pad_h;
+        int we = ws + s->S < s->W + s->pad_w ? ws + s->S : s->W + s->pad_w;
+        return (float)((he - hs) * (we - ws));
+    }
+    window(s, p, q, &h0, &h1, &w0, &w1);
+    return (float)((h1 - h0) * (w1 - w0));
+}
+
+typedef struct {
+    const oc_pool_shape *s;
+    const float *x, *dy;
+    float *y, *dx;
+    int32_t *argmax;
+    const int32_t *argmax_in;
+} pool_ctx;
+
+static void maxpool_fwd_task(void *ctx, int tid, int nt)
+{
+    const pool_ctx *c = ctx;
+    const oc_pool_shape *s = c->s;
+    const int C = s->C;
+    int64_t a, e;
+    oc_split_range((int64_t)s->N * s->P, tid, nt, &a, &e);
+    for (int64_t j = a; j < e; j++) {
+        int n = (int)(j / s->P), p = (int)(j % s->P);
+        for (int q = 0; q < s->Q; q++) {
+            float *restrict yp = c->y + (j * s->Q + q) * C;
+            int32_t *restrict ap = c->argmax + (j * s->Q + q) * C;
+            int h0, h1, w0, w1;
+            window(s, p, q, &h0, &h1, &w0, &w1);
+            for (int ch = 0; ch < C; ch++) {
+                yp[ch] = -INFINITY;
+                ap[ch] = -1;
+            }
+            /* PyTorch's test: row-major window order with a strict '>' keeps the first maximum,
+             * and a NaN always takes over, so NaNs propagate */
+            for (int h = h0; h < h1; h++)
+                for (int w = w0; w < w1; w++) {
+                    const float *restrict xp = c->x + (((int64_t)n * s->H + h) * s->W + w) * C;
+                    int32_t idx = h * s->W + w;
+                    for (int ch = 0; ch < C; ch++) {
+                        float v = xp[ch];
+                        if (ap[ch] < 0 || v > yp[ch] || isnan(v)) {
+                            yp[ch] = v;
+                            ap[ch] = idx;
+                        }
+                    }
+                }
+        }
+    }
+}
+
+void oc_maxpool_fwd(const oc_pool_shape *s, const float *x, float *y, int32_t *argmax)
+{
+    pool_ctx c = {s, x, NULL, y, NULL, argmax, NULL};
+    oc_parallel_n(maxpool_fwd_task, &c, s->N * s->P);
+}
+
+static void maxpool_bwd_task(void *ctx, int tid, int nt)
+{
+    const pool_ctx *c = ctx;
+    const oc_pool_shape *s = c->s;
+    const int C = s->C;
+    const int64_t PQ = (int64_t)s->P * s->Q, HW = (int64_t)s->H * s->W;
+    int64_t a, e;
+    oc_split_range(s->N, tid, nt, &a, &e);
+    for (int64_t n = a; n < e; n++) {
+        float *dxn = c->dx + n * HW * C;
+        for (int64_t i = n * PQ; i < (n + 1) * PQ; i++) {
+            const float *d = c->dy + i * C;
+            const int32_t *am = c->argmax_in + i * C;
+            for (int ch = 0; ch < C; ch++)
+                dxn[(int64_t)am[ch] * C + ch] += d[ch];
+        }
+    }
+}
+
+void oc_maxpool_bwd(const oc_pool_shape *s, const int32_t *argmax, const float *dy, float *dx)
+{
+    pool_ctx c = {s, NULL, dy, NULL, dx, NULL, argmax};
+    oc_parallel_n(maxpool_bwd_task, &c, s->N);
+}
+
+static void avgpool_fwd_task(void *ctx, int tid, int nt)
+{
+    const pool_ctx *c = ctx;
+    const oc_pool_shape *s = c->s;
+    const int C = s->C;
+    int64_t a, e;
+    oc_split_range((int64_t)s->N * s->P, tid, nt, &a, &e);
+    for (int64_t j = a; j < e; j++) {
+        int n = (int)(j / s->P), p = (int)(j % s->P);
+        for (int q = 0; q < s->Q; q++) {
+            float *restrict yp = c->y + (j * s->Q + q) * C;
+            int h0, h1, w0, w1;
+            float inv = 1.0f / avg_divisor(s, p, q);
+            window(s, p, q, &h0, &h1, &w0, &w1);
+            memset(yp, 0, (size_t)C * sizeof(float));
+            for (int h = h0; h < h1; h++)
+                for (int w = w0; w < w1; w++) {
+                    const float *restrict xp = c->x + (((int64_t)n * s->H + h) * s->W + w) * C;
+                    for (int ch = 0; ch < C; ch++)
+                        yp[ch] += xp[ch];
+                }
+            for (int ch = 0; ch < C; ch++)
+                yp[ch] *= inv;
+        }
+    }
+}
+
+void oc_avgpool_fwd(const oc_pool_shape *s, const float *x, float *y)
+{
+    pool_ctx c = {s, x, NULL, y, NULL, NULL, NULL};
+    oc_parallel_n(avgpool_fwd_task, &c, s->N * s->P);
+}
+
+static void avgpool_bwd_task(void *ctx, int tid, int nt)
+{
+    const pool_ctx *c = ctx;
+    const oc_pool_shape *s = c->s;
+    const int C = s->C;
+    int64_t a, e;
+    oc_split_range(s->N, tid, nt, &a, &e);
+    for (int64_t n = a; n < e; n++)
+        for (int p = 0; p < s->P; p++)
+            for (int q = 0; q < s->Q; q++) {
+                const float *restrict d = c->dy + ((n * s->P + p) * s->Q + q) * C;
+                int h0, h1, w0, w1;
+                float inv = 1.0f / avg_divisor(s, p, q);
+                window(s, p, q, &h0, &h1, &w0, &w1);
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++) {
+                        float *restrict dxp = c->dx + ((n * s->H + h) * s->W + w) * C;
+                        for (int ch = 0; ch < C; ch++)
+                            dxp[ch] += d[ch] * inv;
+                    }
+            }
+}
+
+void oc_avgpool_bwd(const oc_pool_shape *s, const float *dy, float *dx)
+{
+    pool_ctx c = {s, NULL, dy, NULL, dx, NULL, NULL};
+    oc_parallel_n(avgpool_bwd_task, &c, s->N);
+}
+
+/* ---------------------------------------------------------------- global average */
+
+typedef struct {
+    int N, HW, C;
+    const float *in;
+    float *out;
+} gap_ctx;
+
+static void gap_fwd_task(void *ctx, int tid, int nt)
+{
+    const gap_ctx *c = ctx;
+    const float inv = 1.0f / (float)c->HW;
+    int64_t a, e;
+    oc_split_range(c->N, tid, nt, &a, &e);
+    for (int64_t n = a; n < e; n++) {
+        float *restrict yp = c->out + n * c->C;
+        memset(yp, 0, (size_t)c->C * sizeof(float));
+        for (int64_t i = 0; i < c->HW; i++) {
+            const float *restrict xp = c->in + (n * c->HW + i) * c->C;
+            for (int ch = 0; ch < c->C; ch++)
+                yp[ch] += xp[ch];
+        }
+        for (int ch = 0; ch < c->C; ch++)
+            yp[ch] *= inv;
+    }
+}
+
+void oc_global_avgpool_fwd(int N, int HW, int C, const float *x, float *y)
+{
+    gap_ctx c = {N, HW, C, x, y};
+    oc_parallel_n(gap_fwd_task, &c, N);
+}
+
+static void gap_bwd_task(void *ctx, int tid, int nt)
+{
+    const gap_ctx *c = ctx;
+    const float inv = 1.0f / (float)c->HW;
+    int64_t a, e;
+    oc_split_range(c->N, tid, nt, &a, &e);
+    for (int64_t n = a; n < e; n++) {
+        const float *restrict d = c->in + n * c->C;
+        for (int64_t i = 0; i < c->HW; i++) {
+            float *restrict dxp = c->out + (n * c->HW + i) * c->C;
+            for (int ch = 0; ch < c->C; ch++)
+                dxp[ch] += d[ch] * inv;
+        }
+    }
+}
+
+void oc_global_avgpool_bwd(int N, int HW, int C, const float *dy, float *dx)
+{
+    gap_ctx c = {N, HW, C, dy, dx};
+    oc_parallel_n(gap_bwd_task, &c, N);
+}

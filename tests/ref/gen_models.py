@@ -1,0 +1,93 @@
+"""Whole-model PyTorch references for tests/unit/test_models.c: one training step of every zoo
+model, computed in float64.
+
+Weights are not stored (resnet18 alone is 45 MB): both sides compute the same deterministic
+"recipe" weights (torch_zoo.recipe_tensor, reproduced in C). Each fixture model_<name>.bin holds:
+  dims      int32 [N, H, W, C, classes]
+  x         float32 [N][H][W][C] input (NHWC; torch gets it as NCHW)
+  labels    int32 [N]
+  logits    float32 [N][classes], training mode (batch statistics), dropout off
+  loss      float32 [1], mean cross-entropy
+  g:NAME    the full gradient of parameter NAME (ocelot layout), when it has <= FULL_MAX entries
+  gs:NAME   otherwise 256 entries at i_j = (j * 7919 + 13) mod numel, j = 0..255,
+  gn:NAME   and [max |g|, ||g||_2] of the whole gradient
+  s:NAME    batch-norm running statistics after the step
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture  # noqa: E402
+import torch_zoo  # noqa: E402
+
+FULL_MAX = 4096
+SAMPLES = 256
+
+# fixture name, zoo name, batch, height, width, channels, classes
+CASES = [
+    ("model_cnn", "cnn", 4, 32, 32, 3, 10),
+    ("model_resnet20", "resnet20", 4, 32, 32, 3, 10),
+    ("model_resnet56", "resnet56", 4, 32, 32, 3, 10),
+    ("model_resnet18", "resnet18", 2, 16, 16, 3, 10),
+    ("model_mobilenetv2", "mobilenetv2", 2, 64, 64, 3, 5),
+    ("model_mobilenetv2_cifar", "mobilenetv2_cifar:width=0.5", 4, 32, 32, 3, 10),
+]
+
+
+def sample_indices(numel):
+    return (np.arange(SAMPLES, dtype=np.int64) * 7919 + 13) % numel
+
+
+def main():
+    torch.manual_seed(0)
+    for seed, (fname, name, n, h, w, c, k) in enumerate(CASES):
+        model = torch_zoo.build(name, h, w, c, k)
+        kinds = torch_zoo.ocelot_tensor_kinds(model)
+        shapes = {key: a.shape for key, a in torch_zoo.to_ocelot(model).items()}
+        recipe = {key: torch_zoo.recipe_tensor(key, shapes[key], kind)
+                  for key, kind in kinds.items()}
+        torch_zoo.from_ocelot(model, recipe)
+        model.double().train()
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.eval()
+
+        rng = np.random.default_rng(100 + seed)
+        x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+        labels = rng.integers(0, k, size=n).astype(np.int32)
+        xt = torch.from_numpy(x.astype(np.float64)).permute(0, 3, 1, 2).contiguous()
+        logits = model(xt)
+        loss = F.cross_entropy(logits, torch.from_numpy(labels).long())
+        loss.backward()
+
+        arrays = {
+            "dims": np.array([n, h, w, c, k], dtype=np.int32),
+            "x": x,
+            "labels": labels,
+            "logits": logits.detach().numpy().astype(np.float32),
+            "loss": np.array([loss.item()], dtype=np.float32),
+        }
+        for key, g in torch_zoo.grads_to_ocelot(model).items():
+            g = g.reshape(-1)
+            if g.size <= FULL_MAX:
+                arrays["g:" + key] = g
+            else:
+                arrays["gs:" + key] = g[sample_indices(g.size)]
+                g64 = g.astype(np.float64)
+                arrays["gn:" + key] = np.array([np.abs(g64).max(), np.sqrt((g64 * g64).sum())],
+                                               dtype=np.float32)
+        for key, a in torch_zoo.to_ocelot(model).items():
+            if key.endswith("running_mean") or key.endswith("running_var"):
+                arrays["s:" + key] = a.reshape(-1)
+        path = fixture.write(fname, arrays)
+        print("%s: %s, %d arrays, %d bytes, loss %.6f" %
+              (path, name, len(arrays), os.path.getsize(path), loss.item()))
+
+
+if __name__ == "__main__":
+    main()

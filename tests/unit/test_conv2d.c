@@ -1,0 +1,528 @@
+/* conv2d: shape validation, central-difference gradients (ref and fast), fast vs ref on random
+ * shapes with 1 and 2 threads, and parity with PyTorch fixtures (tests/ref/gen_conv2d.py). */
+#include "test.h"
+#include "core/core.h"
+#include "ops/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* conv2d.c's test hook: 0 forces the portable kernels, 1 restores run-time dispatch. */
+void oc_conv2d_allow_simd(int allow);
+
+static oc_conv_shape mk(int N, int H, int W, int C, int K, int R, int S, int sh, int sw, int ph,
+                        int pw, int dh, int dw, int G)
+{
+    oc_conv_shape s = {N, H, W, C, K, R, S, 0, 0, sh, sw, ph, pw, dh, dw, G};
+    return s;
+}
+
+static int64_t x_numel(const oc_conv_shape *s) { return (int64_t)s->N * s->H * s->W * s->C; }
+static int64_t y_numel(const oc_conv_shape *s) { return (int64_t)s->N * s->P * s->Q * s->K; }
+static int64_t w_numel(const oc_conv_shape *s)
+{
+    return (int64_t)s->K * s->R * s->S * (s->C / s->groups);
+}
+
+static float *randv(oc_rng *r, int64_t n, float scale)
+{
+    float *v = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        v[i] = scale * oc_rng_normal(r);
+    return v;
+}
+
+static float *copyv(const float *a, int64_t n)
+{
+    float *v = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    memcpy(v, a, (size_t)n * sizeof(float));
+    return v;
+}
+
+static float max_abs(const float *a, int64_t n)
+{
+    float m = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        m = fabsf(a[i]) > m ? fabsf(a[i]) : m;
+    return m;
+}
+
+/* The three passes, either the `_ref` oracle or the fast entry points with their workspace. */
+static void fwd(int fast, const oc_conv_shape *s, const float *x, const float *w, const float *b,
+                float *y)
+{
+    if (!fast) {
+        oc_conv2d_fwd_ref(s, x, w, b, y);
+        return;
+    }
+    void *ws = oc_alloc(oc_conv2d_fwd_workspace(s) + 64);
+    oc_conv2d_fwd(s, x, w, b, y, ws);
+    oc_free(ws);
+}
+
+static void bwd_data(int fast, const oc_conv_shape *s, const float *dy, const float *w, float *dx)
+{
+    if (!fast) {
+        oc_conv2d_bwd_data_ref(s, dy, w, dx);
+        return;
+    }
+    void *ws = oc_alloc(oc_conv2d_bwd_data_workspace(s) + 64);
+    oc_conv2d_bwd_data(s, dy, w, dx, ws);
+    oc_free(ws);
+}
+
+static void bwd_weights(int fast, const oc_conv_shape *s, const float *x, const float *dy,
+                        float *dw, float *db)
+{
+    if (!fast) {
+        oc_conv2d_bwd_weights_ref(s, x, dy, dw, db);
+        return;
+    }
+    void *ws = oc_alloc(oc_conv2d_bwd_weights_workspace(s) + 64);
+    oc_conv2d_bwd_weights(s, x, dy, dw, db, ws);
+    oc_free(ws);
+}
+
+/* ---------------------------------------------------------------- shapes */
+
+static void shape_init_computes_and_rejects(void)
+{
+    oc_conv_shape s = mk(2, 9, 11, 3, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1);
+    T_CHECK(oc_conv_shape_init(&s) == 0 && s.P == 5 && s.Q == 6, "P=%d Q=%d", s.P, s.Q);
+    s = mk(1, 8, 7, 4, 4, 3, 3, 1, 1, 2, 2, 2, 2, 4); /* dilation 2 keeps the size */
+    T_CHECK(oc_conv_shape_init(&s) == 0 && s.P == 8 && s.Q == 7, "P=%d Q=%d", s.P, s.Q);
+    s = mk(1, 3, 3, 1, 1, 3, 3, 1, 1, 0, 0, 1, 1, 1); /* kernel equal to input: 1x1 output */
+    T_CHECK(oc_conv_shape_init(&s) == 0 && s.P == 1 && s.Q == 1, "P=%d Q=%d", s.P, s.Q);
+
+    const oc_conv_shape bad[] = {
+        mk(0, 5, 5, 3, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1),  /* N = 0 */
+        mk(1, 5, 5, 3, 4, 3, 3, 0, 1, 1, 1, 1, 1, 1),  /* stride 0 */
+        mk(1, 5, 5, 3, 4, 3, 3, 1, 1, -1, 1, 1, 1, 1), /* negative pad */
+        mk(1, 5, 5, 3, 4, 3, 3, 1, 1, 1, 1, 0, 1, 1),  /* dilation 0 */
+        mk(1, 5, 5, 3, 4, 3, 3, 1, 1, 1, 1, 1, 1, 2),  /* C % groups */
+        mk(1, 5, 5, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 2),  /* K % groups */
+        mk(1, 5, 5, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 0),  /* groups 0 */
+        mk(1, 2, 5, 3, 4, 3, 3, 1, 1, 0, 0, 1, 1, 1),  /* kernel taller than the input */
+        mk(1, 5, 5, 3, 4, 3, 3, 1, 1, 0, 0, 3, 1, 1),  /* dilated kernel taller */
+        mk(1, 5, 5, 3, 0, 3, 3, 1, 1, 1, 1, 1, 1, 1),  /* K = 0 */
+        mk(1, 5, 5, 3, 4, 0, 3, 1, 1, 1, 1, 1, 1, 1),  /* R = 0 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        oc_conv_shape b = bad[i];
+        T_CHECK(oc_conv_shape_init(&b) == -1, "invalid shape %zu accepted", i);
+    }
+    T_CHECK(oc_conv_shape_init(NULL) == -1, "NULL accepted");
+}
+
+static void workspace_is_bounded_and_pure(void)
+{
+    oc_conv_shape a = mk(1000, 32, 32, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    oc_conv_shape b = mk(1000, 32, 32, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    size_t full = (size_t)1000 * 32 * 32 * 9 * 16 * sizeof(float);
+    T_CHECK(oc_conv_shape_init(&a) == 0 && oc_conv_shape_init(&b) == 0, "init");
+    size_t f = oc_conv2d_fwd_workspace(&a), d = oc_conv2d_bwd_data_workspace(&a);
+    size_t w = oc_conv2d_bwd_weights_workspace(&a);
+    oc_test_note("N=1000 32x32x16 3x3: workspace fwd %.1f MB, bwd_data %.1f MB, bwd_w %.1f MB "
+                 "(unchunked im2col %.0f MB)",
+                 (double)f / 1e6, (double)d / 1e6, (double)w / 1e6, (double)full / 1e6);
+    T_CHECK(f > 0 && f <= ((size_t)32 << 20), "fwd workspace %zu", f);
+    T_CHECK(d > 0 && d <= ((size_t)32 << 20), "bwd_data workspace %zu", d);
+    T_CHECK(w > 0 && w <= ((size_t)32 << 20), "bwd_weights workspace %zu", w);
+    T_CHECK(f == oc_conv2d_fwd_workspace(&b) && w == oc_conv2d_bwd_weights_workspace(&b),
+            "workspace not a function of the shape");
+}
+
+/* ---------------------------------------------------------------- gradient check */
+
+static double loss(int fast, const oc_conv_shape *s, const float *x, const float *w,
+                   const float *b, const float *g, float *y)
+{
+    double L = 0;
+    fwd(fast, s, x, w, b, y);
+    for (int64_t i = 0; i < y_numel(s); i++)
+        L += (double)g[i] * (double)y[i];
+    return L;
+}
+
+/* Central differences of L = sum g*y against `an` (analytic d L / d v) for every element of v. */
+static double numeric_worst(int fast, const oc_conv_shape *s, float *x, float *w, float *b,
+                            const float *g, float *v, int64_t n, const float *an, float *y)
+{
+    const float h = 1e-2f;
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float keep = v[i];
+        v[i] = keep + h;
+        double lp = loss(fast, s, x, w, b, g, y);
+        v[i] = keep - h;
+        double lm = loss(fast, s, x, w, b, g, y);
+        v[i] = keep;
+        double num = (lp - lm) / (2.0 * (double)h);
+        /* relative error; gradients below 0.1 are compared against 0.1 so rounding noise on a
+         * near-zero gradient does not count as a relative blow-up */
+        double den = fmax(fmax(fabs(num), fabs((double)an[i])), 0.1);
+        double e = fabs(num - (double)an[i]) / den;
+        if (e > worst)
+            worst = e;
+    }
+    return worst;
+}
+
+static void grad_case(const char *name, oc_conv_shape s, int with_bias)
+{
+    oc_rng r;
+    T_CHECK(oc_conv_shape_init(&s) == 0, "%s: shape", name);
+    oc_rng_seed(&r, 7, 0);
+    int64_t nx = x_numel(&s), nw = w_numel(&s), ny = y_numel(&s);
+    float *x = randv(&r, nx, 1.0f), *w = randv(&r, nw, 1.0f), *b = randv(&r, s.K, 1.0f);
+    float *g = randv(&r, ny, 1.0f), *y = randv(&r, ny, 1.0f);
+    float *base_dx = randv(&r, nx, 1.0f), *base_dw = randv(&r, nw, 1.0f);
+    float *base_db = randv(&r, s.K, 1.0f);
+    for (int fast = 0; fast < 2; fast++) {
+        float *dx = copyv(base_dx, nx), *dw = copyv(base_dw, nw), *db = copyv(base_db, s.K);
+        const float *bb = with_bias ? b : NULL;
+        bwd_data(fast, &s, g, w, dx);
+        bwd_weights(fast, &s, x, g, dw, with_bias ? db : NULL);
+        /* backward accumulates: subtract what was there before */
+        for (int64_t i = 0; i < nx; i++)
+            dx[i] -= base_dx[i];
+        for (int64_t i = 0; i < nw; i++)
+            dw[i] -= base_dw[i];
+        for (int i = 0; i < s.K; i++)
+            db[i] -= base_db[i];
+        double ex = numeric_worst(fast, &s, x, w, (float *)bb, g, x, nx, dx, y);
+        double ew = numeric_worst(fast, &s, x, w, (float *)bb, g, w, nw, dw, y);
+        double eb = with_bias ? numeric_worst(fast, &s, x, w, b, g, b, s.K, db, y) : 0.0;
+        if (!with_bias)
+            for (int i = 0; i < s.K; i++)
+                T_CHECK(db[i] == 0.0f, "%s: db touched with db == NULL", name);
+        oc_test_note("%-22s %s: worst rel err dx %.2e dw %.2e db %.2e", name,
+                     fast ? "fast" : "ref ", ex, ew, eb);
+        T_CHECK(ex < 1e-2 && ew < 1e-2 && eb < 1e-2, "%s (%s): gradient check failed", name,
+                fast ? "fast" : "ref");
+        free(dx);
+        free(dw);
+        free(db);
+    }
+    free(x);
+    free(w);
+    free(b);
+    free(g);
+    free(y);
+    free(base_dx);
+    free(base_dw);
+    free(base_db);
+}
+
+static void gradient_check(void)
+{
+    grad_case("3x3 pad 1", mk(2, 5, 7, 3, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1), 1);
+    grad_case("3x3 stride 2", mk(2, 5, 7, 3, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1), 1);
+    grad_case("5x5 stride 2 pad 2", mk(2, 5, 7, 3, 2, 5, 5, 2, 2, 2, 2, 1, 1, 1), 0);
+    grad_case("3x3 dilation 2", mk(2, 5, 7, 3, 2, 3, 3, 1, 1, 2, 2, 2, 2, 1), 1);
+    grad_case("depthwise stride 2", mk(2, 5, 7, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1, 3), 1);
+    grad_case("depthwise dil 2", mk(2, 5, 7, 3, 3, 3, 3, 1, 1, 2, 2, 2, 2, 3), 0);
+    grad_case("groups 2", mk(2, 5, 7, 4, 6, 3, 3, 1, 1, 0, 1, 1, 1, 2), 1);
+    grad_case("1x1", mk(2, 5, 7, 3, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1), 1);
+    grad_case("1x1 stride 2 groups 3", mk(2, 5, 7, 3, 6, 1, 1, 2, 2, 0, 0, 1, 1, 3), 1);
+}
+
+/* ---------------------------------------------------------------- fast vs ref */
+
+/* Compares the fast kernels (1 and 2 threads) with `_ref` on one shape. Tolerances scale with
+ * the largest reference value: the fast paths sum in a different order, in float. Returns 1 if
+ * the shape was valid. */
+static int fast_vs_ref_case(const char *name, oc_conv_shape s, int with_bias, uint64_t seed)
+{
+    oc_rng r;
+    if (oc_conv_shape_init(&s) != 0)
+        return 0;
+    oc_rng_seed(&r, seed, 1);
+    int64_t nx = x_numel(&s), nw = w_numel(&s), ny = y_numel(&s);
+    float wscale = 1.0f / sqrtf((float)(s.R * s.S * (s.C / s.groups)));
+    float *x = randv(&r, nx, 1.0f), *w = randv(&r, nw, wscale), *b = randv(&r, s.K, 1.0f);
+    float *g = randv(&r, ny, 1.0f);
+    float *dx0 = randv(&r, nx, 1.0f), *dw0 = randv(&r, nw, 1.0f), *db0 = randv(&r, s.K, 1.0f);
+    float *y_ref = malloc((size_t)ny * sizeof(float));
+    float *dx_ref = copyv(dx0, nx), *dw_ref = copyv(dw0, nw), *db_ref = copyv(db0, s.K);
+    const float *bb = with_bias ? b : NULL;
+    float *y1 = NULL, *dx1 = NULL, *dw1 = NULL, *db1 = NULL;
+    double worst[3] = {0, 0, 0};
+
+    fwd(0, &s, x, w, bb, y_ref);
+    bwd_data(0, &s, g, w, dx_ref);
+    bwd_weights(0, &s, x, g, dw_ref, db_ref);
+    float sy = max_abs(y_ref, ny), sx = max_abs(dx_ref, nx), sw = max_abs(dw_ref, nw);
+    float sb = max_abs(db_ref, s.K);
+    for (int threads = 1; threads <= 2; threads++) {
+        float *y = malloc((size_t)ny * sizeof(float));
+        float *dx = copyv(dx0, nx), *dw = copyv(dw0, nw), *db = copyv(db0, s.K);
+        oc_set_threads(threads);
+        for (int64_t i = 0; i < ny; i++)
+            y[i] = NAN; /* forward must overwrite */
+        fwd(1, &s, x, w, bb, y);
+        bwd_data(1, &s, g, w, dx);
+        bwd_weights(1, &s, x, g, dw, db);
+        char what[160];
+        snprintf(what, sizeof what, "%s y (%d thr)", name, threads);
+        T_CLOSE(what, y, y_ref, ny, 1e-5 * (double)sy + 1e-6, 1e-5);
+        snprintf(what, sizeof what, "%s dx (%d thr)", name, threads);
+        T_CLOSE(what, dx, dx_ref, nx, 1e-5 * (double)sx + 1e-6, 1e-5);
+        snprintf(what, sizeof what, "%s dw (%d thr)", name, threads);
+        T_CLOSE(what, dw, dw_ref, nw, 1e-5 * (double)sw + 1e-6, 1e-5);
+        snprintf(what, sizeof what, "%s db (%d thr)", name, threads);
+        T_CLOSE(what, db, db_ref, s.K, 1e-5 * (double)sb + 1e-6, 1e-5);
+        for (int64_t i = 0; i < ny; i++)
+            worst[0] = fmax(worst[0], fabs((double)(y[i] - y_ref[i])) / ((double)sy + 1e-30));
+        for (int64_t i = 0; i < nx; i++)
+            worst[1] = fmax(worst[1], fabs((double)(dx[i] - dx_ref[i])) / ((double)sx + 1e-30));
+        for (int64_t i = 0; i < nw; i++)
+            worst[2] = fmax(worst[2], fabs((double)(dw[i] - dw_ref[i])) / ((double)sw + 1e-30));
+        if (threads == 1) {
+            y1 = y;
+            dx1 = dx;
+            dw1 = dw;
+            db1 = db;
+            continue;
+        }
+        /* the depthwise kernels and the bias reduction split work so that every value is summed
+         * in the same order for any thread count */
+        if (s.groups == s.C && s.K == s.C) {
+            T_CHECK(!memcmp(y, y1, (size_t)ny * 4) && !memcmp(dx, dx1, (size_t)nx * 4) &&
+                        !memcmp(dw, dw1, (size_t)nw * 4),
+                    "%s: depthwise results differ between 1 and 2 threads", name);
+        }
+        T_CHECK(!memcmp(db, db1, (size_t)s.K * 4), "%s: db differs between 1 and 2 threads",
+                name);
+        free(y);
+        free(dx);
+        free(dw);
+        free(db);
+    }
+    oc_set_threads(0);
+    oc_test_note("%-26s N%d %dx%d C%d K%d %dx%d s%d/%d p%d/%d d%d/%d g%d: max err/scale y %.1e "
+                 "dx %.1e dw %.1e",
+                 name, s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.stride_h, s.stride_w, s.pad_h,
+                 s.pad_w, s.dil_h, s.dil_w, s.groups, worst[0], worst[1], worst[2]);
+    free(y1);
+    free(dx1);
+    free(dw1);
+    free(db1);
+    free(x);
+    free(w);
+    free(b);
+    free(g);
+    free(dx0);
+    free(dw0);
+    free(db0);
+    free(y_ref);
+    free(dx_ref);
+    free(dw_ref);
+    free(db_ref);
+    return 1;
+}
+
+static void fast_matches_ref_fixed_shapes(void)
+{
+    fast_vs_ref_case("3x3 C17 K19", mk(3, 9, 13, 17, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1), 1, 1);
+    fast_vs_ref_case("1x1 C33 K19", mk(2, 7, 5, 33, 19, 1, 1, 1, 1, 0, 0, 1, 1, 1), 1, 2);
+    fast_vs_ref_case("1x1 groups 2", mk(2, 6, 5, 10, 6, 1, 1, 1, 1, 0, 0, 1, 1, 2), 0, 3);
+    fast_vs_ref_case("5x5 stride 2", mk(2, 15, 12, 6, 10, 5, 5, 2, 2, 2, 2, 1, 1, 1), 1, 4);
+    fast_vs_ref_case("7x7 stride 2 (stem)", mk(2, 23, 21, 3, 16, 7, 7, 2, 2, 3, 3, 1, 1, 1), 1, 5);
+    fast_vs_ref_case("depthwise C35", mk(2, 11, 9, 35, 35, 3, 3, 1, 1, 1, 1, 1, 1, 35), 1, 6);
+    fast_vs_ref_case("depthwise C64 s2", mk(3, 12, 12, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 64), 1, 7);
+    fast_vs_ref_case("depthwise 5x5 dil 2", mk(2, 13, 10, 20, 20, 5, 5, 1, 2, 4, 3, 2, 2, 20), 0,
+                     8);
+    fast_vs_ref_case("grouped 3x3 g4", mk(2, 8, 9, 12, 20, 3, 3, 1, 1, 1, 1, 1, 1, 4), 1, 9);
+    fast_vs_ref_case("dilated 3x3 d2", mk(2, 10, 11, 9, 7, 3, 3, 1, 1, 2, 2, 2, 2, 1), 1, 10);
+}
+
+/* The portable twins of the SIMD kernels (depthwise rows, col2im's add), which the CPU check
+ * passes over on machines with AVX-512. */
+static void portable_kernels_match_ref(void)
+{
+    oc_conv2d_allow_simd(0);
+    grad_case("depthwise stride 2", mk(2, 5, 7, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1, 3), 1);
+    fast_vs_ref_case("depthwise C35", mk(2, 11, 9, 35, 35, 3, 3, 1, 1, 1, 1, 1, 1, 35), 1, 6);
+    fast_vs_ref_case("depthwise C64 s2", mk(3, 12, 12, 64, 64, 3, 3, 2, 2, 1, 1, 1, 1, 64), 1, 7);
+    fast_vs_ref_case("depthwise 5x5 dil 2", mk(2, 13, 10, 20, 20, 5, 5, 1, 2, 4, 3, 2, 2, 20), 0,
+                     8);
+    fast_vs_ref_case("3x3 C17 K19 (col2im)", mk(3, 9, 13, 17, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1), 1,
+                     1);
+    fast_vs_ref_case("grouped dilated (col2im)", mk(2, 10, 11, 12, 8, 3, 3, 2, 1, 2, 2, 2, 2, 4),
+                     1, 13);
+    oc_conv2d_allow_simd(1);
+}
+
+/* A batch whose im2col does not fit one workspace chunk, with chunk boundaries falling inside
+ * an image (the chunk is a whole number of output rows, not of images). */
+static void fast_matches_ref_chunked_batch(void)
+{
+    oc_conv_shape s = mk(6, 32, 32, 16, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    T_CHECK(oc_conv_shape_init(&s) == 0, "shape");
+    size_t full = (size_t)6 * 32 * 32 * 9 * 16 * sizeof(float);
+    size_t ws = oc_conv2d_fwd_workspace(&s);
+    oc_test_note("workspace %zu bytes for an im2col of %zu bytes", ws, full);
+    T_CHECK(ws < full, "the batch fits one chunk: this case does not test chunking");
+    fast_vs_ref_case("chunked batch 3x3", s, 1, 11);
+    fast_vs_ref_case("chunked batch s2 g2", mk(12, 33, 31, 16, 10, 3, 3, 2, 2, 1, 1, 1, 1, 2), 1,
+                     12);
+}
+
+static void fast_matches_ref_random_shapes(void)
+{
+    oc_rng r;
+    int done = 0;
+    oc_rng_seed(&r, 99, 2);
+    while (done < 24) {
+        int G = 1 + (int)oc_rng_below(&r, 3);
+        int dwise = oc_rng_below(&r, 4) == 0;
+        int C = G * (1 + (int)oc_rng_below(&r, 7)), K = G * (1 + (int)oc_rng_below(&r, 7));
+        if (dwise) {
+            C = 1 + (int)oc_rng_below(&r, 40);
+            K = G = C;
+        }
+        oc_conv_shape s = mk(1 + (int)oc_rng_below(&r, 3), 1 + (int)oc_rng_below(&r, 14),
+                             1 + (int)oc_rng_below(&r, 14), C, K, 1 + (int)oc_rng_below(&r, 5),
+                             1 + (int)oc_rng_below(&r, 5), 1 + (int)oc_rng_below(&r, 3),
+                             1 + (int)oc_rng_below(&r, 3), (int)oc_rng_below(&r, 3),
+                             (int)oc_rng_below(&r, 3), 1 + (int)oc_rng_below(&r, 2),
+                             1 + (int)oc_rng_below(&r, 2), G);
+        done += fast_vs_ref_case(dwise ? "random depthwise" : "random", s,
+                                 (int)oc_rng_below(&r, 2), 100 + (uint64_t)done);
+    }
+}
+
+/* ---------------------------------------------------------------- PyTorch parity */
+
+static void matches_pytorch(void)
+{
+    oc_fixture *f = oc_fixture_load("conv2d");
+    oc_fixture_array *cnt = oc_fixture_get(f, "count");
+    if (!f || !cnt)
+        goto done;
+    int count = ((int32_t *)cnt->data)[0];
+    T_CHECK(count >= 8, "fixture has %d cases", count);
+    for (int i = 0; i < count; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "c%d_shape", i);
+        oc_fixture_array *sa = oc_fixture_get(f, key);
+        if (!sa)
+            break;
+        const int32_t *v = sa->data;
+        oc_conv_shape s = mk(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10],
+                             v[11], v[12], v[13]);
+        int has_bias = v[14];
+        T_CHECK(oc_conv_shape_init(&s) == 0, "case %d: shape", i);
+#define GET(name) (snprintf(key, sizeof key, "c%d_" name, i), oc_fixture_f32(f, key))
+        const float *x = GET("x"), *w = GET("w"), *b = GET("b"), *g = GET("g");
+        const float *y_t = GET("y"), *dx_t = GET("dx"), *dw_t = GET("dw"), *db_t = GET("db");
+#undef GET
+        if (!x || !w || !b || !g || !y_t || !dx_t || !dw_t || !db_t)
+            break;
+        int64_t nx = x_numel(&s), nw = w_numel(&s), ny = y_numel(&s);
+        for (int fast = 0; fast < 2; fast++) {
+            float *y = malloc((size_t)ny * sizeof(float));
+            float *dx = calloc((size_t)nx, sizeof(float)), *dw = calloc((size_t)nw, sizeof(float));
+            float *db = calloc((size_t)s.K, sizeof(float));
+            char what[96];
+            fwd(fast, &s, x, w, has_bias ? b : NULL, y);
+            bwd_data(fast, &s, g, w, dx);
+            bwd_weights(fast, &s, x, g, dw, has_bias ? db : NULL);
+            const char *impl = fast ? "fast" : "ref";
+            snprintf(what, sizeof what, "case %d %s y", i, impl);
+            T_CLOSE(what, y, y_t, ny, 1e-4, 1e-4);
+            snprintf(what, sizeof what, "case %d %s dx", i, impl);
+            T_CLOSE(what, dx, dx_t, nx, 1e-4, 1e-4);
+            snprintf(what, sizeof what, "case %d %s dw", i, impl);
+            T_CLOSE(what, dw, dw_t, nw, 1e-4, 1e-4);
+            snprintf(what, sizeof what, "case %d %s db", i, impl);
+            T_CLOSE(what, db, db_t, s.K, 1e-4, 1e-4);
+            if (fast) {
+                double e = 0;
+                for (int64_t k = 0; k < ny; k++)
+                    e = fmax(e, fabs((double)(y[k] - y_t[k])));
+                for (int64_t k = 0; k < nx; k++)
+                    e = fmax(e, fabs((double)(dx[k] - dx_t[k])));
+                for (int64_t k = 0; k < nw; k++)
+                    e = fmax(e, fabs((double)(dw[k] - dw_t[k])));
+                oc_test_note("case %d: N%d %dx%d C%d K%d %dx%d s%d/%d p%d/%d d%d/%d g%d bias %d: "
+                             "fast max |diff| %.2e",
+                             i, s.N, s.H, s.W, s.C, s.K, s.R, s.S, s.stride_h, s.stride_w,
+                             s.pad_h, s.pad_w, s.dil_h, s.dil_w, s.groups, has_bias, e);
+            }
+            free(y);
+            free(dx);
+            free(dw);
+            free(db);
+        }
+    }
+done:
+    oc_fixture_free(f);
+}
+
+/* ---------------------------------------------------------------- rough speed */
+
+static double time_passes(int fast, const oc_conv_shape *s, const float *x, const float *w,
+                          const float *b, const float *g, float *y, float *dx, float *dw,
+                          float *db)
+{
+    double t0 = oc_now();
+    fwd(fast, s, x, w, b, y);
+    bwd_data(fast, s, g, w, dx);
+    bwd_weights(fast, s, x, g, dw, db);
+    return (oc_now() - t0) * 1e3;
+}
+
+/* Informational: fwd + bwd of a ResNet-20 3x3 layer on a small batch. Checks only that the
+ * timed results agree, so the numbers come from a correct run. */
+static void speed_note(void)
+{
+    oc_rng r;
+    oc_conv_shape s = mk(8, 32, 32, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    T_CHECK(oc_conv_shape_init(&s) == 0, "shape");
+    oc_rng_seed(&r, 3, 3);
+    int64_t nx = x_numel(&s), nw = w_numel(&s), ny = y_numel(&s);
+    float *x = randv(&r, nx, 1.0f), *w = randv(&r, nw, 0.1f), *b = randv(&r, 16, 1.0f);
+    float *g = randv(&r, ny, 1.0f);
+    float *y[2], *dx[2], *dw[2], *db[2];
+    double ms[2];
+    for (int f = 0; f < 2; f++) {
+        y[f] = malloc((size_t)ny * 4);
+        dx[f] = calloc((size_t)nx, 4);
+        dw[f] = calloc((size_t)nw, 4);
+        db[f] = calloc(16, 4);
+        ms[f] = time_passes(f, &s, x, w, b, g, y[f], dx[f], dw[f], db[f]);
+    }
+    oc_test_note("N=8 32x32 C=K=16 3x3 fwd+bwd: ref %.1f ms, fast %.1f ms (%d threads)", ms[0],
+                 ms[1], oc_get_threads());
+    T_CLOSE("timed y", y[1], y[0], ny, 1e-4, 1e-4);
+    T_CLOSE("timed dw", dw[1], dw[0], nw, 1e-3, 1e-4);
+    for (int f = 0; f < 2; f++) {
+        free(y[f]);
+        free(dx[f]);
+        free(dw[f]);
+        free(db[f]);
+    }
+    free(x);
+    free(w);
+    free(b);
+    free(g);
+}
+
+int main(int argc, char **argv)
+{
+    static const oc_test_case cases[] = {
+        {"shape_init_computes_and_rejects", shape_init_computes_and_rejects},
+        {"workspace_is_bounded_and_pure", workspace_is_bounded_and_pure},
+        {"gradient_check", gradient_check},
+        {"fast_matches_ref_fixed_shapes", fast_matches_ref_fixed_shapes},
+        {"portable_kernels_match_ref", portable_kernels_match_ref},
+        {"fast_matches_ref_chunked_batch", fast_matches_ref_chunked_batch},
+        {"fast_matches_ref_random_shapes", fast_matches_ref_random_shapes},
+        {"matches_pytorch", matches_pytorch},
+        {"speed_note", speed_note},
+    };
+    return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
+}

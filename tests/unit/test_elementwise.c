@@ -1,0 +1,373 @@
+/* Elementwise ops: central-difference gradients of dropout, add, concat and channel multiply
+ * (x and s), PyTorch parity (tests/ref/gen_misc_ops.py), backward accumulation, NULL outputs
+ * skipped, and the threaded kernels against plain loops on large inputs with 1 and 2 threads. */
+#include "test.h"
+#include "core/core.h"
+#include "ops/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float *alloc_f(int64_t n)
+{
+    return calloc((size_t)(n > 0 ? n : 1), sizeof(float));
+}
+
+static float *rand_f(oc_rng *r, int64_t n)
+{
+    float *v = alloc_f(n);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = oc_rng_normal(r);
+    return v;
+}
+
+/* ---- gradient check: L = sum g * y, y = op(inputs); one input perturbed at a time ---- */
+
+typedef void (*fwd_fn)(void *ctx, float *y);
+
+/* Central differences of L over v[n] (an input of `fwd`), compared with ana[n] (the backward
+ * output minus what it held before). Returns the worst relative error, the denominator floored
+ * at 1e-2 of the largest numerical gradient. */
+static double gradcheck(fwd_fn fwd, void *ctx, float *v, int64_t n, const float *g, int64_t ny,
+                        const double *ana)
+{
+    const double h = 1e-2;
+    float *y = alloc_f(ny);
+    double *num = calloc((size_t)n, sizeof(double));
+    double scale = 0, worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float keep = v[i];
+        float hi = (float)((double)keep + h), lo = (float)((double)keep - h);
+        double lp = 0, lm = 0;
+        v[i] = hi;
+        fwd(ctx, y);
+        for (int64_t k = 0; k < ny; k++)
+            lp += (double)g[k] * (double)y[k];
+        v[i] = lo;
+        fwd(ctx, y);
+        for (int64_t k = 0; k < ny; k++)
+            lm += (double)g[k] * (double)y[k];
+        v[i] = keep;
+        num[i] = (lp - lm) / ((double)hi - (double)lo);
+        scale = fmax(scale, fabs(num[i]));
+    }
+    for (int64_t i = 0; i < n; i++) {
+        double den = fmax(fmax(fabs(ana[i]), fabs(num[i])), 1e-2 * scale);
+        double e = fabs(ana[i] - num[i]) / den;
+        worst = isnan(e) ? (double)INFINITY : fmax(worst, e);
+    }
+    free(y);
+    free(num);
+    return worst;
+}
+
+/* backward output minus the value it was pre-filled with */
+static double *minus_pre(const float *d, int64_t n, double pre)
+{
+    double *a = calloc((size_t)n, sizeof(double));
+    for (int64_t i = 0; i < n; i++)
+        a[i] = (double)d[i] - pre;
+    return a;
+}
+
+static float *filled(int64_t n, float v)
+{
+    float *a = alloc_f(n);
+    for (int64_t i = 0; i < n; i++)
+        a[i] = v;
+    return a;
+}
+
+#define N_ 2
+#define HW_ (5 * 7)
+#define PRE 0.25f
+
+typedef struct {
+    int64_t n;
+    float *x, *mask, *a, *b;
+} flat_ctx;
+
+static void drop_fwd(void *c, float *y)
+{
+    flat_ctx *f = c;
+    oc_dropout_fwd(f->n, f->x, f->mask, y);
+}
+
+static void add_fwd(void *c, float *y)
+{
+    flat_ctx *f = c;
+    oc_add_fwd(f->n, f->a, f->b, y);
+}
+
+static void dropout_add_gradcheck(void)
+{
+    const int64_t n = (int64_t)N_ * HW_ * 3;
+    oc_rng r;
+    flat_ctx f;
+    float *g, *dx = filled(n, PRE), *da = filled(n, PRE), *db = filled(n, PRE);
+    double *ana, e;
+
+    oc_rng_seed(&r, 1, 0);
+    f.n = n;
+    f.x = rand_f(&r, n);
+    f.a = rand_f(&r, n);
+    f.b = rand_f(&r, n);
+    g = rand_f(&r, n);
+    f.mask = alloc_f(n);
+    for (int64_t i = 0; i < n; i++)
+        f.mask[i] = oc_rng_uniform(&r) < 0.3f ? 0.0f : 1.0f / 0.7f;
+
+    oc_dropout_bwd(n, f.mask, g, dx);
+    ana = minus_pre(dx, n, PRE);
+    e = gradcheck(drop_fwd, &f, f.x, n, g, n, ana);
+    free(ana);
+    oc_test_note("dropout dx worst relative error %.2e", e);
+    T_CHECK(e < 1e-2, "dropout dx relative error %.3g", e);
+
+    /* add's backward is accumulate into each input */
+    oc_accumulate(n, g, da);
+    oc_accumulate(n, g, db);
+    ana = minus_pre(da, n, PRE);
+    e = gradcheck(add_fwd, &f, f.a, n, g, n, ana);
+    free(ana);
+    ana = minus_pre(db, n, PRE);
+    e = fmax(e, gradcheck(add_fwd, &f, f.b, n, g, n, ana));
+    free(ana);
+    oc_test_note("add (accumulate) da, db worst relative error %.2e", e);
+    T_CHECK(e < 1e-2, "add relative error %.3g", e);
+
+    free(f.x), free(f.a), free(f.b), free(f.mask), free(g), free(dx), free(da), free(db);
+}
+
+typedef struct {
+    int64_t M;
+    int n_in;
+    const int *C;
+    const float *const *x;
+} cat_ctx;
+
+static void cat_fwd(void *c, float *y)
+{
+    cat_ctx *f = c;
+    oc_concat_fwd(f->M, f->n_in, f->C, f->x, y);
+}
+
+static void concat_gradcheck(void)
+{
+    const int64_t M = (int64_t)N_ * HW_;
+    const int C[3] = {3, 1, 5};
+    const int Ct = 9;
+    oc_rng r;
+    float *x[3], *dx[3], *g;
+    cat_ctx f = {M, 3, C, (const float *const *)x};
+    double worst = 0;
+
+    oc_rng_seed(&r, 2, 0);
+    for (int k = 0; k < 3; k++) {
+        x[k] = rand_f(&r, M * C[k]);
+        dx[k] = filled(M * C[k], PRE);
+    }
+    g = rand_f(&r, M * Ct);
+    oc_concat_bwd(M, 3, C, g, dx);
+    for (int k = 0; k < 3; k++) {
+        double *ana = minus_pre(dx[k], M * C[k], PRE);
+        worst = fmax(worst, gradcheck(cat_fwd, &f, x[k], M * C[k], g, M * Ct, ana));
+        free(ana);
+    }
+    oc_test_note("concat dx0..2 worst relative error %.2e", worst);
+    T_CHECK(worst < 1e-2, "concat relative error %.3g", worst);
+    for (int k = 0; k < 3; k++)
+        free(x[k]), free(dx[k]);
+    free(g);
+}
+
+typedef struct {
+    int N, HW, C;
+    float *x, *s;
+} cm_ctx;
+
+static void cm_fwd(void *c, float *y)
+{
+    cm_ctx *f = c;
+    oc_channel_mul_fwd(f->N, f->HW, f->C, f->x, f->s, y);
+}
+
+static void channel_mul_gradcheck(void)
+{
+    const int C = 3;
+    const int64_t n = (int64_t)N_ * HW_ * C;
+    oc_rng r;
+    cm_ctx f = {N_, HW_, C, NULL, NULL};
+    float *g, *dx = filled(n, PRE), *ds = filled(N_ * C, PRE);
+    double *ana, ex, es;
+
+    oc_rng_seed(&r, 3, 0);
+    f.x = rand_f(&r, n);
+    f.s = rand_f(&r, N_ * C);
+    g = rand_f(&r, n);
+    oc_channel_mul_bwd(N_, HW_, C, f.x, f.s, g, dx, ds);
+    ana = minus_pre(dx, n, PRE);
+    ex = gradcheck(cm_fwd, &f, f.x, n, g, n, ana);
+    free(ana);
+    ana = minus_pre(ds, N_ * C, PRE);
+    es = gradcheck(cm_fwd, &f, f.s, N_ * C, g, n, ana);
+    free(ana);
+    oc_test_note("channel_mul worst relative error: dx %.2e, ds %.2e", ex, es);
+    T_CHECK(ex < 1e-2, "channel_mul dx relative error %.3g", ex);
+    T_CHECK(es < 1e-2, "channel_mul ds relative error %.3g", es);
+    free(f.x), free(f.s), free(g), free(dx), free(ds);
+}
+
+/* ---- PyTorch parity ---- */
+
+static void elementwise_matches_torch(void)
+{
+    oc_fixture *f = oc_fixture_load("elementwise");
+    oc_fixture_array *a;
+    if (!f)
+        return;
+
+    a = oc_fixture_get(f, "drop_x");
+    if (a) {
+        int64_t n = a->numel;
+        float *y = alloc_f(n), *dx = alloc_f(n);
+        oc_dropout_fwd(n, a->data, oc_fixture_f32(f, "drop_mask"), y);
+        oc_dropout_bwd(n, oc_fixture_f32(f, "drop_mask"), oc_fixture_f32(f, "drop_g"), dx);
+        T_CLOSE("dropout y", y, oc_fixture_f32(f, "drop_y"), n, 1e-4, 1e-4);
+        T_CLOSE("dropout dx", dx, oc_fixture_f32(f, "drop_dx"), n, 1e-4, 1e-4);
+        free(y), free(dx);
+    }
+
+    a = oc_fixture_get(f, "add_a");
+    if (a) {
+        float *y = alloc_f(a->numel);
+        oc_add_fwd(a->numel, a->data, oc_fixture_f32(f, "add_b"), y);
+        T_CLOSE("add y", y, oc_fixture_f32(f, "add_y"), a->numel, 1e-4, 1e-4);
+        free(y);
+    }
+
+    a = oc_fixture_get(f, "cat_shape");
+    if (a) {
+        const int32_t *sh = a->data;
+        int64_t M = sh[0];
+        int C[3] = {sh[1], sh[2], sh[3]};
+        const float *x[3];
+        float *dx[3], *y = alloc_f(M * (C[0] + C[1] + C[2]));
+        char key[32];
+        for (int k = 0; k < 3; k++) {
+            snprintf(key, sizeof key, "cat_x%d", k);
+            x[k] = oc_fixture_f32(f, key);
+            dx[k] = alloc_f(M * C[k]);
+        }
+        oc_concat_fwd(M, 3, C, x, y);
+        oc_concat_bwd(M, 3, C, oc_fixture_f32(f, "cat_g"), dx);
+        T_CLOSE("concat y", y, oc_fixture_f32(f, "cat_y"), M * (C[0] + C[1] + C[2]), 1e-4, 1e-4);
+        for (int k = 0; k < 3; k++) {
+            snprintf(key, sizeof key, "cat_dx%d", k);
+            T_CLOSE(key, dx[k], oc_fixture_f32(f, key), M * C[k], 1e-4, 1e-4);
+            free(dx[k]);
+        }
+        free(y);
+    }
+
+    a = oc_fixture_get(f, "cm_shape");
+    if (a) {
+        const int32_t *sh = a->data;
+        int N = sh[0], HW = sh[1], C = sh[2];
+        int64_t n = (int64_t)N * HW * C;
+        float *y = alloc_f(n), *dx = alloc_f(n), *ds = alloc_f((int64_t)N * C);
+        const float *x = oc_fixture_f32(f, "cm_x"), *s = oc_fixture_f32(f, "cm_s");
+        oc_channel_mul_fwd(N, HW, C, x, s, y);
+        oc_channel_mul_bwd(N, HW, C, x, s, oc_fixture_f32(f, "cm_g"), dx, ds);
+        T_CLOSE("channel_mul y", y, oc_fixture_f32(f, "cm_y"), n, 1e-4, 1e-4);
+        T_CLOSE("channel_mul dx", dx, oc_fixture_f32(f, "cm_dx"), n, 1e-4, 1e-4);
+        T_CLOSE("channel_mul ds", ds, oc_fixture_f32(f, "cm_ds"), (int64_t)N * C, 1e-4, 1e-4);
+        free(y), free(dx), free(ds);
+    }
+    oc_fixture_free(f);
+}
+
+/* ---- large inputs, 1 and 2 threads, against plain loops ---- */
+
+static void large_matches_plain_loops(void)
+{
+    const int N = 16, HW = 32 * 32, C = 35;
+    const int64_t n = (int64_t)N * HW * C;
+    const int Cs[2] = {13, 22};
+    oc_rng r;
+    float *x = NULL, *s = NULL, *g = NULL, *y = alloc_f(n), *dx = alloc_f(n), *ds = alloc_f(N * C);
+    float *y1 = alloc_f(n), *dx1 = alloc_f(n), *ds1 = alloc_f(N * C);
+    float *dparts[2] = {NULL, alloc_f((int64_t)N * HW * Cs[1])};
+    double worst_ds = 0;
+    int ok_y = 1, ok_dx = 1, ok_cat = 1;
+
+    oc_rng_seed(&r, 4, 0);
+    x = rand_f(&r, n);
+    s = rand_f(&r, N * C);
+    g = rand_f(&r, n);
+    for (int threads = 1; threads <= 2; threads++) {
+        oc_set_threads(threads);
+        memset(dx, 0, (size_t)n * sizeof(float));
+        memset(ds, 0, (size_t)N * C * sizeof(float));
+        oc_channel_mul_fwd(N, HW, C, x, s, y);
+        oc_channel_mul_bwd(N, HW, C, x, s, g, dx, ds);
+        for (int b = 0; b < N; b++)
+            for (int c = 0; c < C; c++) {
+                double acc = 0;
+                for (int p = 0; p < HW; p++) {
+                    int64_t i = ((int64_t)b * HW + p) * C + c;
+                    ok_y &= y[i] == x[i] * s[b * C + c];
+                    ok_dx &= dx[i] == g[i] * s[b * C + c];
+                    acc += (double)g[i] * (double)x[i];
+                }
+                worst_ds = fmax(worst_ds, fabs((double)ds[b * C + c] - acc) / (1 + fabs(acc)));
+            }
+        if (threads == 1) {
+            memcpy(y1, y, (size_t)n * sizeof(float));
+            memcpy(dx1, dx, (size_t)n * sizeof(float));
+            memcpy(ds1, ds, (size_t)N * C * sizeof(float));
+        } else {
+            T_CHECK(memcmp(y, y1, (size_t)n * sizeof(float)) == 0 &&
+                        memcmp(dx, dx1, (size_t)n * sizeof(float)) == 0 &&
+                        memcmp(ds, ds1, (size_t)N * C * sizeof(float)) == 0,
+                    "channel_mul: 1 and 2 threads differ");
+        }
+        /* concat of [M][13] and [M][22] and back, the first gradient not wanted (NULL) */
+        {
+            const int64_t M = (int64_t)N * HW;
+            const float *in[2] = {x, x + M * Cs[0]};
+            memset(dparts[1], 0, (size_t)M * Cs[1] * sizeof(float));
+            oc_concat_fwd(M, 2, Cs, in, y);
+            oc_concat_bwd(M, 2, Cs, g, dparts);
+            for (int64_t m = 0; m < M; m++) {
+                for (int c = 0; c < Cs[0]; c++)
+                    ok_cat &= y[m * C + c] == in[0][m * Cs[0] + c];
+                for (int c = 0; c < Cs[1]; c++) {
+                    ok_cat &= y[m * C + Cs[0] + c] == in[1][m * Cs[1] + c];
+                    ok_cat &= dparts[1][m * Cs[1] + c] == g[m * C + Cs[0] + c];
+                }
+            }
+        }
+    }
+    oc_set_threads(0);
+    oc_test_note("channel_mul ds max rel err vs double sums %.2e", worst_ds);
+    T_CHECK(ok_y, "channel_mul forward differs from x * s");
+    T_CHECK(ok_dx, "channel_mul dx differs from dy * s");
+    T_CHECK(worst_ds < 1e-5, "channel_mul ds error %.3g", worst_ds);
+    T_CHECK(ok_cat, "concat / split differ from copies");
+    free(x), free(s), free(g), free(y), free(dx), free(ds), free(y1), free(dx1), free(ds1);
+    free(dparts[1]);
+}
+
+int main(int argc, char **argv)
+{
+    static const oc_test_case cases[] = {
+        {"dropout_add_gradcheck", dropout_add_gradcheck},
+        {"concat_gradcheck", concat_gradcheck},
+        {"channel_mul_gradcheck", channel_mul_gradcheck},
+        {"elementwise_matches_torch", elementwise_matches_torch},
+        {"large_matches_plain_loops", large_matches_plain_loops},
+    };
+    return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
+}

@@ -1,0 +1,282 @@
+/* train + nn: whole-model optimizer parity with PyTorch. For each zoo model, ocelot and
+ * torch.optim start from the same weights (torch_zoo.recipe_tensor, which both sides compute,
+ * so the fixture need not store them), train 5 steps on the same fixed batch (training mode, batch norm with
+ * batch statistics, dropout disabled) with SGD-Nesterov and with AdamW + cosine schedule, and
+ * must agree on the loss at every step and on every tensor afterwards (parameters and
+ * batch-norm running statistics). Fixture: tests/ref/gen_model_steps.py.
+ *
+ * Per-tensor criterion: over the sampled elements of a tensor (up to SAMPLES, evenly spaced in
+ * ocelot layout; all of it when smaller), max |a - b| <= REL * max |b|, i.e. 1e-4 relative to
+ * the tensor's own scale; an element-wise relative test would be meaningless for weights that
+ * pass near zero. Loss: |a - b| <= REL * |b|. */
+#include "test.h"
+#include "ocelot.h"
+#include "nn/nn.h"
+#include "ops/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STEPS 5
+#define SAMPLES 128
+#define REL 1e-4
+
+typedef struct {
+    const char *key;  /* fixture prefix */
+    const char *zoo;  /* oc_model_create name */
+    int H, W, C, classes, batch;
+} model_case;
+
+/* Must match MODELS in tests/ref/gen_model_steps.py. */
+static const model_case MODELS[] = {
+    {"cnn", "cnn", 16, 16, 3, 10, 8},
+    {"resnet20", "resnet20", 32, 32, 3, 10, 8},
+    {"resnet56", "resnet56", 16, 16, 3, 10, 4},
+    {"resnet18", "resnet18", 16, 16, 3, 10, 4},
+    {"mnv2", "mobilenetv2_cifar:width=0.5", 32, 32, 3, 10, 4},
+};
+
+/* The optimizers, as in gen_model_steps.py. */
+#define SGD_LR 0.05
+#define ADAMW_LR 1e-3
+#define ADAMW_WD 5e-2
+
+/* ---- the input: a hash both sides compute exactly (gen_model_steps.py: sym_uniform) ---- */
+
+static uint32_t hash32(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+/* Uniform in [-1, 1): element i of stream `seed`. */
+static double sym_uniform(uint32_t seed, size_t i)
+{
+    uint32_t u = hash32((uint32_t)i ^ hash32(seed));
+    return 2.0 * ((double)u / 4294967296.0) - 1.0;
+}
+
+/* ---- the weights: torch_zoo.recipe_tensor (as test_models.c), double rounded to float ---- */
+
+static double recipe_phase(const char *name)
+{
+    uint64_t h = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h * 31 + *p) % 1000003;
+    return (double)(h % 1000) / 100.0;
+}
+
+static void init_tensor(float *dst, const oc_param_info *t)
+{
+    const double ph = recipe_phase(t->name);
+    const size_t len = strlen(t->name);
+    const int is_var = len > 12 && !strcmp(t->name + len - 12, ".running_var");
+    const double wscale = 2.0 / sqrt((double)t->numel / (double)t->shape[0]);
+    for (size_t i = 0; i < t->numel; i++) {
+        double v = sin(0.7071 * (double)i + ph) * cos(0.0133 * (double)i + ph / 2);
+        switch (t->kind) {
+        case OC_PARAM_WEIGHT:
+            v *= wscale;
+            break;
+        case OC_PARAM_NORM_SCALE:
+            v = 1.0 + 0.2 * v;
+            break;
+        case OC_PARAM_STATE:
+            v = is_var ? 1.0 + 0.5 * fabs(v) : 0.1 * v;
+            break;
+        default: /* biases and batch-norm shifts */
+            v *= 0.1;
+            break;
+        }
+        dst[i] = (float)v;
+    }
+}
+
+static void init_model(oc_model *m)
+{
+    float *p = oc_model_params(m, NULL), *s = oc_model_state(m, NULL);
+    for (int i = 0; i < oc_model_num_tensors(m); i++) {
+        const oc_param_info *t = oc_model_tensor(m, i);
+        init_tensor((t->kind == OC_PARAM_STATE ? s : p) + t->offset, t);
+    }
+}
+
+/* ---- one training run ---- */
+
+static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *x,
+                const int32_t *labels, int adamw)
+{
+    const char *opt_name = adamw ? "adamw" : "sgd";
+    char key[160];
+    oc_optim_config cfg;
+    oc_schedule sched;
+    oc_optimizer *o = NULL;
+    float *dlogits = NULL, *params, *grads, *state, *loss_want;
+    double worst_loss = 0, worst_rel = 0;
+    const char *worst_name = "";
+    int classes = mc->classes, checked = 0;
+
+    if (adamw) {
+        cfg = oc_optim_defaults(OC_OPTIM_ADAMW);
+        cfg.lr = ADAMW_LR;
+        cfg.weight_decay = ADAMW_WD;
+        sched = oc_schedule_defaults(OC_SCHED_COSINE, ADAMW_LR, STEPS);
+    } else {
+        cfg = oc_optim_defaults(OC_OPTIM_SGD);
+        cfg.lr = SGD_LR;
+        cfg.momentum = 0.9;
+        cfg.nesterov = 1;
+        cfg.weight_decay = 5e-4;
+        sched = oc_schedule_defaults(OC_SCHED_CONSTANT, SGD_LR, STEPS);
+    }
+    snprintf(key, sizeof key, "%s.%s.loss", mc->key, opt_name);
+    loss_want = oc_fixture_f32(fx, key);
+    init_model(m);
+    T_CHECK(oc_optimizer_new_for_model(&o, &cfg, m) == OC_OK, "optimizer: %s", oc_last_error());
+    dlogits = malloc((size_t)mc->batch * (size_t)classes * sizeof *dlogits);
+    if (!o || !loss_want || !dlogits)
+        goto done;
+    params = oc_model_params(m, NULL);
+    grads = oc_model_grads(m, NULL);
+    state = oc_model_state(m, NULL);
+
+    for (int s = 0; s < STEPS; s++) {
+        const float *logits = NULL;
+        double loss;
+        oc_status st = oc_model_forward(m, x, mc->batch, 1, &logits);
+        T_CHECK(st == OC_OK, "forward: %s", oc_last_error());
+        if (st != OC_OK)
+            goto done;
+        loss = oc_softmax_xent(mc->batch, classes, logits, labels, NULL, 0.0f, NULL, dlogits);
+        oc_model_zero_grad(m);
+        st = oc_model_backward(m, dlogits);
+        T_CHECK(st == OC_OK, "backward: %s", oc_last_error());
+        oc_optimizer_set_lr(o, oc_schedule_lr(&sched, s));
+        oc_optimizer_step(o, params, grads);
+        T_CHECK(fabs(loss - (double)loss_want[s]) <= REL * fabs((double)loss_want[s]),
+                "%s %s step %d: loss %.7f, torch %.7f", mc->key, opt_name, s + 1, loss,
+                (double)loss_want[s]);
+        if (fabs(loss - (double)loss_want[s]) / fabs((double)loss_want[s]) > worst_loss)
+            worst_loss = fabs(loss - (double)loss_want[s]) / fabs((double)loss_want[s]);
+    }
+    T_CHECK(loss_want[STEPS - 1] < loss_want[0], "%s: torch's loss did not fall (%g -> %g)",
+            opt_name, (double)loss_want[0], (double)loss_want[STEPS - 1]);
+
+    for (int i = 0; i < oc_model_num_tensors(m); i++) {
+        const oc_param_info *t = oc_model_tensor(m, i);
+        const float *a = (t->kind == OC_PARAM_STATE ? state : params) + t->offset;
+        oc_fixture_array *want;
+        size_t k = t->numel < SAMPLES ? t->numel : SAMPLES;
+        double max_b = 0, max_d = 0;
+        snprintf(key, sizeof key, "%s.%s.%s", mc->key, opt_name, t->name);
+        want = oc_fixture_get(fx, key);
+        if (!want)
+            continue;
+        if ((size_t)want->numel != k) {
+            T_CHECK(0, "%s: %lld samples in the fixture, want %zu", key, (long long)want->numel,
+                    k);
+            continue;
+        }
+        for (size_t j = 0; j < k; j++) {
+            size_t idx = j * t->numel / k;
+            double b = (double)((float *)want->data)[j];
+            double d = fabs((double)a[idx] - b);
+            if (fabs(b) > max_b)
+                max_b = fabs(b);
+            if (d > max_d || isnan(d))
+                max_d = d;
+        }
+        T_CHECK(max_d <= REL * max_b, "%s: max |a-b| %.3g > %.0e * max|b| (%.3g)", key, max_d,
+                REL, max_b);
+        if (max_b > 0 && max_d / max_b > worst_rel) {
+            worst_rel = max_d / max_b;
+            worst_name = t->name;
+        }
+        checked++;
+    }
+    oc_test_note("%-9s %-5s losses %.4f -> %.4f, worst loss rel err %.1e; %d tensors, worst "
+                 "max|a-b|/max|b| %.1e (%s)",
+                 mc->key, opt_name, (double)loss_want[0], (double)loss_want[STEPS - 1],
+                 worst_loss, checked, worst_rel, worst_name);
+done:
+    oc_optimizer_free(o);
+    free(dlogits);
+}
+
+static void run_model(const model_case *mc)
+{
+    oc_fixture *fx = oc_fixture_load("model_steps");
+    oc_model *m = NULL;
+    float *x = NULL;
+    int32_t *labels = NULL;
+    size_t nx = (size_t)mc->batch * (size_t)(mc->H * mc->W * mc->C);
+    double t0 = oc_now();
+    if (!fx)
+        return;
+    T_CHECK(oc_model_create(&m, mc->zoo, mc->H, mc->W, mc->C, mc->classes, 1) == OC_OK,
+            "create %s: %s", mc->zoo, oc_last_error());
+    x = malloc(nx * sizeof *x);
+    labels = malloc((size_t)mc->batch * sizeof *labels);
+    if (!m || !x || !labels)
+        goto done;
+    oc_nn_set_dropout(m, 0);
+    T_CHECK(oc_model_plan(m, mc->batch, 1) == OC_OK, "plan: %s", oc_last_error());
+    {
+        uint32_t seed = 12345;
+        for (size_t i = 0; i < nx; i++)
+            x[i] = (float)sym_uniform(seed, i);
+        for (int n = 0; n < mc->batch; n++)
+            labels[n] = (int32_t)((n * 3 + 1) % mc->classes);
+    }
+    run(mc, fx, m, x, labels, 0);
+    run(mc, fx, m, x, labels, 1);
+    oc_test_note("%s: %lld parameters, batch %d at %dx%d, %.2f s", mc->zoo,
+                 (long long)oc_model_param_count(m), mc->batch, mc->H, mc->W, oc_now() - t0);
+done:
+    oc_model_free(m);
+    free(x);
+    free(labels);
+    oc_fixture_free(fx);
+}
+
+static void cnn(void)
+{
+    run_model(&MODELS[0]);
+}
+
+static void resnet20(void)
+{
+    run_model(&MODELS[1]);
+}
+
+static void resnet56(void)
+{
+    run_model(&MODELS[2]);
+}
+
+static void resnet18(void)
+{
+    run_model(&MODELS[3]);
+}
+
+static void mobilenetv2_cifar(void)
+{
+    run_model(&MODELS[4]);
+}
+
+int main(int argc, char **argv)
+{
+    static const oc_test_case cases[] = {
+        {"cnn", cnn},
+        {"resnet20", resnet20},
+        {"resnet56", resnet56},
+        {"resnet18", resnet18},
+        {"mobilenetv2_cifar", mobilenetv2_cifar},
+    };
+    return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof *cases));
+}

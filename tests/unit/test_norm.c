@@ -1,0 +1,361 @@
+/* Batch norm: central-difference gradients (x, gamma, beta), PyTorch parity (training forward,
+ * backward, running stats with two momenta, inference forward) from tests/ref/gen_misc_ops.py,
+ * and the threaded kernels against a two-pass double-precision oracle on a large batch and on
+ * many channels, with 1 and 2 threads (bitwise reproducible per thread count). */
+#include "test.h"
+#include "core/core.h"
+#include "ops/ops.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float *alloc_f(int64_t n)
+{
+    return calloc((size_t)(n > 0 ? n : 1), sizeof(float));
+}
+
+/* ---- the oracle: plain two-pass loops in double ---- */
+
+static void ref_train(int64_t M, int C, const float *x, const float *gamma, const float *beta,
+                      double eps, double mom, double *rm, double *rv, double *mean,
+                      double *invstd, double *y)
+{
+    for (int c = 0; c < C; c++) {
+        double s = 0, v = 0;
+        for (int64_t m = 0; m < M; m++)
+            s += (double)x[m * C + c];
+        s /= (double)M;
+        for (int64_t m = 0; m < M; m++)
+            v += ((double)x[m * C + c] - s) * ((double)x[m * C + c] - s);
+        mean[c] = s;
+        invstd[c] = 1.0 / sqrt(v / (double)M + eps);
+        rm[c] = (1 - mom) * rm[c] + mom * s;
+        rv[c] = (1 - mom) * rv[c] + mom * v / (double)(M - 1);
+        for (int64_t m = 0; m < M; m++)
+            y[m * C + c] = ((double)x[m * C + c] - s) * invstd[c] * (double)gamma[c] +
+                           (double)beta[c];
+    }
+}
+
+static void ref_bwd(int64_t M, int C, const float *x, const float *gamma, const double *mean,
+                    const double *invstd, const float *dy, double *dx, double *dgamma,
+                    double *dbeta)
+{
+    for (int c = 0; c < C; c++) {
+        double sg = 0, sgx = 0;
+        for (int64_t m = 0; m < M; m++) {
+            double xh = ((double)x[m * C + c] - mean[c]) * invstd[c];
+            sg += (double)dy[m * C + c];
+            sgx += (double)dy[m * C + c] * xh;
+        }
+        dgamma[c] = sgx;
+        dbeta[c] = sg;
+        for (int64_t m = 0; m < M; m++) {
+            double xh = ((double)x[m * C + c] - mean[c]) * invstd[c];
+            dx[m * C + c] = (double)gamma[c] * invstd[c] / (double)M *
+                            ((double)M * (double)dy[m * C + c] - sg - xh * sgx);
+        }
+    }
+}
+
+/* worst |a - b| / max(|a|, |b|, floor) over n values */
+static double worst_rel(const double *a, const double *b, int64_t n, double floor_)
+{
+    double w = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]);
+        double s = fmax(fmax(fabs(a[i]), fabs(b[i])), floor_);
+        if (d / s > w || isnan(d))
+            w = isnan(d) ? (double)INFINITY : d / s;
+    }
+    return w;
+}
+
+static double max_abs_d(const double *a, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+/* ---- gradient check ---- */
+
+typedef struct {
+    int64_t M;
+    int C;
+    float *x, *gamma, *beta, *g, *y, *mean, *invstd;
+} bn_case;
+
+static double loss_of(bn_case *b)
+{
+    double L = 0;
+    oc_batchnorm_fwd_train(b->M, b->C, b->x, b->gamma, b->beta, 1e-5f, 0.1f, NULL, NULL,
+                           b->mean, b->invstd, b->y);
+    for (int64_t i = 0; i < b->M * b->C; i++)
+        L += (double)b->g[i] * (double)b->y[i];
+    return L;
+}
+
+/* Central differences of L over every element of v[n]; num[i] receives dL/dv[i]. */
+static void numeric_grad(bn_case *b, float *v, int64_t n, double h, double *num)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float keep = v[i];
+        float hi = (float)((double)keep + h), lo = (float)((double)keep - h);
+        double lp, lm;
+        v[i] = hi;
+        lp = loss_of(b);
+        v[i] = lo;
+        lm = loss_of(b);
+        v[i] = keep;
+        num[i] = (lp - lm) / ((double)hi - (double)lo);
+    }
+}
+
+static void bn_train_gradcheck(void)
+{
+    const int N = 2, H = 5, W = 7, C = 3;
+    const int64_t M = (int64_t)N * H * W, n = M * C;
+    const double h = 1e-2, pre = 0.25;
+    oc_rng r;
+    bn_case b = {M, C, alloc_f(n), alloc_f(C), alloc_f(C), alloc_f(n), alloc_f(n), alloc_f(C),
+                 alloc_f(C)};
+    float *dx = alloc_f(n), *dgamma = alloc_f(C), *dbeta = alloc_f(C);
+    double *num = calloc((size_t)n, sizeof(double)), *ana = calloc((size_t)n, sizeof(double));
+    double e_x, e_g, e_b;
+
+    oc_rng_seed(&r, 11, 0);
+    for (int c = 0; c < C; c++) {
+        b.gamma[c] = 1.0f + 0.3f * oc_rng_normal(&r);
+        b.beta[c] = 0.5f * oc_rng_normal(&r);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)(i % C);
+        b.x[i] = (float)(c - 1) + (1.0f + 0.5f * (float)c) * oc_rng_normal(&r);
+        b.g[i] = oc_rng_normal(&r);
+    }
+    /* backward ACCUMULATES: start from a known value and subtract it afterwards */
+    for (int64_t i = 0; i < n; i++)
+        dx[i] = (float)pre;
+    for (int c = 0; c < C; c++)
+        dgamma[c] = dbeta[c] = (float)pre;
+    loss_of(&b);
+    oc_batchnorm_bwd(M, C, b.x, b.gamma, b.mean, b.invstd, b.g, dx, dgamma, dbeta);
+
+    numeric_grad(&b, b.x, n, h, num);
+    for (int64_t i = 0; i < n; i++)
+        ana[i] = (double)dx[i] - pre;
+    e_x = worst_rel(ana, num, n, 1e-2 * max_abs_d(num, n));
+
+    numeric_grad(&b, b.gamma, C, h, num);
+    for (int c = 0; c < C; c++)
+        ana[c] = (double)dgamma[c] - pre;
+    e_g = worst_rel(ana, num, C, 1e-2 * max_abs_d(num, C));
+
+    numeric_grad(&b, b.beta, C, h, num);
+    for (int c = 0; c < C; c++)
+        ana[c] = (double)dbeta[c] - pre;
+    e_b = worst_rel(ana, num, C, 1e-2 * max_abs_d(num, C));
+
+    oc_test_note("worst relative error: dx %.2e, dgamma %.2e, dbeta %.2e", e_x, e_g, e_b);
+    T_CHECK(e_x < 1e-2, "dx relative error %.3g", e_x);
+    T_CHECK(e_g < 1e-2, "dgamma relative error %.3g", e_g);
+    T_CHECK(e_b < 1e-2, "dbeta relative error %.3g", e_b);
+
+    free(b.x), free(b.gamma), free(b.beta), free(b.g), free(b.y), free(b.mean), free(b.invstd);
+    free(dx), free(dgamma), free(dbeta), free(num), free(ana);
+}
+
+/* ---- PyTorch parity ---- */
+
+static void bn_matches_torch(void)
+{
+    oc_fixture *f = oc_fixture_load("norm");
+    int cases = 0;
+    if (!f)
+        return;
+    for (int i = 0;; i++) {
+        char k[64];
+#define FX(name) (snprintf(k, sizeof k, "bn%d_%s", i, name), oc_fixture_f32(f, k))
+        snprintf(k, sizeof k, "bn%d_shape", i);
+        int found = 0;
+        for (int a = 0; a < f->n; a++)
+            found |= strcmp(f->arrays[a].name, k) == 0;
+        if (!found)
+            break;
+        const int32_t *shape = oc_fixture_get(f, k)->data;
+        const float *hp = FX("hp");
+        const int64_t M = (int64_t)shape[0] * shape[1] * shape[2];
+        const int C = shape[3];
+        const float *x = FX("x"), *gamma = FX("gamma"), *beta = FX("beta"), *g = FX("g");
+        float *rm = alloc_f(C), *rv = alloc_f(C), *mean = alloc_f(C), *invstd = alloc_f(C);
+        float *y = alloc_f(M * C), *dx = alloc_f(M * C), *dgamma = alloc_f(C),
+              *dbeta = alloc_f(C);
+        char what[96];
+
+        memcpy(rm, FX("rm0"), (size_t)C * sizeof(float));
+        memcpy(rv, FX("rv0"), (size_t)C * sizeof(float));
+        oc_batchnorm_fwd_train(M, C, x, gamma, beta, hp[1], hp[0], rm, rv, mean, invstd, y);
+        oc_batchnorm_bwd(M, C, x, gamma, mean, invstd, g, dx, dgamma, dbeta);
+#define CMP(arr, name, n)                                                                         \
+    do {                                                                                          \
+        snprintf(what, sizeof what, "case %d (C=%d, momentum %.2f) %s", i, C, (double)hp[0],     \
+                 name);                                                                           \
+        T_CLOSE(what, arr, FX(name), n, 1e-4, 1e-4);                                              \
+    } while (0)
+        CMP(y, "y", M * C);
+        CMP(mean, "mean", C);
+        CMP(invstd, "invstd", C);
+        CMP(rm, "rm", C);
+        CMP(rv, "rv", C);
+        CMP(dx, "dx", M * C);
+        CMP(dgamma, "dgamma", C);
+        CMP(dbeta, "dbeta", C);
+        oc_batchnorm_fwd_infer(M, C, x, gamma, beta, FX("rm0"), FX("rv0"), hp[1], y);
+        CMP(y, "yi", M * C);
+#undef CMP
+#undef FX
+        free(rm), free(rv), free(mean), free(invstd), free(y), free(dx), free(dgamma),
+            free(dbeta);
+        cases++;
+    }
+    oc_test_note("%d PyTorch cases compared", cases);
+    T_CHECK(cases >= 5, "expected at least 5 cases in norm.bin, found %d", cases);
+    oc_fixture_free(f);
+}
+
+/* ---- threaded kernels against the oracle ---- */
+
+typedef struct {
+    double fwd_err, bwd_err, param_err, stat_err, infer_err;
+    double t_fwd, t_bwd;
+} oracle_result;
+
+static void check_against_oracle(int64_t M, int C, float offset, int threads, uint64_t seed,
+                                 oracle_result *res, float *y_out, float *dx_out)
+{
+    const int64_t n = M * C;
+    const float eps = 1e-5f, mom = 0.1f;
+    oc_rng r;
+    float *x = alloc_f(n), *g = alloc_f(n), *gamma = alloc_f(C), *beta = alloc_f(C);
+    float *rm = alloc_f(C), *rv = alloc_f(C), *mean = alloc_f(C), *invstd = alloc_f(C);
+    float *dgamma = alloc_f(C), *dbeta = alloc_f(C);
+    double *drm = calloc((size_t)C, 8), *drv = calloc((size_t)C, 8), *dmean = calloc((size_t)C, 8),
+           *dinv = calloc((size_t)C, 8), *dy = calloc((size_t)n, 8), *ddx = calloc((size_t)n, 8),
+           *ddg = calloc((size_t)C, 8), *ddb = calloc((size_t)C, 8);
+    double t0;
+
+    oc_rng_seed(&r, seed, 0);
+    for (int c = 0; c < C; c++) {
+        gamma[c] = 1.0f + 0.2f * oc_rng_normal(&r);
+        beta[c] = 0.3f * oc_rng_normal(&r);
+        rm[c] = oc_rng_normal(&r);
+        rv[c] = 1.0f + oc_rng_uniform(&r);
+        drm[c] = (double)rm[c];
+        drv[c] = (double)rv[c];
+    }
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = offset + (1.0f + (float)(i % C) * 0.05f) * oc_rng_normal(&r);
+        g[i] = oc_rng_normal(&r);
+    }
+    ref_train(M, C, x, gamma, beta, (double)eps, (double)mom, drm, drv, dmean, dinv, dy);
+    ref_bwd(M, C, x, gamma, dmean, dinv, g, ddx, ddg, ddb);
+
+    oc_set_threads(threads);
+    /* touch the outputs first: fresh pages cost more than the kernel (DESIGN.md) */
+    memset(y_out, 0, (size_t)n * sizeof(float));
+    memset(dx_out, 0, (size_t)n * sizeof(float));
+    t0 = oc_now();
+    oc_batchnorm_fwd_train(M, C, x, gamma, beta, eps, mom, rm, rv, mean, invstd, y_out);
+    res->t_fwd = oc_now() - t0;
+    t0 = oc_now();
+    oc_batchnorm_bwd(M, C, x, gamma, mean, invstd, g, dx_out, dgamma, dbeta);
+    res->t_bwd = oc_now() - t0;
+
+    res->fwd_err = res->bwd_err = res->param_err = res->stat_err = res->infer_err = 0;
+    for (int64_t i = 0; i < n; i++) {
+        res->fwd_err = fmax(res->fwd_err, fabs((double)y_out[i] - dy[i]) / (1 + fabs(dy[i])));
+        res->bwd_err = fmax(res->bwd_err, fabs((double)dx_out[i] - ddx[i]) / (1 + fabs(ddx[i])));
+    }
+    for (int c = 0; c < C; c++) {
+        res->stat_err = fmax(res->stat_err, fabs((double)mean[c] - dmean[c]) / fabs(dmean[c]));
+        res->stat_err = fmax(res->stat_err, fabs((double)invstd[c] - dinv[c]) / dinv[c]);
+        res->stat_err = fmax(res->stat_err, fabs((double)rm[c] - drm[c]) / (1 + fabs(drm[c])));
+        res->stat_err = fmax(res->stat_err, fabs((double)rv[c] - drv[c]) / drv[c]);
+        res->param_err = fmax(res->param_err, fabs((double)dgamma[c] - ddg[c]) / (1 + fabs(ddg[c])));
+        res->param_err = fmax(res->param_err, fabs((double)dbeta[c] - ddb[c]) / (1 + fabs(ddb[c])));
+    }
+    /* inference from the updated running stats */
+    oc_batchnorm_fwd_infer(M, C, x, gamma, beta, rm, rv, eps, y_out);
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)(i % C);
+        double want = ((double)x[i] - (double)rm[c]) / sqrt((double)rv[c] + (double)eps) *
+                          (double)gamma[c] + (double)beta[c];
+        res->infer_err = fmax(res->infer_err, fabs((double)y_out[i] - want) / (1 + fabs(want)));
+    }
+    oc_batchnorm_fwd_train(M, C, x, gamma, beta, eps, mom, NULL, NULL, mean, invstd, y_out);
+    oc_set_threads(0);
+
+    free(x), free(g), free(gamma), free(beta), free(rm), free(rv), free(mean), free(invstd);
+    free(dgamma), free(dbeta), free(drm), free(drv), free(dmean), free(dinv), free(dy), free(ddx);
+    free(ddg), free(ddb);
+}
+
+static void run_oracle_case(const char *label, int64_t M, int C, float offset)
+{
+    const int64_t n = M * C;
+    float *y1 = alloc_f(n), *dx1 = alloc_f(n), *y2 = alloc_f(n), *dx2 = alloc_f(n);
+    float *y2b = alloc_f(n), *dx2b = alloc_f(n);
+    oracle_result r1, r2, r2b;
+
+    check_against_oracle(M, C, offset, 1, 5, &r1, y1, dx1);
+    check_against_oracle(M, C, offset, 2, 5, &r2, y2, dx2);
+    check_against_oracle(M, C, offset, 2, 5, &r2b, y2b, dx2b);
+    oc_test_note("%s M=%lld C=%d offset %g, max rel err (1 / 2 threads): y %.2e / %.2e, "
+                 "dx %.2e / %.2e, dgamma+dbeta %.2e / %.2e, mean+invstd+running %.2e / %.2e, "
+                 "inference %.2e / %.2e", label, (long long)M, C, (double)offset, r1.fwd_err,
+                 r2.fwd_err, r1.bwd_err, r2.bwd_err, r1.param_err, r2.param_err, r1.stat_err,
+                 r2.stat_err, r1.infer_err, r2.infer_err);
+    oc_test_note("time: 1 thread fwd %.2f ms bwd %.2f ms; 2 threads fwd %.2f ms bwd %.2f ms",
+                 r1.t_fwd * 1e3, r1.t_bwd * 1e3, r2.t_fwd * 1e3, r2.t_bwd * 1e3);
+    T_CHECK(r1.fwd_err < 2e-5 && r2.fwd_err < 2e-5, "y error %.3g / %.3g", r1.fwd_err,
+            r2.fwd_err);
+    T_CHECK(r1.bwd_err < 2e-5 && r2.bwd_err < 2e-5, "dx error %.3g / %.3g", r1.bwd_err,
+            r2.bwd_err);
+    T_CHECK(r1.param_err < 2e-4 && r2.param_err < 2e-4, "dgamma/dbeta error %.3g / %.3g",
+            r1.param_err, r2.param_err);
+    T_CHECK(r1.stat_err < 2e-6 && r2.stat_err < 2e-6, "statistics error %.3g / %.3g",
+            r1.stat_err, r2.stat_err);
+    T_CHECK(r1.infer_err < 2e-5 && r2.infer_err < 2e-5, "inference error %.3g / %.3g",
+            r1.infer_err, r2.infer_err);
+    T_CHECK(memcmp(y2, y2b, (size_t)n * sizeof(float)) == 0 &&
+                memcmp(dx2, dx2b, (size_t)n * sizeof(float)) == 0,
+            "two runs with 2 threads differ");
+    free(y1), free(dx1), free(y2), free(dx2), free(y2b), free(dx2b);
+}
+
+/* 128 x 32 x 32 images of 16 channels, with a mean of 50 against a std of about 1: the sums
+ * must neither lose the variance to cancellation nor drift over 131072 rows. */
+static void bn_large_batch_matches_oracle(void)
+{
+    run_oracle_case("large batch", 128 * 32 * 32, 16, 50.0f);
+}
+
+/* 150 channels: three reduction tiles (64, 64, 22), and enough rows to use two threads. */
+static void bn_many_channels_matches_oracle(void)
+{
+    run_oracle_case("many channels", 701, 150, -3.0f);
+}
+
+int main(int argc, char **argv)
+{
+    static const oc_test_case cases[] = {
+        {"bn_train_gradcheck", bn_train_gradcheck},
+        {"bn_matches_torch", bn_matches_torch},
+        {"bn_large_batch_matches_oracle", bn_large_batch_matches_oracle},
+        {"bn_many_channels_matches_oracle", bn_many_channels_matches_oracle},
+    };
+    return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
+}
