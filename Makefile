@@ -102,21 +102,39 @@ check:
 	$(MAKE) WERROR=1 test
 	$(MAKE) WERROR=1 test-san
 
+# pkg-config metadata. Shared linking needs only -locelot (the .so records its own
+# dependencies); static linking (pkg-config --static) adds the libraries below: those with a .pc
+# file as Requires.private (so their own private dependencies follow), the rest as flags.
+PC_REQUIRES_PRIVATE := libpng libwebp libcjson libmicrohttpd liblzma zlib
+PC_LIBS_PRIVATE     := -ljpeg -lpthread -lm
+ifeq ($(OPENMP),1)
+PC_LIBS_PRIVATE     += -fopenmp
+endif
+ifneq ($(SAN),)
+PC_LIBS_PRIVATE     += -fsanitize=$(SAN)
+endif
+LIBDIR   := $(PREFIX)/lib
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
-	           $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	           $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 include/ocelot.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(BUILD)/libocelot.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libocelot.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libocelot.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libocelot.so.$(SOVERSION)
-	ln -sf libocelot.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libocelot.so
+	install -m 644 $(BUILD)/libocelot.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/libocelot.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sfn libocelot.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libocelot.so.$(SOVERSION)
+	ln -sfn libocelot.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libocelot.so
 	install -m 755 $(BUILD)/ocelot $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBS@|$(LIBS)|' ocelot.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ocelot.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES_PRIVATE)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|g' ocelot.pc.in \
+	    > $(DESTDIR)$(LIBDIR)/pkgconfig/ocelot.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/ocelot.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/ocelot.h $(DESTDIR)$(PREFIX)/lib/libocelot.* \
-	      $(DESTDIR)$(PREFIX)/bin/ocelot $(DESTDIR)$(PREFIX)/lib/pkgconfig/ocelot.pc
+	rm -f $(DESTDIR)$(PREFIX)/include/ocelot.h $(DESTDIR)$(LIBDIR)/libocelot.a \
+	      $(DESTDIR)$(LIBDIR)/libocelot.so $(DESTDIR)$(LIBDIR)/libocelot.so.$(SOVERSION) \
+	      $(DESTDIR)$(LIBDIR)/libocelot.so.$(VERSION) $(DESTDIR)$(PREFIX)/bin/ocelot \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/ocelot.pc
 
 clean:
 	rm -rf build build-*

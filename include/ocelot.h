@@ -834,7 +834,8 @@ typedef struct {
     const char *date;        /* NULL: the current local time, "YYYY-MM-DD HH:MM" */
     /* Per-epoch training history, NULL for none. Either CSV text with a header row naming
      * any of the columns epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds (in any order;
-     * others ignored; empty cells allowed), or a JSON array of objects with those keys. */
+     * others ignored; empty or "nan" cells leave gaps; seconds = what that epoch took), or a
+     * JSON array of objects with those keys. */
     const char *history;
     const oc_report_image *images; /* the mistakes to show, n_images of them (may be 0) */
     int n_images;

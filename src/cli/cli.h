@@ -34,5 +34,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_bench_model(int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@ static void eval_help(FILE *out)
             "  --report FILE      write a self-contained HTML report (curves, confusion heat\n"
             "                     map, per-class bars, most confident mistakes)\n"
             "  --tta              test-time augmentation: average with the mirrored image\n"
+            "  --predictions FILE write each image's result as CSV:\n"
+            "                     index,label,predicted,confidence (index into the dataset)\n"
             "  --batch N          images per forward pass (default 256)\n"
             "  --threads N        compute threads (default: one per core)\n"
             "  -h, --help         this help\n");
@@ -96,11 +99,13 @@ int cmd_eval(int argc, char **argv)
                                          {"json", no_argument, NULL, 'j'},
                                          {"report", required_argument, NULL, 'r'},
                                          {"tta", no_argument, NULL, 'T'},
+                                         {"predictions", required_argument, NULL, 'P'},
                                          {"batch", required_argument, NULL, 'b'},
                                          {"threads", required_argument, NULL, 't'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *data = NULL, *split = NULL, *report = NULL, *model_path;
+    const char *data = NULL, *split = NULL, *report = NULL, *pred_path = NULL, *model_path;
+    FILE *pred_out = NULL;
     int json = 0, tta = 0, batch = 256, c, rc = CLI_FAIL, h, w, ch, k;
     long v;
     oc_model *m = NULL;
@@ -124,6 +129,7 @@ int cmd_eval(int argc, char **argv)
         case 'j': json = 1; break;
         case 'r': report = optarg; break;
         case 'T': tta = 1; break;
+        case 'P': pred_path = optarg; break;
         case 'b':
             if (!cli_parse_int(optarg, 1, 4096, &v))
                 return cli_usage_error("eval", "--batch must be 1-4096, not '%s'", optarg);
@@ -207,6 +213,14 @@ int cmd_eval(int argc, char **argv)
             goto done;
         }
     }
+    if (pred_path) {
+        pred_out = fopen(pred_path, "w");
+        if (!pred_out) {
+            fprintf(stderr, "ocelot eval: cannot write '%s': %s\n", pred_path, strerror(errno));
+            goto done;
+        }
+        fprintf(pred_out, "index,label,predicted,confidence\n");
+    }
     for (int64_t b = 0; b < oc_loader_num_batches(ld); b++) {
         const oc_batch *bt;
         const float *logits;
@@ -224,6 +238,14 @@ int cmd_eval(int argc, char **argv)
                 goto done;
             }
             softmax_into(logits, bt->n, k, probs, 1);
+        }
+        for (int i = 0; pred_out && i < bt->n; i++) {
+            const float *p = probs + (size_t)i * k;
+            int best = 0;
+            for (int j = 1; j < k; j++)
+                best = p[j] > p[best] ? j : best;
+            fprintf(pred_out, "%lld,%d,%d,%.6f\n", (long long)bt->indices[i], bt->labels[i], best,
+                    (double)p[best]);
         }
         if (oc_metrics_add(met, bt->labels, probs, bt->n, OC_SCORES_PROBS) != OC_OK) {
             cli_error("eval");
@@ -296,6 +318,10 @@ int cmd_eval(int argc, char **argv)
     }
     rc = CLI_OK;
 done:
+    if (pred_out && fclose(pred_out) != 0 && rc == CLI_OK) {
+        fprintf(stderr, "ocelot eval: writing '%s' failed\n", pred_path);
+        rc = CLI_FAIL;
+    }
     oc_loader_free(ld);
     oc_metrics_free(met);
     oc_dataset_free(ds);

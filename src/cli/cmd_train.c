@@ -155,7 +155,7 @@ int cmd_train(int argc, char **argv)
             cfg.batch = (int)v;
             break;
         case 'l':
-            if (!cli_parse_double(optarg, 1e-9, 100, &cfg.lr))
+            if (!cli_parse_double(optarg, 1e-9, 1e6, &cfg.lr))
                 return cli_usage_error("train", "--lr must be a positive number, not '%s'", optarg);
             break;
         case 'o':

@@ -12,6 +12,8 @@ static const cli_command commands[] = {
     {"serve", "serve models over HTTP (web page, TorchServe and KServe v2 APIs)", cmd_serve},
     {"version", "print the version", cmd_version},
     {"init", "write an untrained model file", cmd_init},
+    {"data", "inspect, preview, benchmark and fetch datasets", cmd_data},
+    {"bench", "measure inference or training speed and memory on synthetic data", cmd_bench_model},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 

@@ -190,8 +190,8 @@ oc_status oc_augment_parse(const char *spec, oc_augment **out)
         free(a);
         return oc_fail(OC_ERR_NOMEM, "out of memory");
     }
-    for (item = strtok_r(copy, ",", &save); item && st == OC_OK;
-         item = strtok_r(NULL, ",", &save)) {
+    save = copy;
+    while (st == OC_OK && (item = strsep(&save, ",")) != NULL) {
         char *psave = NULL, *name, *param;
         aug_op op;
         int t;
@@ -200,7 +200,7 @@ oc_status oc_augment_parse(const char *spec, oc_augment **out)
         for (char *e = item + strlen(item); e > item && e[-1] == ' ';)
             *--e = 0;
         name = strtok_r(item, ":", &psave);
-        if (!name) {
+        if (!name || item[0] == ':') {
             st = oc_fail(OC_ERR_ARG, "augment: empty op in '%s'", spec);
             break;
         }

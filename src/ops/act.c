@@ -238,10 +238,11 @@ void oc_act_fwd(oc_act act, float alpha, int64_t n, const float *x, float *y)
         oc_parallel_n(act_fwd_task, &j, act_threads(n));
 }
 
+/* dx == NULL (an input that needs no gradient) does nothing. */
 void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float *dy, float *dx)
 {
     act_job j = {act, alpha, n, x, dy, dx};
-    if (n <= 0)
+    if (n <= 0 || !dx)
         return;
     if (n < ACT_PAR_MIN)
         act_bwd_range(act, alpha, n, x, dy, dx);

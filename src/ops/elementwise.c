@@ -3,8 +3,8 @@
  *
  * All are single passes over memory. Large ones split their outer dimension over the thread
  * pool; none reduces across threads, so results do not depend on the thread count.
- * Beyond ops.h: in oc_concat_bwd a NULL dx[k] skips that input, and in oc_channel_mul_bwd dx
- * or ds may be NULL. */
+ * Beyond ops.h, a NULL gradient output means "not wanted" and is skipped: dx in
+ * oc_dropout_bwd and oc_accumulate, dx[k] in oc_concat_bwd, dx or ds in oc_channel_mul_bwd. */
 
 /* See act.c: lets GCC vectorise these loops at -O2 without changing results. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -72,7 +72,7 @@ static void ew_task(void *ctx, int tid, int nt)
 static void ew_run(ew_kind kind, int64_t n, const float *a, const float *b, float *out)
 {
     ew_job j = {kind, n, a, b, out};
-    if (n <= 0)
+    if (n <= 0 || !out)
         return;
     if (n < 2 * EW_GRAIN)
         ew_range(kind, n, a, b, out);

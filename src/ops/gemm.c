@@ -153,6 +153,13 @@ static void pack_a(const oc_gemm_kernel *kern, int transa, const float *A, int l
         int mr = r1 - r0, ir = r0;
         int s = kern->pad_a ? kern->mr : mr;
         float *restrict dst = out + off * kc;
+        if (kern->pack_a_panel && !kern->pad_a) {
+            kern->pack_a_panel(transa,
+                               transa ? A + (size_t)p0 * lda + i0 + ir
+                                      : A + (size_t)(i0 + ir) * lda + p0,
+                               lda, mr, kc, dst);
+            continue;
+        }
         if (transa) {
             for (int k = 0; k < kc; k++) {
                 const float *src = A + (size_t)(p0 + k) * lda + i0 + ir;

@@ -29,6 +29,9 @@ typedef struct {
     int direct_a;    /* 1: the kernel reads op(A) in place with strides: no A packing */
     oc_gemm_ukernel kernel;          /* packed B */
     oc_gemm_ukernel kernel_direct_b; /* B rows in place (no B packing), or NULL */
+    /* Packs one unpadded A panel: rows [0, mr) x k [0, kc) of op(A) (a points at its first
+     * element) into dst[k * mr + r]. NULL: the driver's portable loops. */
+    void (*pack_a_panel)(int transa, const float *a, int lda, int mr, int kc, float *dst);
 } oc_gemm_kernel;
 
 /* AVX-512F: 14 x 32 register tile (28 zmm accumulators); instantiated for every smaller row

@@ -268,7 +268,8 @@ static enum MHD_Result start_predict(request *r)
             r->inputs[used].kind = OC_INPUT_ENCODED;
             r->inputs[used].data = parts[i].data;
             r->inputs[used].size = parts[i].len;
-            snprintf(r->names[used], sizeof r->names[used], "%s",
+            /* names longer than the reply field are cut, deliberately */
+            snprintf(r->names[used], sizeof r->names[used], "%.127s",
                      parts[i].filename[0] ? parts[i].filename : parts[i].name);
             used++;
         }

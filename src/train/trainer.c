@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define HISTORY_HEADER "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n"
 #define STAT_SAMPLES 5000 /* images used to estimate the input mean and std */
@@ -843,12 +844,16 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
             loss = oc_softmax_xent(b->n, j.classes, logits, b->labels, b->targets,
                                    (float)j.rc.label_smoothing, NULL, j.dlogits);
             if (!isfinite(loss)) {
+                int have_ckpt = access(j.ckpt_path, F_OK) == 0;
                 st = oc_fail(OC_ERR_NUMERIC,
                              "the loss became %s at epoch %lld, batch %lld (learning rate %g: "
-                             "try a lower --lr); the checkpoint '%s' from the last finished "
-                             "epoch is intact",
+                             "try a lower --lr)%s%s%s",
                              isnan(loss) ? "NaN" : "infinite", (long long)j.epoch + 1,
-                             (long long)j.batch_done + 1, oc_optimizer_lr(j.opt), j.ckpt_path);
+                             (long long)j.batch_done + 1, oc_optimizer_lr(j.opt),
+                             have_ckpt ? "; the checkpoint '" : "; no epoch had finished, so "
+                                                                "there is no checkpoint",
+                             have_ckpt ? j.ckpt_path : "",
+                             have_ckpt ? "' from the last finished epoch is intact" : "");
                 goto fail;
             }
             st = oc_model_backward(j.model, j.dlogits);

@@ -3,6 +3,7 @@
 # graceful shutdown. Starts `ocelot serve` on a free loopback port.
 source "$(dirname "$0")/lib.sh"
 PHOTOS=$SHARED/data/photos
+J='Content-Type: application/json'
 CIFAR_CLASSES=airplane,automobile,bird,cat,deer,dog,frog,horse,ship,truck
 
 check "init cifar model" "$OCELOT" init --model resnet20 --input 32x32x3 --classes 10 \
@@ -69,12 +70,12 @@ python3 -c "
 import json
 print(json.dumps({'id':'r1','inputs':[{'name':'input','shape':[2,32,32,3],'datatype':'FP32','data':[0.1]*(2*32*32*3)}],
                   'outputs':[{'name':'output','parameters':{'classification':3}}]}))" > "$TMP/infer.json"
-status_is "v2 infer FP32 with classification" 200 -X POST -H 'Content-Type: application/json' --data-binary @"$TMP/infer.json" "$URL/v2/models/cifar/infer"
+status_is "v2 infer FP32 with classification" 200 -X POST -H "$J" --data-binary @"$TMP/infer.json" "$URL/v2/models/cifar/infer"
 json_check "classification strings" "j['id'] == 'r1' and j['outputs'][0]['datatype'] == 'BYTES' and j['outputs'][0]['shape'] == [2,3] and len(j['outputs'][0]['data'][0].split(':')) == 3"
 python3 -c "
 import json
 print(json.dumps({'inputs':[{'name':'input','shape':[1,28,28,1],'datatype':'UINT8','data':[[7]*28]*28}]}))" > "$TMP/infer_u8.json"
-status_is "v2 infer UINT8 nested data" 200 -X POST --data-binary @"$TMP/infer_u8.json" "$URL/v2/models/fashion/infer"
+status_is "v2 infer UINT8 nested data" 200 -X POST -H "$J" --data-binary @"$TMP/infer_u8.json" "$URL/v2/models/fashion/infer"
 json_check "probabilities for every class" "j['outputs'][0]['shape'] == [1,10] and abs(sum(j['outputs'][0]['data']) - 1) < 1e-4"
 
 # --- errors
@@ -82,6 +83,7 @@ status_is "unknown model: 404" 404 -X POST --data-binary @"$PHOTOS/cat_chelsea.p
 json_check "404 has a JSON error" "'nope' in j['error']"
 status_is "unknown route: 404" 404 "$URL/nothing/here"
 status_is "GET on predictions: 405" 405 "$URL/predictions/cifar"
+status_is "form-encoded body to predictions: 415" 415 -X POST -d x=1 "$URL/predictions/cifar"
 status_is "POST on metrics: 405" 405 -X POST -d x "$URL/metrics"
 status_is "DELETE on infer: 405" 405 -X DELETE "$URL/v2/models/cifar/infer"
 head -c 3000000 /dev/urandom > "$TMP/big.bin"
@@ -103,10 +105,10 @@ open(sys.argv[1], "wb").write(png)
 PY
 status_is "PNG declaring 65535x65535: 400" 400 -X POST -H 'Content-Type: image/png' --data-binary @"$TMP/bomb.png" "$URL/predictions/cifar"
 json_check "bomb refused by the pixel limit" "'pixel' in j['error'] or 'large' in j['error']"
-status_is "topk=0: 400" 400 -X POST --data-binary @"$PHOTOS/cat_chelsea.png" "$URL/predictions/cifar?topk=0"
-status_is "infer bad JSON: 400" 400 -X POST -d '{"inputs":' "$URL/v2/models/cifar/infer"
-status_is "infer wrong shape: 400" 400 -X POST -d '{"inputs":[{"name":"input","shape":[1,8,8,3],"datatype":"FP32","data":[0]}]}' "$URL/v2/models/cifar/infer"
-status_is "infer too few numbers: 400" 400 -X POST -d '{"inputs":[{"name":"input","shape":[1,32,32,3],"datatype":"FP32","data":[1,2,3]}]}' "$URL/v2/models/cifar/infer"
+status_is "topk=0: 400" 400 -X POST -H 'Content-Type: image/png' --data-binary @"$PHOTOS/cat_chelsea.png" "$URL/predictions/cifar?topk=0"
+status_is "infer bad JSON: 400" 400 -X POST -H "$J" -d '{"inputs":' "$URL/v2/models/cifar/infer"
+status_is "infer wrong shape: 400" 400 -X POST -H "$J" -d '{"inputs":[{"name":"input","shape":[1,8,8,3],"datatype":"FP32","data":[0]}]}' "$URL/v2/models/cifar/infer"
+status_is "infer too few numbers: 400" 400 -X POST -H "$J" -d '{"inputs":[{"name":"input","shape":[1,32,32,3],"datatype":"FP32","data":[1,2,3]}]}' "$URL/v2/models/cifar/infer"
 status_is "multipart without data field: 400" 400 -F "other=hello" "$URL/predictions/cifar"
 got=$(python3 tests/e2e/http_probe.py truncated-multipart "$PORT" /predictions/cifar)
 [ "$got" = 400 ] && pass "truncated multipart: 400" || fail "truncated multipart: 400" "got $got"

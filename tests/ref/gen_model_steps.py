@@ -3,7 +3,7 @@
 For each model: torch_zoo's twin with the deterministic recipe weights (torch_zoo.recipe_tensor,
 which the C test reproduces, so no weights are stored), a fixed batch from an integer hash (also
 reproduced in C), training mode with batch statistics, dropout off. Then 5 steps of
-  sgd:   torch.optim.SGD(lr 0.05, momentum 0.9, nesterov, weight_decay 5e-4), constant lr
+  sgd:   torch.optim.SGD(lr 0.01, momentum 0.9, nesterov, weight_decay 5e-4), constant lr
   adamw: torch.optim.AdamW(lr 1e-3, weight_decay 5e-2) + CosineAnnealingLR(T_max=5) per step
 computed in float64 (so the reference carries no float32 rounding of its own).
 
@@ -72,7 +72,7 @@ def make_model(name, h, w, c, k):
 
 def train(model, opt_name, xt, labels):
     if opt_name == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
                               weight_decay=5e-4)
         sched = None
     else:

@@ -360,6 +360,31 @@ static void large_matches_plain_loops(void)
     free(dparts[1]);
 }
 
+/* A NULL gradient output means "not wanted": skipped, and the other outputs unchanged. */
+static void null_gradients_are_skipped(void)
+{
+    const int N = 2, HW = 35, C = 5;
+    const int64_t n = (int64_t)N * HW * C;
+    oc_rng r;
+    float *x, *s, *g, *dx = alloc_f(n), *ds1 = alloc_f(N * C), *ds2 = alloc_f(N * C);
+    oc_rng_seed(&r, 6, 0);
+    x = rand_f(&r, n);
+    s = rand_f(&r, N * C);
+    g = rand_f(&r, n);
+    oc_act_bwd(OC_ACT_GELU, 0.0f, n, x, g, NULL);
+    oc_accumulate(n, g, NULL);
+    oc_dropout_bwd(n, s, g, NULL);
+    oc_channel_mul_bwd(N, HW, C, x, s, g, dx, ds1);
+    oc_channel_mul_bwd(N, HW, C, x, s, g, NULL, ds2);
+    T_CHECK(memcmp(ds1, ds2, (size_t)N * C * sizeof(float)) == 0, "ds changed without dx");
+    memset(dx, 0, (size_t)n * sizeof(float));
+    oc_channel_mul_bwd(N, HW, C, x, s, g, dx, NULL);
+    for (int64_t i = 0; i < n; i++)
+        T_CHECK(dx[i] == g[i] * s[(i / (HW * C)) * C + i % C], "dx wrong without ds at %lld",
+                (long long)i);
+    free(x), free(s), free(g), free(dx), free(ds1), free(ds2);
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -368,6 +393,7 @@ int main(int argc, char **argv)
         {"channel_mul_gradcheck", channel_mul_gradcheck},
         {"elementwise_matches_torch", elementwise_matches_torch},
         {"large_matches_plain_loops", large_matches_plain_loops},
+        {"null_gradients_are_skipped", null_gradients_are_skipped},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

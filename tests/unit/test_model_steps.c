@@ -38,7 +38,7 @@ static const model_case MODELS[] = {
 };
 
 /* The optimizers, as in gen_model_steps.py. */
-#define SGD_LR 0.05
+#define SGD_LR 0.01
 #define ADAMW_LR 1e-3
 #define ADAMW_WD 5e-2
 

@@ -2,10 +2,13 @@
  * statistics, dropout off) from the same deterministic "recipe" weights; logits, the loss,
  * every parameter gradient and the batch-norm running statistics after the step.
  *
- * Criterion, per tensor: every stored entry satisfies |a - b| <= 1e-3 * max|b| + 1e-7, where
- * max|b| is over the whole reference tensor (stored in gn: for sampled tensors); for sampled
- * tensors ||a||_2 must also match ||b||_2 within 1e-3 relative. The reference runs in float64,
- * so the measured error is ocelot's float32 error. */
+ * Criterion, per tensor: every stored entry satisfies |a - b| <= max(1e-3 * max|b| + 1e-7,
+ * 2 * e32), where max|b| is over the whole reference tensor (stored in gn: for sampled tensors)
+ * and e32 is PyTorch float32's own max error on those entries (e:NAME); for sampled tensors
+ * ||a||_2 must also match ||b||_2 within the same rule. The reference runs in float64, so the
+ * measured error is ocelot's float32 error. For cnn and the ResNets the 1e-3 term decides; the
+ * MobileNets are ill-conditioned in float32 (gen_models.py), where ocelot must be as accurate
+ * as PyTorch float32 within 2x. */
 #include "test.h"
 #include "nn/nn.h"
 
@@ -62,8 +65,16 @@ static double max_abs(const float *v, int64_t n)
     return m;
 }
 
-/* Worst |a-b| / max|b| over the entries; fails beyond the criterion. */
-static double compare(const char *what, const float *a, const float *b, int64_t n, double scale)
+/* PyTorch float32's error entry k for `name` (0 when absent). */
+static double e32(oc_fixture *f, const char *name, int k)
+{
+    oc_fixture_array *e = find(f, "e:", name);
+    return e && e->numel > k ? (double)((float *)e->data)[k] : 0.0;
+}
+
+/* Worst |a-b| / max|b| over the entries; fails beyond max(1e-3 * scale + ATOL, 2 * err32). */
+static double compare(const char *what, const float *a, const float *b, int64_t n, double scale,
+                      double err32)
 {
     double worst = 0;
     int64_t at = 0;
@@ -74,9 +85,10 @@ static double compare(const char *what, const float *a, const float *b, int64_t 
             at = i;
         }
     }
-    T_CHECK(worst <= RTOL * scale + ATOL, "%s: |diff| %.3g at [%lld] (got %.8g want %.8g) > "
-            "1e-3 * max|ref| %.3g", what, worst, (long long)at, (double)a[at], (double)b[at],
-            scale);
+    T_CHECK(worst <= fmax(RTOL * scale + ATOL, 2 * err32),
+            "%s: |diff| %.3g at [%lld] (got %.8g want %.8g) > 1e-3 * max|ref| %.3g and > 2x "
+            "PyTorch float32's %.3g", what, worst, (long long)at, (double)a[at], (double)b[at],
+            scale, err32);
     return scale > 0 ? worst / scale : worst;
 }
 
@@ -116,7 +128,8 @@ static void run_case(const char *fixture_name, const char *zoo_name)
             oc_last_error());
     {
         const float *ref = oc_fixture_f32(f, "logits");
-        double e = compare("logits", logits, ref, (int64_t)N * K, max_abs(ref, (int64_t)N * K));
+        double e = compare("logits", logits, ref, (int64_t)N * K, max_abs(ref, (int64_t)N * K),
+                           e32(f, "logits", 0));
         oc_test_note("%s: logits max rel err %.2e", zoo_name, e);
     }
     dlogits = malloc((size_t)N * K * sizeof *dlogits);
@@ -124,7 +137,7 @@ static void run_case(const char *fixture_name, const char *zoo_name)
                            0.0f, NULL, dlogits);
     {
         double ref = (double)oc_fixture_f32(f, "loss")[0];
-        T_CHECK(fabs(loss - ref) <= 1e-4 * fabs(ref), "loss %.8g, PyTorch %.8g", loss, ref);
+        T_CHECK(fabs(loss - ref) <= fmax(1e-4 * fabs(ref), 2 * e32(f, "loss", 0)), "loss %.8g, PyTorch %.8g", loss, ref);
         oc_test_note("%s: loss %.7f (PyTorch %.7f)", zoo_name, loss, ref);
     }
     T_CHECK(oc_model_backward(m, dlogits) == OC_OK, "backward: %s", oc_last_error());
@@ -138,7 +151,7 @@ static void run_case(const char *fixture_name, const char *zoo_name)
             oc_fixture_array *ref = find(f, "s:", t->name);
             T_CHECK(ref && ref->numel == (int64_t)t->numel, "no running stat %s", t->name);
             if (ref && ref->numel == (int64_t)t->numel)
-                compare(t->name, got, ref->data, ref->numel, max_abs(ref->data, ref->numel));
+                compare(t->name, got, ref->data, ref->numel, max_abs(ref->data, ref->numel), 0);
             continue;
         }
         const float *g = oc_model_grads(m, NULL) + t->offset;
@@ -146,7 +159,8 @@ static void run_case(const char *fixture_name, const char *zoo_name)
         samp = find(f, "gs:", t->name);
         stats = find(f, "gn:", t->name);
         if (full && full->numel == (int64_t)t->numel) {
-            e = compare(t->name, g, full->data, full->numel, max_abs(full->data, full->numel));
+            e = compare(t->name, g, full->data, full->numel, max_abs(full->data, full->numel),
+                        e32(f, t->name, 0));
         } else if (samp && stats && stats->numel == 2) {
             float got[256];
             const float *st = stats->data;
@@ -154,11 +168,12 @@ static void run_case(const char *fixture_name, const char *zoo_name)
             for (int64_t j = 0; j < samp->numel && j < 256; j++)
                 got[j] = g[(j * 7919 + 13) % (int64_t)t->numel];
             e = compare(t->name, got, samp->data, samp->numel < 256 ? samp->numel : 256,
-                        (double)st[0]);
+                        (double)st[0], e32(f, t->name, 0));
             for (size_t j = 0; j < t->numel; j++)
                 norm += (double)g[j] * (double)g[j];
             norm = sqrt(norm);
-            T_CHECK(fabs(norm - (double)st[1]) <= RTOL * (double)st[1] + ATOL,
+            T_CHECK(fabs(norm - (double)st[1]) <=
+                        fmax(RTOL * (double)st[1] + ATOL, 2 * e32(f, t->name, 1)),
                     "%s: ||grad|| %.8g, PyTorch %.8g", t->name, norm, (double)st[1]);
             e = fmax(e, fabs(norm - (double)st[1]) / fmax((double)st[1], 1e-30));
         } else {

@@ -349,6 +349,37 @@ static void bn_many_channels_matches_oracle(void)
     run_oracle_case("many channels", 701, 150, -3.0f);
 }
 
+/* dx == NULL (input needs no gradient) still gives dgamma / dbeta, bit for bit; gamma == NULL
+ * and beta == NULL act as 1 and 0. */
+static void bn_optional_pointers(void)
+{
+    const int64_t M = 701;
+    const int C = 19;
+    oc_rng r;
+    float *x = alloc_f(M * C), *g = alloc_f(M * C), *y1 = alloc_f(M * C), *y2 = alloc_f(M * C);
+    float *dx = alloc_f(M * C), *ones = alloc_f(C), *zeros = alloc_f(C), *mean = alloc_f(C),
+          *invstd = alloc_f(C), *dg1 = alloc_f(C), *db1 = alloc_f(C), *dg2 = alloc_f(C),
+          *db2 = alloc_f(C);
+    oc_rng_seed(&r, 21, 0);
+    for (int64_t i = 0; i < M * C; i++) {
+        x[i] = oc_rng_normal(&r);
+        g[i] = oc_rng_normal(&r);
+    }
+    for (int c = 0; c < C; c++)
+        ones[c] = 1.0f;
+    oc_batchnorm_fwd_train(M, C, x, ones, zeros, 1e-5f, 0.1f, NULL, NULL, mean, invstd, y1);
+    oc_batchnorm_fwd_train(M, C, x, NULL, NULL, 1e-5f, 0.1f, NULL, NULL, mean, invstd, y2);
+    T_CHECK(memcmp(y1, y2, (size_t)(M * C) * sizeof(float)) == 0, "NULL gamma/beta differ");
+    oc_batchnorm_bwd(M, C, x, ones, mean, invstd, g, dx, dg1, db1);
+    oc_batchnorm_bwd(M, C, x, NULL, mean, invstd, g, NULL, dg2, db2);
+    T_CHECK(memcmp(dg1, dg2, (size_t)C * sizeof(float)) == 0 &&
+                memcmp(db1, db2, (size_t)C * sizeof(float)) == 0,
+            "dgamma / dbeta depend on dx being wanted");
+    oc_batchnorm_bwd(M, C, x, ones, mean, invstd, g, dx, NULL, NULL);
+    free(x), free(g), free(y1), free(y2), free(dx), free(ones), free(zeros), free(mean);
+    free(invstd), free(dg1), free(db1), free(dg2), free(db2);
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -356,6 +387,7 @@ int main(int argc, char **argv)
         {"bn_matches_torch", bn_matches_torch},
         {"bn_large_batch_matches_oracle", bn_large_batch_matches_oracle},
         {"bn_many_channels_matches_oracle", bn_many_channels_matches_oracle},
+        {"bn_optional_pointers", bn_optional_pointers},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# train / eval / predict as a user runs them, on a tiny generated dataset (seconds): results,
+# files, determinism, kill -9 and SIGINT followed by --resume (bitwise equal weights), eval
+# against scikit-learn, the HTML report, bad input.
+source "$(dirname "$0")/lib.sh"
+PY=/usr/bin/python3
+D=$TMP/tiny
+python3 tests/e2e/make_tiny_idx.py "$D" 384 96
+NET=tests/e2e/tiny_net.json
+T=(--data "idx:$D" --model "$NET" --epochs 4 --batch 32 --seed 3 --threads 2 --workers 2 --quiet)
+
+check "train the tiny net" "$OCELOT" train "${T[@]}" --out "$TMP/a.ocm"
+[ -s "$TMP/a.ocm" ] && [ -s "$TMP/a.ocm.ckpt" ] && pass "model and checkpoint written" || fail "model and checkpoint written"
+rows=$(tail -n +2 "$TMP/a.ocm.csv" | wc -l)
+[ "$rows" = 4 ] && pass "CSV log has one row per epoch" || fail "CSV log has one row per epoch" "$rows rows"
+head -1 "$TMP/a.ocm.csv" | grep -q '^epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds$' \
+    && pass "CSV header" || fail "CSV header" "$(head -1 "$TMP/a.ocm.csv")"
+
+check "eval --json" "$OCELOT" eval "$TMP/a.ocm" --data "idx:$D" --json --predictions "$TMP/pred.csv"
+cp "$TMP/last.out" "$TMP/eval.json"
+acc=$($PY -c "import json; print(json.load(open('$TMP/eval.json'))['accuracy'])")
+$PY -c "import sys; sys.exit(0 if $acc > 0.8 else 1)" && pass "learns the tiny task (accuracy $acc)" || fail "learns the tiny task" "accuracy $acc"
+if $PY - "$TMP/eval.json" "$TMP/pred.csv" <<'PY'
+import csv, json, sys
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+j = json.load(open(sys.argv[1]))
+rows = list(csv.DictReader(open(sys.argv[2])))
+y = np.array([int(r["label"]) for r in rows]); p = np.array([int(r["predicted"]) for r in rows])
+K = len(j["classes"])
+assert len(rows) == j["count"] == 96, (len(rows), j["count"])
+pr, rc, f1, sup = precision_recall_fscore_support(y, p, labels=range(K), zero_division=0)
+for i, c in enumerate(j["per_class"]):
+    for key, ref in (("precision", pr[i]), ("recall", rc[i]), ("f1", f1[i])):
+        assert abs(c[key] - ref) < 1e-9, (i, key, c[key], ref)
+    assert c["support"] == sup[i]
+for avg in ("macro", "weighted"):
+    ref = precision_recall_fscore_support(y, p, labels=range(K), average=avg, zero_division=0)
+    for n, key in enumerate(("precision", "recall", "f1")):
+        assert abs(j[avg + "_avg"][key] - ref[n]) < 1e-9, (avg, key)
+assert (np.array(j["confusion_matrix"]) == confusion_matrix(y, p, labels=range(K))).all()
+assert abs(j["accuracy"] - accuracy_score(y, p)) < 1e-12
+print("sklearn agrees")
+PY
+then pass "eval --json equals scikit-learn on the same predictions"; else fail "eval --json equals scikit-learn"; fi
+check "eval text report" "$OCELOT" eval "$TMP/a.ocm" --data "idx:$D"
+grep -q "precision" "$TMP/last.out" && pass "text has the classification report" || fail "text report" "$(head -5 "$TMP/last.out")"
+check "eval --report --tta" "$OCELOT" eval "$TMP/a.ocm" --data "idx:$D" --report "$TMP/r.html" --tta
+grep -q "<svg" "$TMP/r.html" && pass "HTML report has charts" || fail "HTML report has charts"
+
+# determinism: the same seed and threads give the same bits
+check "train again, same seed" "$OCELOT" train "${T[@]}" --out "$TMP/b.ocm"
+check "same seed, same weights" $PY tests/e2e/same_weights.py "$TMP/a.ocm.ckpt" "$TMP/b.ocm.ckpt"
+
+# kill -9 at a random step after the first checkpoint, then --resume: same final weights
+"$OCELOT" train "${T[@]}" --out "$TMP/k.ocm" &
+PID=$!
+for _ in $(seq 400); do [ -s "$TMP/k.ocm.ckpt" ] && break; sleep 0.05; done
+sleep "0.$((RANDOM % 9 + 1))"
+kill -9 $PID 2>/dev/null; wait $PID 2>/dev/null
+if [ -s "$TMP/k.ocm.ckpt" ]; then
+    check "resume after kill -9" "$OCELOT" train --resume "$TMP/k.ocm.ckpt" --out "$TMP/k.ocm" --threads 2 --quiet
+    check "kill -9 + resume = uninterrupted (checkpoint)" $PY tests/e2e/same_weights.py "$TMP/a.ocm.ckpt" "$TMP/k.ocm.ckpt"
+    check "kill -9 + resume = uninterrupted (best model)" $PY tests/e2e/same_weights.py "$TMP/a.ocm" "$TMP/k.ocm"
+else
+    fail "a checkpoint existed before kill -9"
+fi
+
+# SIGINT mid-epoch: checkpoint of the exact position, exit 130, resume completes identically
+"$OCELOT" train "${T[@]}" --epochs 4 --out "$TMP/s.ocm" --batch 8 > "$TMP/sig.out" 2>&1 &
+PID=$!
+for _ in $(seq 400); do [ -s "$TMP/s.ocm.ckpt" ] && break; sleep 0.05; done
+sleep 0.3
+kill -INT $PID; wait $PID; rc=$?
+[ $rc = 130 ] && pass "SIGINT exits 130 after checkpointing" || fail "SIGINT exits 130" "rc=$rc $(tail -2 "$TMP/sig.out")"
+check "resume after SIGINT" "$OCELOT" train --resume "$TMP/s.ocm.ckpt" --out "$TMP/s.ocm" --threads 2 --quiet
+check "train batch 8 uninterrupted" "$OCELOT" train "${T[@]}" --out "$TMP/s2.ocm" --batch 8
+check "SIGINT + resume = uninterrupted" $PY tests/e2e/same_weights.py "$TMP/s.ocm.ckpt" "$TMP/s2.ocm.ckpt"
+
+# limit, EMA, label smoothing, mixup, adamw and a step schedule run and learn
+check "train --limit --ema --label-smoothing --augment mixup" "$OCELOT" train --data "idx:$D" \
+    --model "$NET" --epochs 3 --batch 16 --limit 120 --ema 0.9 --label-smoothing 0.1 \
+    --augment "flip,mixup:0.2" --optimizer adamw --schedule step --quiet --out "$TMP/l.ocm"
+
+# a folder dataset without a test split: the recorded 20% split is what eval scores
+mkdir -p "$TMP/folder"
+$PY - "$TMP/folder" <<'PY'
+import os, struct, sys, zlib
+def png(path, w, h, rgb):
+    raw = b"".join(b"\0" + bytes(rgb) * w for _ in range(h))
+    def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+for c, rgb in (("red", (220, 30, 30)), ("blue", (30, 30, 220))):
+    os.makedirs(os.path.join(sys.argv[1], c), exist_ok=True)
+    for i in range(20):
+        png(os.path.join(sys.argv[1], c, f"{i}.png"), 10 + i, 12, [max(0, v - 3 * i) for v in rgb])
+PY
+check "train on a folder (80/20 split)" "$OCELOT" train --data "folder:$TMP/folder" --model "$NET" \
+    --input 12x12x3 --epochs 2 --batch 8 --quiet --out "$TMP/f.ocm"
+check "eval scores the held-out part" "$OCELOT" eval "$TMP/f.ocm" --data "folder:$TMP/folder" --json
+$PY -c "import json,sys; sys.exit(0 if json.load(open('$TMP/last.out'))['count'] == 8 else 1)" \
+    && pass "held-out part is 8 of 40 images" || fail "held-out part is 8 of 40" "$(head -c 200 "$TMP/last.out")"
+check "predict a folder" "$OCELOT" predict "$TMP/f.ocm" "$TMP/folder" --top 2 --csv
+[ "$(awk -F, '$2 == 1' "$TMP/last.out" | wc -l)" = 40 ] && pass "40 images predicted" || fail "40 images predicted"
+
+# bad input: clear messages, non-zero exits, no crash
+check_fails "train without --data" "$OCELOT" train --out "$TMP/x.ocm"
+check_fails "train a missing directory" "$OCELOT" train --data "idx:$TMP/nothing" --out "$TMP/x.ocm"
+check_fails "train an unknown model" "$OCELOT" train --data "idx:$D" --model resnet999 --out "$TMP/x.ocm"
+check_fails "train a bad flag" "$OCELOT" train --data "idx:$D" --epochs zero
+check_fails "resume a corrupt checkpoint" "$OCELOT" train --resume tests/e2e/tiny_net.json --out "$TMP/x.ocm"
+check_fails "a loss that diverges stops with a message" "$OCELOT" train --data "idx:$D" \
+    --model "$NET" --epochs 2 --lr 1e6 --optimizer sgd --quiet --out "$TMP/nan.ocm"
+grep -q -E "NaN|infinite" "$TMP/last.out" && pass "divergence message names NaN" || fail "divergence message" "$(tail -2 "$TMP/last.out")"
+check_fails "eval a missing model" "$OCELOT" eval "$TMP/none.ocm" --data "idx:$D"
+check_fails "eval with the wrong class count" "$OCELOT" eval "$TMP/f.ocm" --data "idx:$D"
+finish
