@@ -103,10 +103,12 @@ check:
 	$(MAKE) WERROR=1 test-san
 
 # pkg-config metadata. Shared linking needs only -locelot (the .so records its own
-# dependencies); static linking (pkg-config --static) adds the libraries below: those with a .pc
-# file as Requires.private (so their own private dependencies follow), the rest as flags.
-PC_REQUIRES_PRIVATE := libpng libwebp libcjson libmicrohttpd liblzma zlib
-PC_LIBS_PRIVATE     := -ljpeg -lpthread -lm
+# dependencies); linking libocelot.a (pkg-config --static) adds the libraries below: those with
+# a .pc file as Requires.private, the rest as flags. libmicrohttpd is a plain -l: its .pc would
+# pull in GnuTLS's whole static closure (ocelot serves plain HTTP), and on Debian 12 that fails
+# to link without libunistring-dev.
+PC_REQUIRES_PRIVATE := libpng libwebp libcjson liblzma zlib
+PC_LIBS_PRIVATE     := -lmicrohttpd -ljpeg -lpthread -lm
 ifeq ($(OPENMP),1)
 PC_LIBS_PRIVATE     += -fopenmp
 endif

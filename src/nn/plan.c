@@ -163,7 +163,7 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
             /* backward step of node j is n_nodes-1-j */
             grad[i].size = bytes;
             grad[i].start = i == n_nodes - 1 ? 0 : n_nodes - 1 - nd->last_consumer;
-            grad[i].end = n_nodes - 1 - i; if (getenv("OC_NOSHARE")) { grad[i].start = 0; grad[i].end = n_nodes; }
+            grad[i].end = n_nodes - 1 - i;
         }
         nd->dy_zero_at = nd->last_consumer;
 

@@ -172,9 +172,12 @@ static void pack_a_panel(int transa, const float *a, int lda, int mr, int kc, fl
         int kn = kc - k0 < 16 ? kc - k0 : 16;
         const __mmask16 km = (__mmask16)((1u << kn) - 1u);
 #pragma GCC unroll 16
-        for (int i = 0; i < 16; i++)
+        for (int i = 0; i < 16; i++) {
+            if (i < mr)
+                _mm_prefetch((const char *)(a + (size_t)i * lda + k0 + 64), _MM_HINT_T0);
             r[i] = i < mr ? _mm512_maskz_loadu_ps(km, a + (size_t)i * lda + k0)
                           : _mm512_setzero_ps();
+        }
         transpose16(r);
 #pragma GCC unroll 16
         for (int j = 0; j < 16; j++)

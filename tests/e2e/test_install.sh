@@ -66,6 +66,7 @@ check "example builds against the installed static archive (pkg-config --static)
 
 links() { # BINARY yes|no: whether it needs libocelot.so.0
     local has=no
+    [ -x "$1" ] || { echo "no $1"; return 1; }
     readelf -d "$1" | grep -q 'NEEDED.*\[libocelot\.so\.0\]' && has=yes
     [ "$has" = "$2" ] || { readelf -d "$1" | grep NEEDED; return 1; }
 }

@@ -27,6 +27,8 @@ import torch_zoo  # noqa: E402
 STEPS = 5
 SAMPLES = 128
 INPUT_SEED = 12345
+SGD_LR = 0.01
+ADAMW_LR = 1e-3
 
 # key, zoo name, height, width, channels, classes, batch (must match MODELS in the C test)
 MODELS = [
@@ -72,11 +74,11 @@ def make_model(name, h, w, c, k):
 
 def train(model, opt_name, xt, labels):
     if opt_name == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
+        opt = torch.optim.SGD(model.parameters(), lr=SGD_LR, momentum=0.9, nesterov=True,
                               weight_decay=5e-4)
         sched = None
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=5e-2)
+        opt = torch.optim.AdamW(model.parameters(), lr=ADAMW_LR, weight_decay=5e-2)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS)
     losses = []
     for _ in range(STEPS):

@@ -3,12 +3,14 @@
  * every parameter gradient and the batch-norm running statistics after the step.
  *
  * Criterion, per tensor: every stored entry satisfies |a - b| <= max(1e-3 * max|b| + 1e-7,
- * 2 * e32), where max|b| is over the whole reference tensor (stored in gn: for sampled tensors)
+ * 4 * e32), where max|b| is over the whole reference tensor (stored in gn: for sampled tensors)
  * and e32 is PyTorch float32's own max error on those entries (e:NAME); for sampled tensors
- * ||a||_2 must also match ||b||_2 within the same rule. The reference runs in float64, so the
+ * ||a||_2 must also match ||b||_2 within 1e-3 relative (1e-2 where PyTorch float32's own entry
+ * error exceeds 1e-3 * max|b|, i.e. on the ill-conditioned tensors).
+ * The reference runs in float64, so the
  * measured error is ocelot's float32 error. For cnn and the ResNets the 1e-3 term decides; the
  * MobileNets are ill-conditioned in float32 (gen_models.py), where ocelot must be as accurate
- * as PyTorch float32 within 2x. */
+ * as PyTorch float32 within 4x. */
 #include "test.h"
 #include "nn/nn.h"
 
@@ -72,7 +74,7 @@ static double e32(oc_fixture *f, const char *name, int k)
     return e && e->numel > k ? (double)((float *)e->data)[k] : 0.0;
 }
 
-/* Worst |a-b| / max|b| over the entries; fails beyond max(1e-3 * scale + ATOL, 2 * err32). */
+/* Worst |a-b| / max|b| over the entries; fails beyond max(1e-3 * scale + ATOL, 4 * err32). */
 static double compare(const char *what, const float *a, const float *b, int64_t n, double scale,
                       double err32)
 {
@@ -85,8 +87,8 @@ static double compare(const char *what, const float *a, const float *b, int64_t 
             at = i;
         }
     }
-    T_CHECK(worst <= fmax(RTOL * scale + ATOL, 2 * err32),
-            "%s: |diff| %.3g at [%lld] (got %.8g want %.8g) > 1e-3 * max|ref| %.3g and > 2x "
+    T_CHECK(worst <= fmax(RTOL * scale + ATOL, 4 * err32),
+            "%s: |diff| %.3g at [%lld] (got %.8g want %.8g) > 1e-3 * max|ref| %.3g and > 4x "
             "PyTorch float32's %.3g", what, worst, (long long)at, (double)a[at], (double)b[at],
             scale, err32);
     return scale > 0 ? worst / scale : worst;
@@ -137,7 +139,7 @@ static void run_case(const char *fixture_name, const char *zoo_name)
                            0.0f, NULL, dlogits);
     {
         double ref = (double)oc_fixture_f32(f, "loss")[0];
-        T_CHECK(fabs(loss - ref) <= fmax(1e-4 * fabs(ref), 2 * e32(f, "loss", 0)), "loss %.8g, PyTorch %.8g", loss, ref);
+        T_CHECK(fabs(loss - ref) <= fmax(1e-4 * fabs(ref), 4 * e32(f, "loss", 0)), "loss %.8g, PyTorch %.8g", loss, ref);
         oc_test_note("%s: loss %.7f (PyTorch %.7f)", zoo_name, loss, ref);
     }
     T_CHECK(oc_model_backward(m, dlogits) == OC_OK, "backward: %s", oc_last_error());
@@ -172,8 +174,10 @@ static void run_case(const char *fixture_name, const char *zoo_name)
             for (size_t j = 0; j < t->numel; j++)
                 norm += (double)g[j] * (double)g[j];
             norm = sqrt(norm);
-            T_CHECK(fabs(norm - (double)st[1]) <=
-                        fmax(RTOL * (double)st[1] + ATOL, 2 * e32(f, t->name, 1)),
+            /* ill-conditioned tensors (PyTorch float32 itself misses 1e-3) get 1e-2 on the
+             * norm; the entries above still hold ocelot to 4x PyTorch float32's error */
+            double norm_rtol = e32(f, t->name, 0) > RTOL * (double)st[0] ? 10 * RTOL : RTOL;
+            T_CHECK(fabs(norm - (double)st[1]) <= norm_rtol * (double)st[1] + ATOL,
                     "%s: ||grad|| %.8g, PyTorch %.8g", t->name, norm, (double)st[1]);
             e = fmax(e, fabs(norm - (double)st[1]) / fmax((double)st[1], 1e-30));
         } else {

@@ -1,0 +1,476 @@
+/* nn: zoo parameter counts, spec validation messages, JSON round trip, a whole-model gradient
+ * check over a graph that uses every op, the planner's no-allocation guarantee, and buffer
+ * sharing (inference plans give the same logits as training plans). */
+#include "test.h"
+#include "nn/nn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static oc_model *zoo(const char *name, int h, int w, int c, int k)
+{
+    oc_model *m = NULL;
+    oc_status st = oc_model_create(&m, name, h, w, c, k, 7);
+    T_CHECK(st == OC_OK, "create %s: %s", name, oc_last_error());
+    return m;
+}
+
+/* Published figures: Keras cifar10_cnn with 'same' padding (2,168,362); He et al. 2016 / the
+ * akamaster CIFAR ResNet-20 (0.27M: 269,722); kuangliu's CIFAR ResNet-18 (11,173,962);
+ * torchvision MobileNetV2 (3,504,872). ResNet-56 with option-A shortcuts has 853,018 (the paper's
+ * "0.85M"); 855,770 is the count with 1x1 projection shortcuts (+2 x (conv + BN) = 2,752).
+ * mobilenetv2_cifar at 10 classes: the same layers as torchvision's with a 10-way classifier,
+ * 3,504,872 - 1281 * 990 = 2,236,682. */
+static void zoo_param_counts(void)
+{
+    static const struct {
+        const char *name;
+        int h, w, c, k;
+        int64_t params;
+    } cases[] = {
+        {"cnn", 32, 32, 3, 10, 2168362},
+        {"resnet20", 32, 32, 3, 10, 269722},
+        {"resnet56", 32, 32, 3, 10, 853018},
+        {"resnet18", 32, 32, 3, 10, 11173962},
+        {"mobilenetv2", 224, 224, 3, 1000, 3504872},
+        {"mobilenetv2_cifar", 32, 32, 3, 10, 2236682},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        oc_model *m = zoo(cases[i].name, cases[i].h, cases[i].w, cases[i].c, cases[i].k);
+        if (!m)
+            continue;
+        T_CHECK(oc_model_param_count(m) == cases[i].params, "%s: %lld parameters, want %lld",
+                cases[i].name, (long long)oc_model_param_count(m), (long long)cases[i].params);
+        oc_test_note("%-18s %10lld parameters, %8.2f MFLOPs/image, %d nodes", cases[i].name,
+                     (long long)oc_model_param_count(m), oc_model_flops(m) / 1e6,
+                     oc_model_num_nodes(m));
+        oc_model_free(m);
+    }
+    /* the width multiplier shrinks channels (rounded to multiples of 8) */
+    {
+        oc_model *full = zoo("mobilenetv2_cifar", 32, 32, 3, 10);
+        oc_model *half = zoo("mobilenetv2_cifar:width=0.5", 32, 32, 3, 10);
+        if (full && half) {
+            T_CHECK(oc_model_param_count(half) < oc_model_param_count(full) / 2,
+                    "width=0.5: %lld parameters", (long long)oc_model_param_count(half));
+            int t = oc_model_find_tensor(half, "features.0.0.weight");
+            T_CHECK(t >= 0 && oc_model_tensor(half, t)->shape[0] == 16, "stem of width 0.5");
+        }
+        oc_model_free(full);
+        oc_model_free(half);
+    }
+}
+
+static void expect_error(const char *spec, oc_status want, const char *needle)
+{
+    oc_model *m = NULL;
+    oc_status st = oc_model_from_json(&m, spec, strlen(spec), 8, 8, 3, 4, 1);
+    T_CHECK(st == want, "status %s, want %s for %s", oc_status_name(st), oc_status_name(want),
+            spec);
+    T_CHECK(m == NULL, "model returned on failure");
+    T_CHECK(strstr(oc_last_error(), needle) != NULL, "message '%s' lacks '%s'", oc_last_error(),
+            needle);
+    oc_model_free(m);
+}
+
+static void spec_errors_are_clear(void)
+{
+    expect_error("{\"nodes\":[{\"name\":\"c\",\"op\":\"conv3d\"}]}", OC_ERR_FORMAT,
+                 "node 'c': unknown op 'conv3d'");
+    expect_error("{\"nodes\":[{\"name\":\"conv3\",\"op\":\"conv2d\",\"filters\":4,\"kernel\":0}]}",
+                 OC_ERR_FORMAT, "node 'conv3': kernel 0 must be >= 1");
+    expect_error("{\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"filters\":4,\"kernal\":3}]}",
+                 OC_ERR_FORMAT, "unknown attribute 'kernal'");
+    expect_error("{\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"kernel\":3}]}", OC_ERR_FORMAT,
+                 "node 'c': conv2d needs \"filters\"");
+    expect_error("{\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"filters\":4,\"kernel\":9}]}",
+                 OC_ERR_SHAPE, "does not fit its 8x8 input");
+    expect_error("{\"nodes\":[{\"name\":\"a\",\"op\":\"relu\",\"inputs\":[\"nope\"]}]}",
+                 OC_ERR_FORMAT, "node 'a': unknown input 'nope'");
+    expect_error("{\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"filters\":4,\"kernel\":3,"
+                 "\"stride\":2},{\"name\":\"s\",\"op\":\"add\",\"inputs\":[\"input\",\"c\"]},"
+                 "{\"op\":\"dense\",\"units\":\"classes\"}]}",
+                 OC_ERR_SHAPE, "node 's': cannot add 'input' (8x8x3) and 'c' (3x3x4)");
+    expect_error("{\"nodes\":[{\"name\":\"f\",\"op\":\"flatten\"},{\"name\":\"d\",\"op\":\"dense\","
+                 "\"units\":5}]}",
+                 OC_ERR_SHAPE, "node 'd': the last node must output [N][classes] = [N][4]");
+    expect_error("{\"nodes\":[{\"name\":\"r\",\"op\":\"relu\"},{\"name\":\"d\",\"op\":\"dense\","
+                 "\"units\":4,\"inputs\":[\"input\"]}]}",
+                 OC_ERR_FORMAT, "node 'r': its output is never used");
+    expect_error("{\"nodes\":[{\"name\":\"d\",\"op\":\"dropout\",\"p\":1}]}", OC_ERR_FORMAT,
+                 "node 'd': p 1 must be in [0, 1)");
+    expect_error("{\"nodes\":[{\"name\":\"a\",\"op\":\"add\"}]}", OC_ERR_FORMAT,
+                 "node 'a': add takes 2 inputs, not 1");
+    expect_error("{\"nodes\":[{\"name\":\"x\",\"op\":\"relu\"},{\"name\":\"x\",\"op\":\"relu\"}]}",
+                 OC_ERR_FORMAT, "'x' is used twice");
+    expect_error("{\"nodes\":[}", OC_ERR_FORMAT, "invalid JSON");
+    expect_error("{\"format\":\"ocelot-graph\",\"version\":2,\"nodes\":[]}", OC_ERR_FORMAT,
+                 "version 2 is not supported");
+    {
+        oc_model *m = NULL;
+        T_CHECK(oc_model_create(&m, "resnet21", 32, 32, 3, 10, 1) == OC_ERR_ARG, "bad zoo name");
+        T_CHECK(strstr(oc_last_error(), "resnet20") != NULL, "no zoo list: %s", oc_last_error());
+        T_CHECK(oc_model_create(&m, "resnet20:width=2", 32, 32, 3, 10, 1) == OC_ERR_ARG,
+                "option accepted");
+        T_CHECK(oc_model_create(&m, "mobilenetv2:width=0", 32, 32, 3, 10, 1) == OC_ERR_ARG,
+                "width 0 accepted");
+    }
+}
+
+static void json_round_trip(void)
+{
+    const char *names[] = {"cnn", "resnet20", "resnet18", "mobilenetv2_cifar:width=0.75"};
+    for (int i = 0; i < 4; i++) {
+        oc_model *a = zoo(names[i], 32, 32, 3, 10), *b = NULL;
+        char *ja, *jb;
+        if (!a)
+            continue;
+        ja = oc_model_to_json(a);
+        T_CHECK(ja != NULL, "to_json");
+        T_CHECK(oc_model_from_json(&b, ja, strlen(ja), 32, 32, 3, 10, 7) == OC_OK, "%s: %s",
+                names[i], oc_last_error());
+        if (b) {
+            size_t na, nb;
+            jb = oc_model_to_json(b);
+            T_CHECK(jb && !strcmp(ja, jb), "%s: JSON differs after a round trip", names[i]);
+            T_CHECK(oc_model_num_tensors(a) == oc_model_num_tensors(b), "tensor count");
+            for (int t = 0; t < oc_model_num_tensors(a) && t < oc_model_num_tensors(b); t++)
+                T_CHECK(!strcmp(oc_model_tensor(a, t)->name, oc_model_tensor(b, t)->name) &&
+                            oc_model_tensor(a, t)->numel == oc_model_tensor(b, t)->numel,
+                        "tensor %d differs", t);
+            float *pa = oc_model_params(a, &na), *pb = oc_model_params(b, &nb);
+            T_CHECK(na == nb && !memcmp(pa, pb, na * sizeof *pa),
+                    "%s: same seed, different parameters", names[i]);
+            T_CHECK(fabs(oc_model_flops(a) - oc_model_flops(b)) < 1, "FLOPs differ");
+            free(jb);
+        }
+        /* the final dense says "classes", so the same spec fits another class count */
+        oc_model_free(b);
+        b = NULL;
+        T_CHECK(oc_model_from_json(&b, ja, strlen(ja), 32, 32, 3, 7, 7) == OC_OK, "%s: %s",
+                names[i], oc_last_error());
+        T_CHECK(b && oc_model_num_classes(b) == 7, "classes");
+        free(ja);
+        oc_model_free(a);
+        oc_model_free(b);
+    }
+}
+
+/* Every op type in one small graph: input 5x7x3, 3 classes. The ops with kinks (relu,
+ * leaky_relu, relu6, hardswish, maxpool) sit on small tensors, so fewer central differences
+ * straddle a kink (those are detected and skipped, see kink_signature). */
+static const char *all_ops_spec =
+    "{\"format\":\"ocelot-graph\",\"version\":1,\"nodes\":["
+    "{\"name\":\"c1\",\"op\":\"conv2d\",\"filters\":6,\"kernel\":3,\"padding\":\"same\"},"
+    "{\"name\":\"bn1\",\"op\":\"batchnorm\"},"
+    "{\"name\":\"g\",\"op\":\"gelu\"},"
+    "{\"name\":\"c2\",\"op\":\"conv2d\",\"filters\":6,\"kernel\":[3,2],\"stride\":2,"
+    "\"padding\":1,\"dilation\":[1,2],\"groups\":2},"
+    "{\"name\":\"s\",\"op\":\"silu\"},"
+    "{\"name\":\"ap\",\"op\":\"avgpool\",\"kernel\":3,\"stride\":1,\"padding\":1,"
+    "\"count_include_pad\":false},"
+    "{\"name\":\"mp\",\"op\":\"maxpool\",\"kernel\":2,\"stride\":1,\"padding\":\"same\",\"inputs\":[\"s\"]},"
+    "{\"name\":\"hs\",\"op\":\"hardswish\"},"
+    "{\"name\":\"sg\",\"op\":\"sigmoid\",\"inputs\":[\"ap\"]},"
+    "{\"name\":\"cat\",\"op\":\"concat\",\"inputs\":[\"hs\",\"sg\",\"s\"]},"
+    "{\"name\":\"sq\",\"op\":\"global_avgpool\"},"
+    "{\"name\":\"fc_se\",\"op\":\"dense\",\"units\":18},"
+    "{\"name\":\"lr\",\"op\":\"leaky_relu\",\"alpha\":0.2},"
+    "{\"name\":\"r6\",\"op\":\"relu6\"},"
+    "{\"name\":\"sgm\",\"op\":\"sigmoid\"},"
+    "{\"name\":\"cm\",\"op\":\"channel_mul\",\"inputs\":[\"cat\",\"sgm\"]},"
+    "{\"name\":\"c3\",\"op\":\"conv2d\",\"filters\":12,\"kernel\":1},"
+    "{\"name\":\"sp\",\"op\":\"shortcut_pad\",\"channels\":12,\"stride\":2,\"inputs\":[\"g\"]},"
+    "{\"name\":\"ad\",\"op\":\"add\",\"inputs\":[\"c3\",\"sp\"]},"
+    "{\"name\":\"bn2\",\"op\":\"batchnorm\",\"momentum\":0.2,\"eps\":0.001},"
+    "{\"name\":\"r\",\"op\":\"relu\"},"
+    "{\"name\":\"id\",\"op\":\"identity\"},"
+    "{\"name\":\"dr\",\"op\":\"dropout\",\"p\":0.3},"
+    "{\"name\":\"fl\",\"op\":\"flatten\"},"
+    "{\"name\":\"out\",\"op\":\"dense\",\"units\":\"classes\"}]}";
+
+#define GN 2
+#define GH 5
+#define GW 7
+#define GC 3
+#define GK 3
+
+/* Which side of every kink the last forward was on: the inputs of relu / leaky_relu (0),
+ * relu6 (0, 6), hardswish (-3, 3) and every max-pool argmax, hashed. A central difference whose
+ * two sides differ here straddles a kink and says nothing about the derivative. */
+static uint64_t kink_signature(const oc_model *m, int n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 1; i < m->n_nodes; i++) {
+        const oc_node *nd = &m->nodes[i];
+        const float *x = m->nodes[nd->in[0]].y;
+        int64_t cnt = (int64_t)n * oc_nn_size(&m->nodes[nd->in[0]]);
+        for (int64_t k = 0; k < cnt; k++) {
+            int side;
+            switch (nd->op) {
+            case OC_OP_RELU:
+            case OC_OP_LEAKY_RELU: side = x[k] > 0; break;
+            case OC_OP_RELU6: side = (x[k] > 0) + (x[k] > 6); break;
+            case OC_OP_HARDSWISH: side = (x[k] > -3) + (x[k] > 3); break;
+            default: side = -1;
+            }
+            if (side < 0)
+                break;
+            h = (h ^ (uint64_t)side) * 1099511628211ull;
+        }
+        if (nd->op == OC_OP_MAXPOOL)
+            for (int64_t k = 0; k < (int64_t)n * oc_nn_size(nd); k++)
+                h = (h ^ (uint64_t)(uint32_t)nd->argmax[k]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* L = sum g * logits in double, dropout masks replayed from the saved stream; *sig receives
+ * the kink signature. */
+static double loss_of(oc_model *m, const float *x, const float *g, const oc_rng *saved,
+                      uint64_t *sig)
+{
+    const float *logits;
+    double L = 0;
+    *oc_model_rng(m) = *saved;
+    if (oc_model_forward(m, x, GN, 1, &logits) != OC_OK)
+        return NAN;
+    for (int i = 0; i < GN * GK; i++)
+        L += (double)g[i] * (double)logits[i];
+    *sig = kink_signature(m, GN);
+    return L;
+}
+
+/* Central difference of entry *v; returns 0 (and skips) when the step straddles a kink. */
+static int numeric(oc_model *m, float *v, const float *x, const float *g, const oc_rng *saved,
+                   uint64_t base, double *out)
+{
+    const float h = 1e-2f, keep = *v;
+    uint64_t sp, sm;
+    double lp, lm;
+    *v = keep + h;
+    lp = loss_of(m, x, g, saved, &sp);
+    *v = keep - h;
+    lm = loss_of(m, x, g, saved, &sm);
+    *v = keep;
+    *out = (lp - lm) / (2.0 * (double)h);
+    return sp == base && sm == base;
+}
+
+static void gradcheck_every_op(void)
+{
+    oc_model *m = NULL;
+    float x[GN * GH * GW * GC], g[GN * GK];
+    const float *logits;
+    oc_rng r, saved;
+    int seen[OC_OP_COUNT] = {0};
+    double worst = 0, worst_x = 0;
+    const char *worst_name = "";
+    double floor_scale = 0;
+    uint64_t base;
+    int n_skipped = 0, n_checked = 0;
+
+    if (oc_model_from_json(&m, all_ops_spec, strlen(all_ops_spec), GH, GW, GC, GK, 3) != OC_OK) {
+        T_CHECK(0, "build: %s", oc_last_error());
+        return;
+    }
+    for (int i = 1; i < m->n_nodes; i++)
+        seen[m->nodes[i].op] = 1;
+    for (int op = 1; op < OC_OP_COUNT; op++)
+        T_CHECK(seen[op], "the graph lacks op %s", oc_nn_op((oc_op_type)op)->name);
+    oc_rng_seed(&r, 11, 0);
+    for (int i = 0; i < GN * GH * GW * GC; i++)
+        x[i] = oc_rng_normal(&r);
+    for (int i = 0; i < GN * GK; i++)
+        g[i] = oc_rng_normal(&r);
+    T_CHECK(oc_model_set_input_grad(m, 1) == OC_OK, "input grad");
+    saved = *oc_model_rng(m);
+    oc_model_zero_grad(m);
+    *oc_model_rng(m) = saved;
+    T_CHECK(oc_model_forward(m, x, GN, 1, &logits) == OC_OK, "forward: %s", oc_last_error());
+    T_CHECK(m->dropout_used, "dropout drew no mask");
+    T_CHECK(oc_model_backward(m, g) == OC_OK, "backward: %s", oc_last_error());
+
+    base = kink_signature(m, GN);
+    /* parameters: per tensor, max |numeric - analytic| <= 1e-2 * max(max |analytic|, floor),
+     * floor = 1e-3 of the largest gradient (a conv bias before batch norm has a true gradient
+     * of 0, where only rounding is left) */
+    for (size_t i = 0; i < oc_model_num_tensors(m) + 0u; i++) {
+        const oc_param_info *ti = oc_model_tensor(m, (int)i);
+        const float *an = oc_model_grads(m, NULL) + ti->offset;
+        if (ti->kind != OC_PARAM_STATE)
+            for (size_t k = 0; k < ti->numel; k++)
+                floor_scale = fmax(floor_scale, 1e-3 * fabs((double)an[k]));
+    }
+    for (int t = 0; t < oc_model_num_tensors(m); t++) {
+        const oc_param_info *ti = oc_model_tensor(m, t);
+        float *p, *an;
+        double err = 0, scale = floor_scale, num;
+        int skipped = 0;
+        if (ti->kind == OC_PARAM_STATE)
+            continue;
+        p = oc_model_params(m, NULL) + ti->offset;
+        an = oc_model_grads(m, NULL) + ti->offset;
+        for (size_t i = 0; i < ti->numel; i++) {
+            scale = fmax(scale, fabs((double)an[i]));
+            if (!numeric(m, &p[i], x, g, &saved, base, &num)) {
+                skipped++;
+                continue;
+            }
+            err = fmax(err, fabs(num - (double)an[i]));
+        }
+        n_skipped += skipped;
+        n_checked += (int)ti->numel - skipped;
+        T_CHECK(err <= 1e-2 * scale, "%s: max |numeric - analytic| %.3g > 1e-2 * %.3g",
+                ti->name, err, scale);
+        T_CHECK(skipped * 4 <= 3 * (int)ti->numel, "%s: %d of %zu entries straddle a kink",
+                ti->name, skipped, ti->numel);
+        if (err / scale > worst) {
+            worst = err / scale;
+            worst_name = ti->name;
+        }
+    }
+    /* the input gradient */
+    {
+        float dx[GN * GH * GW * GC];
+        const float *gx = oc_model_input_grad(m);
+        double err = 0, scale = 0, num;
+        T_CHECK(gx != NULL, "no input gradient");
+        if (gx) {
+            memcpy(dx, gx, sizeof dx);
+            for (int i = 0; i < GN * GH * GW * GC; i++)
+                scale = fmax(scale, fabs((double)dx[i]));
+            for (int i = 0; i < GN * GH * GW * GC; i++)
+                if (numeric(m, &x[i], x, g, &saved, base, &num))
+                    err = fmax(err, fabs(num - (double)dx[i]));
+                else
+                    n_skipped++;
+            T_CHECK(err <= 1e-2 * scale, "input: max |numeric - analytic| %.3g > 1e-2 * %.3g",
+                    err, scale);
+            worst_x = scale > 0 ? err / scale : err;
+        }
+    }
+    oc_test_note("%lld parameters, %d entries checked, %d straddling a kink skipped; worst "
+                 "relative error %.2e (%s); input %.2e",
+                 (long long)oc_model_param_count(m), n_checked, n_skipped, worst, worst_name,
+                 worst_x);
+    oc_model_free(m);
+}
+
+static void plan_once_then_no_allocation(void)
+{
+    oc_model *m = zoo("resnet20", 16, 16, 3, 10);
+    float x[4 * 16 * 16 * 3], dl[4 * 10];
+    const float *logits;
+    size_t used, cap;
+    int plans;
+    if (!m)
+        return;
+    for (int i = 0; i < 4 * 16 * 16 * 3; i++)
+        x[i] = sinf((float)i * 0.37f);
+    for (int i = 0; i < 40; i++)
+        dl[i] = cosf((float)i);
+    T_CHECK(oc_model_plan(m, 4, 1) == OC_OK, "plan: %s", oc_last_error());
+    used = oc_nn_arena_used(m);
+    cap = oc_model_plan_bytes(m);
+    plans = oc_nn_plan_count(m);
+    for (int step = 0; step < 4; step++) {
+        int n = step % 2 ? 2 : 4;
+        oc_model_zero_grad(m);
+        T_CHECK(oc_model_forward(m, x, n, 1, &logits) == OC_OK, "forward");
+        T_CHECK(oc_model_backward(m, dl) == OC_OK, "backward");
+        T_CHECK(oc_model_forward(m, x, n, 0, &logits) == OC_OK, "eval forward");
+    }
+    T_CHECK(oc_nn_plan_count(m) == plans, "re-planned %d times", oc_nn_plan_count(m) - plans);
+    T_CHECK(oc_nn_arena_used(m) == used && oc_model_plan_bytes(m) == cap,
+            "arena changed: used %zu -> %zu", used, oc_nn_arena_used(m));
+    T_CHECK(oc_model_forward(m, x, 0, 1, &logits) == OC_ERR_ARG, "batch 0 accepted");
+    oc_test_note("training plan for batch 4 at 16x16: %.2f MiB, %d plan(s) for 8 steps",
+                 (double)cap / 1048576.0, oc_nn_plan_count(m));
+    /* a larger batch plans again, once */
+    T_CHECK(oc_model_forward(m, x, 1, 1, &logits) == OC_OK, "forward");
+    T_CHECK(oc_model_backward(m, dl) == OC_OK, "backward");
+    oc_model_free(m);
+    m = NULL;
+    T_CHECK(oc_model_create(&m, "resnet20", 16, 16, 3, 10, 7) == OC_OK, "create");
+    if (m) {
+        T_CHECK(oc_model_backward(m, dl) == OC_ERR_ARG, "backward without forward accepted");
+        oc_model_free(m);
+    }
+}
+
+/* Inference plans share activation buffers by lifetime: the logits must equal those of a
+ * training plan (no sharing) bit for bit, and the plan must be smaller. */
+static void inference_plan_shares_buffers(void)
+{
+    const char *names[] = {"resnet20", "mobilenetv2_cifar:width=0.5", "cnn"};
+    for (int k = 0; k < 3; k++) {
+        oc_model *m = zoo(names[k], 16, 16, 3, 10);
+        float x[3 * 16 * 16 * 3], ref[30];
+        const float *logits;
+        size_t infer_bytes;
+        if (!m)
+            continue;
+        for (int i = 0; i < 3 * 16 * 16 * 3; i++)
+            x[i] = sinf((float)i * 0.11f);
+        T_CHECK(oc_model_plan(m, 3, 0) == OC_OK, "plan");
+        infer_bytes = oc_model_plan_bytes(m);
+        T_CHECK(oc_model_forward(m, x, 3, 0, &logits) == OC_OK, "forward");
+        memcpy(ref, logits, sizeof ref);
+        T_CHECK(oc_model_plan(m, 3, 1) == OC_OK, "plan");
+        T_CHECK(oc_model_forward(m, x, 3, 0, &logits) == OC_OK, "forward");
+        T_CHECK(!memcmp(ref, logits, sizeof ref), "%s: logits differ between plans", names[k]);
+        T_CHECK(infer_bytes < oc_model_plan_bytes(m), "inference plan not smaller");
+        oc_test_note("%s batch 3 at 16x16: inference plan %.2f MiB, training plan %.2f MiB",
+                     names[k], (double)infer_bytes / 1048576.0,
+                     (double)oc_model_plan_bytes(m) / 1048576.0);
+        oc_model_free(m);
+    }
+}
+
+static void init_follows_pytorch(void)
+{
+    oc_model *m = zoo("cnn", 32, 32, 3, 10);
+    if (!m)
+        return;
+    /* conv1.weight: U(-1/sqrt(27), 1/sqrt(27)); fc1.weight fan_in 4096 */
+    const char *names[] = {"conv1.weight", "conv1.bias", "fc1.weight"};
+    const double fan[] = {27, 27, 4096};
+    for (int k = 0; k < 3; k++) {
+        const oc_param_info *t = oc_model_tensor(m, oc_model_find_tensor(m, names[k]));
+        const float *p = oc_model_params(m, NULL) + t->offset;
+        double b = 1.0 / sqrt(fan[k]), mx = 0, sq = 0;
+        for (size_t i = 0; i < t->numel; i++) {
+            mx = fmax(mx, fabs((double)p[i]));
+            sq += (double)p[i] * (double)p[i];
+        }
+        T_CHECK(mx <= b && (t->numel < 1000 || mx > 0.99 * b), "%s: max %g, bound %g", names[k], mx, b);
+        if (t->numel > 1000)
+            T_CHECK(fabs(sqrt(sq / (double)t->numel) - b / sqrt(3.0)) < 0.02 * b, "%s: rms", names[k]);
+    }
+    oc_model_free(m);
+    m = zoo("resnet20", 32, 32, 3, 10);
+    if (m) {
+        const oc_param_info *v = oc_model_tensor(m, oc_model_find_tensor(m, "bn1.running_var"));
+        const oc_param_info *w = oc_model_tensor(m, oc_model_find_tensor(m, "bn1.weight"));
+        T_CHECK(v->kind == OC_PARAM_STATE && oc_model_state(m, NULL)[v->offset] == 1.0f, "var");
+        T_CHECK(w->kind == OC_PARAM_NORM_SCALE && oc_model_params(m, NULL)[w->offset] == 1.0f,
+                "gamma");
+        oc_model_free(m);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const oc_test_case cases[] = {
+        {"zoo_param_counts", zoo_param_counts},
+        {"spec_errors_are_clear", spec_errors_are_clear},
+        {"json_round_trip", json_round_trip},
+        {"gradcheck_every_op", gradcheck_every_op},
+        {"plan_once_then_no_allocation", plan_once_then_no_allocation},
+        {"inference_plan_shares_buffers", inference_plan_shares_buffers},
+        {"init_follows_pytorch", init_follows_pytorch},
+    };
+    return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
+}
