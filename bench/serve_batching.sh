@@ -19,7 +19,7 @@ serve_batching_main() {
     make_image "$BT/body.png"
     make_model "$BT/model.ocm" "${1:-}"
     write_lua
-    echo "ocelot serve batching benchmark: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "ocelot serve batching benchmark: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}"
     echo "model: ${1:-untrained resnet20 (CIFAR-10)}; wrk: $conns connections, ${dur}s x $runs runs ${SERVE_ARGS:-}"
     printf '%-34s %4s %10s %10s %10s %8s %7s\n' "server options" run "req/s" "p50" "p99" \
         "errors" "batch"

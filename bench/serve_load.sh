@@ -139,7 +139,7 @@ serve_load_main() {
     make_model "$BT/model.ocm" "${1:-}"
     write_lua
     start_server "$BT/model.ocm"
-    echo "ocelot serve load benchmark: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "ocelot serve load benchmark: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}"
     echo "model: ${1:-untrained resnet20 (CIFAR-10)}; body: $(stat -c %s "$BT/body.png")-byte 32x32 PNG"
     echo "wrk: $conns connections, $WRK_THREADS threads, ${dur}s; server pid $SERVER_PID ${SERVE_ARGS:-}"
     rss_idle=$(rss_kb)

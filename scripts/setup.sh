@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # build: compiler, libraries. tests: PyTorch / scikit-learn oracles (reference fixtures are
-# committed; Python only re-checks model files and metrics), Fashion-MNIST, Chromium.
+# committed; Python only re-checks model files and metrics), Fashion-MNIST, Chromium, curl.
+# bench: wrk (bench/serve_load.sh, bench/serve_batching.sh).
 PKGS=(build-essential pkg-config
       libjpeg62-turbo-dev libpng-dev libwebp-dev libcjson-dev libmicrohttpd-dev zlib1g-dev liblzma-dev
       python3 python3-numpy python3-torch python3-sklearn
-      dataset-fashion-mnist chromium nodejs npm)
+      dataset-fashion-mnist chromium nodejs npm
+      curl wrk)
 
 missing=()
 for p in "${PKGS[@]}"; do

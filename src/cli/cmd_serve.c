@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void serve_help(FILE *out)
 {
@@ -59,6 +60,17 @@ int cmd_serve(int argc, char **argv)
     long v;
     double mb;
 
+    /* Serving alternates short forward passes with idle waits. OpenMP's default spin-waiting
+     * then burns the cores other processes need (measured on a loaded 2-core machine: 0.5
+     * requests/s spinning against 210 passive), and per-thread malloc arenas let resident
+     * memory creep under sustained load. libgomp and glibc read these settings when the
+     * process starts, so set them and start again, once, unless the user chose otherwise. */
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("OCELOT_SERVE_REEXEC")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        setenv("MALLOC_ARENA_MAX", "2", 0);
+        setenv("OCELOT_SERVE_REEXEC", "1", 1);
+        execv("/proc/self/exe", argv - 1); /* main passes argv + 1; on failure, go on as is */
+    }
     oc_server_config_init(&cfg);
     pthread_mutex_init(&ls.lock, NULL);
     optind = 1;

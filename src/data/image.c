@@ -533,7 +533,7 @@ static void png_werr(png_structp png, png_const_charp msg)
 oc_status oc_image_save_png(const oc_image *img, const char *path)
 {
     png_wctx *x;
-    oc_status st = OC_OK;
+    volatile oc_status st = OC_OK;
     int type;
     if (!img || !path || !img->data || img->height < 1 || img->width < 1)
         return oc_fail(OC_ERR_ARG, "oc_image_save_png: empty image or NULL path");

@@ -48,6 +48,10 @@ void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, c
 void oc_conv2d_dw_bwd_weights_row_avx512(const oc_conv_shape *s, const float *x, const float *dy,
                                          float *part, int n, int p);
 void oc_conv2d_add_avx512(float *d, const float *v, int64_t n);
+void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
+                                  const float *b, float *y, int accum, int64_t j0, int64_t j1);
+void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x,
+                                          const float *dy, float *part, int64_t j0, int64_t j1);
 
 int oc_conv_shape_init(oc_conv_shape *s)
 {
@@ -587,6 +591,163 @@ static void dw_bwd_weights_task(void *ctx, int tid, int nt)
     }
 }
 
+/* ---------------------------------------------------------------- direct 3x3 (AVX-512)
+ * The 3x3 stride-1 pad-1 convolution without im2col (conv2d_avx512.c has the kernels and the
+ * packed weight layouts). Forward and backward-data split output rows over the threads, each
+ * value summed in a fixed order; backward-weights sums fixed row blocks (OC_CONV_D3_BLOCKS,
+ * independent of the thread count) into partials [block][3][3][C][Kp] and adds them in block
+ * order, so all three are bitwise identical for any thread count. Used while the packed
+ * weights of one 64-channel block stay in L2 (C * K <= OC_CONV_D3_MAX_CK); wider layers have
+ * enough arithmetic per byte for im2col + GEMM. */
+#define OC_CONV_D3_BLOCKS 16
+#define OC_CONV_D3_MAX_CK (128 * 128)
+
+static int is_direct3(const oc_conv_shape *s)
+{
+    return s->R == 3 && s->S == 3 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h == 1 &&
+           s->pad_w == 1 && s->dil_h == 1 && s->dil_w == 1 && s->groups == 1 &&
+           (int64_t)s->C * s->K <= OC_CONV_D3_MAX_CK;
+}
+
+static int use_direct3(const oc_conv_shape *s)
+{
+    return is_direct3(s) && use_avx512();
+}
+
+static int pad16(int v)
+{
+    return (v + 15) & ~15;
+}
+
+static int d3_blocks(const oc_conv_shape *s)
+{
+    int64_t rows = (int64_t)s->N * s->P;
+    return rows < OC_CONV_D3_BLOCKS ? (int)rows : OC_CONV_D3_BLOCKS;
+}
+
+/* Bytes of packed weights (fwd: [3][3][C][pad16(K)]; bwd-data: [3][3][K][pad16(C)]). */
+static size_t d3_pack_bytes(const oc_conv_shape *s, int for_bwd_data)
+{
+    size_t f = for_bwd_data ? (size_t)9 * s->K * pad16(s->C) : (size_t)9 * s->C * pad16(s->K);
+    return (f * sizeof(float) + 63) & ~(size_t)63;
+}
+
+static size_t d3_part_floats(const oc_conv_shape *s)
+{
+    return (size_t)9 * s->C * pad16(s->K);
+}
+
+static void d3_pack(const oc_conv_shape *s, const float *w, float *wt, int for_bwd_data)
+{
+    const int C = s->C, K = s->K;
+    if (!for_bwd_data) {
+        const int Kp = pad16(K);
+        for (int rs = 0; rs < 9; rs++)
+            for (int c = 0; c < C; c++) {
+                float *d = wt + ((int64_t)rs * C + c) * Kp;
+                for (int k = 0; k < K; k++)
+                    d[k] = w[((int64_t)k * 9 + rs) * C + c];
+                for (int k = K; k < Kp; k++)
+                    d[k] = 0.0f;
+            }
+    } else {
+        const int Cp = pad16(C);
+        for (int rs = 0; rs < 9; rs++)
+            for (int k = 0; k < K; k++) {
+                float *d = wt + ((int64_t)rs * K + k) * Cp;
+                const float *src = w + ((int64_t)k * 9 + (8 - rs)) * C; /* tap (2-r, 2-s) */
+                memcpy(d, src, (size_t)C * sizeof(float));
+                for (int c = C; c < Cp; c++)
+                    d[c] = 0.0f;
+            }
+    }
+}
+
+typedef struct {
+    const oc_conv_shape *s;
+    const float *x, *wt, *b, *dy;
+    float *y, *part, *dw;
+    int accum, blocks;
+} d3_ctx;
+
+static void d3_fwd_task(void *ctx, int tid, int nt)
+{
+    const d3_ctx *c = ctx;
+    int64_t a, e;
+    oc_split_range((int64_t)c->s->N * c->s->H, tid, nt, &a, &e);
+    if (e > a)
+        oc_conv2d_d3_fwd_rows_avx512(c->s, c->x, c->wt, c->b, c->y, c->accum, a, e);
+}
+
+static void d3_bw_task(void *ctx, int tid, int nt)
+{
+    const d3_ctx *c = ctx;
+    const size_t pf = d3_part_floats(c->s);
+    int64_t b0, b1;
+    oc_split_range(c->blocks, tid, nt, &b0, &b1);
+    for (int64_t blk = b0; blk < b1; blk++) {
+        float *part = c->part + blk * pf;
+        int64_t j0, j1;
+        oc_split_range((int64_t)c->s->N * c->s->P, (int)blk, c->blocks, &j0, &j1);
+        memset(part, 0, pf * sizeof(float));
+        oc_conv2d_d3_bwd_weights_rows_avx512(c->s, c->x, c->dy, part, j0, j1);
+    }
+}
+
+/* dw[k][r][s][c] += sum over blocks, in block order, of part[blk][r][s][c][k]; threads take
+ * disjoint ranges of (r, s, c). */
+static void d3_bw_combine_task(void *ctx, int tid, int nt)
+{
+    const d3_ctx *c = ctx;
+    const int C = c->s->C, K = c->s->K, Kp = pad16(K);
+    const size_t pf = d3_part_floats(c->s);
+    int64_t a, e;
+    oc_split_range((int64_t)9 * C, tid, nt, &a, &e);
+    for (int64_t i = a; i < e; i++) {
+        float sum[16];
+        for (int k0 = 0; k0 < K; k0 += 16) {
+            int kn = K - k0 < 16 ? K - k0 : 16;
+            const float *p0 = c->part + i * Kp + k0;
+            for (int k = 0; k < kn; k++)
+                sum[k] = p0[k];
+            for (int blk = 1; blk < c->blocks; blk++) {
+                const float *pb = p0 + blk * pf;
+                for (int k = 0; k < kn; k++)
+                    sum[k] += pb[k];
+            }
+            for (int k = 0; k < kn; k++)
+                c->dw[((int64_t)(k0 + k) * 9 + i / C) * C + i % C] += sum[k];
+        }
+    }
+}
+
+static void d3_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
+                   float *y, void *ws)
+{
+    d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0};
+    d3_pack(s, w, ws, 0);
+    oc_parallel_n(d3_fwd_task, &c, s->N * s->P);
+}
+
+static void d3_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
+                        void *ws)
+{
+    oc_conv_shape t = *s; /* the transposed convolution: dy (K channels) -> dx (C channels) */
+    d3_ctx c = {&t, dy, ws, NULL, NULL, dx, NULL, NULL, 1, 0};
+    t.C = s->K;
+    t.K = s->C;
+    d3_pack(s, w, ws, 1);
+    oc_parallel_n(d3_fwd_task, &c, s->N * s->H);
+}
+
+static void d3_bwd_weights(const oc_conv_shape *s, const float *x, const float *dy, float *dw,
+                           void *ws)
+{
+    d3_ctx c = {s, x, NULL, NULL, dy, NULL, ws, dw, 0, d3_blocks(s)};
+    oc_parallel_n(d3_bw_task, &c, c.blocks);
+    oc_parallel_n(d3_bw_combine_task, &c, (int)((int64_t)9 * s->C * s->K / 4096 + 1));
+}
+
 /* ---------------------------------------------------------------- forward */
 
 size_t oc_conv2d_fwd_workspace(const oc_conv_shape *s)
@@ -595,6 +756,8 @@ size_t oc_conv2d_fwd_workspace(const oc_conv_shape *s)
         return (size_t)s->R * s->S * s->C * sizeof(float);
     if (is_pointwise(s))
         return 0;
+    if (is_direct3(s)) /* the im2col path too: the direct one needs AVX-512 */
+        return col_bytes(s) > d3_pack_bytes(s, 0) ? col_bytes(s) : d3_pack_bytes(s, 0);
     return col_bytes(s);
 }
 
@@ -615,6 +778,10 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
         for (int g = 0; g < G; g++)
             oc_gemm(0, 1, (int)M, Kg, Cg, 1.0f, x + (int64_t)g * Cg, s->C,
                     w + (int64_t)g * Kg * Cg, Cg, beta, y + (int64_t)g * Kg, s->K);
+        return;
+    }
+    if (use_direct3(s)) {
+        d3_fwd(s, x, w, b, y, ws);
         return;
     }
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
@@ -640,6 +807,8 @@ size_t oc_conv2d_bwd_data_workspace(const oc_conv_shape *s)
         return (size_t)s->R * s->S * s->C * sizeof(float);
     if (is_pointwise(s))
         return 0;
+    if (is_direct3(s))
+        return col_bytes(s) > d3_pack_bytes(s, 1) ? col_bytes(s) : d3_pack_bytes(s, 1);
     return col_bytes(s);
 }
 
@@ -661,6 +830,10 @@ void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
                     w + (int64_t)g * Kg * Cg, Cg, 1.0f, dx + (int64_t)g * Cg, s->C);
         return;
     }
+    if (use_direct3(s)) {
+        d3_bwd_data(s, dy, w, dx, ws);
+        return;
+    }
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
     const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
     float *col = ws; /* chunk * Q rows of R*S*C: d(loss)/d(im2col) */
@@ -680,6 +853,19 @@ void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
 
 /* ---------------------------------------------------------------- backward weights */
 
+/* Backward-weights workspace before the bias partials: the im2col chunk, or for the direct
+ * 3x3 path (when the CPU takes it) the per-block partial weight gradients. */
+static size_t bw_main_bytes(const oc_conv_shape *s)
+{
+    size_t b = col_bytes(s);
+    if (is_direct3(s)) {
+        size_t d = ((size_t)d3_blocks(s) * d3_part_floats(s) * sizeof(float) + 63) & ~(size_t)63;
+        if (d > b)
+            b = d;
+    }
+    return b;
+}
+
 size_t oc_conv2d_bwd_weights_workspace(const oc_conv_shape *s)
 {
     if (is_depthwise(s))
@@ -688,7 +874,7 @@ size_t oc_conv2d_bwd_weights_workspace(const oc_conv_shape *s)
     size_t red = (size_t)red_blocks((int64_t)s->N * s->P * s->Q) * (size_t)s->K * sizeof(float);
     if (is_pointwise(s))
         return red;
-    return col_bytes(s) + red;
+    return bw_main_bytes(s) + red;
 }
 
 void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *dy, float *dw,
@@ -721,6 +907,12 @@ void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *
             bias_sum(dy, rows, s->K, ws, db);
         return;
     }
+    if (use_direct3(s)) {
+        d3_bwd_weights(s, x, dy, dw, ws);
+        if (db)
+            bias_sum(dy, rows, s->K, (float *)((char *)ws + bw_main_bytes(s)), db);
+        return;
+    }
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
     const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
     float *col = ws; /* chunk * Q rows of R*S*C */
@@ -734,5 +926,5 @@ void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *
                     (int)RSC, 1.0f, dw + (int64_t)g * Kg * RSCg, (int)RSCg);
     }
     if (db)
-        bias_sum(dy, rows, s->K, (float *)((char *)ws + col_bytes(s)), db);
+        bias_sum(dy, rows, s->K, (float *)((char *)ws + bw_main_bytes(s)), db);
 }

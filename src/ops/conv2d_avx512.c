@@ -203,3 +203,253 @@ void oc_conv2d_add_avx512(float *d, const float *v, int64_t n)
         _mm512_mask_storeu_ps(d + i, m, _mm512_add_ps(dv, _mm512_maskz_loadu_ps(m, v + i)));
     }
 }
+
+/* ---------------------------------------------------------------- direct 3x3 convolution
+ * Stride 1, padding 1, no dilation, one group (P == H, Q == W): the 3x3 "same" convolution of
+ * the CIFAR ResNets and the Keras cnn. No im2col: a register tile of MR output pixels (one row,
+ * consecutive columns) by 16*KV output channels sums over the three kernel rows r and the input
+ * channels c. Along a row, input column `col` feeds output col+1-s through tap s, so each
+ * broadcast x value is multiplied into up to three accumulators (the three taps s) with the
+ * three weight vectors of (r, c): 3*MR*KV FMAs per 3*KV + MR + 2 loads, FMA-bound even at
+ * K = 16 where an im2col GEMM loads one broadcast per FMA.
+ *
+ * Weights come packed as wt[r][s][c][Kp] (Kp = K rounded up to 16, zero padded; conv2d.c
+ * packs them). Backward-data is the same kernel on dy with the kernel flipped and the channel
+ * roles swapped (wt[r][s][k][Cp] = w[k][2-r][2-s][c]), accumulating into dx. */
+
+typedef void (*d3_fwd_fn)(const float *const *xr, int C, int W, int q0, const float *wt,
+                          ptrdiff_t wsc, int Kp, float *yp, int ldy, __mmask16 mlast,
+                          const float *bias, int accum);
+
+/* xr[r]: input row p-1+r (NULL if outside); yp: output pixel (row, q0), channel block start;
+ * wt: packed weights at the channel block start; wsc = C*Kp floats between taps s. */
+#define D3_FWD_KERNEL(MR, KV)                                                                     \
+    static void d3_fwd_##MR##x##KV(const float *const *xr, int C, int W, int q0,                 \
+                                   const float *wt, ptrdiff_t wsc, int Kp, float *yp, int ldy,   \
+                                   __mmask16 mlast, const float *bias, int accum)                \
+    {                                                                                             \
+        __m512 acc[MR][KV];                                                                       \
+        const int lo = q0 == 0, hi = q0 + MR == W;                                                \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                     \
+            _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                  \
+        {                                                                                         \
+            __mmask16 m = v == KV - 1 ? mlast : (__mmask16)0xffff;                                \
+            if (accum)                                                                            \
+                acc[i][v] = _mm512_maskz_loadu_ps(m, yp + (ptrdiff_t)i * ldy + 16 * v);           \
+            else if (bias)                                                                        \
+                acc[i][v] = _mm512_maskz_loadu_ps(m, bias + 16 * v);                              \
+            else                                                                                  \
+                acc[i][v] = _mm512_setzero_ps();                                                  \
+        }                                                                                         \
+        for (int r = 0; r < 3; r++) {                                                             \
+            const float *xb = xr[r];                                                              \
+            const float *wr = wt + (ptrdiff_t)r * 3 * wsc;                                        \
+            if (!xb)                                                                              \
+                continue;                                                                         \
+            for (int c = 0; c < C; c++) {                                                         \
+                __m512 w0[KV], w1[KV], w2[KV];                                                    \
+                _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                              \
+                {                                                                                 \
+                    w0[v] = _mm512_loadu_ps(wr + (ptrdiff_t)c * Kp + 16 * v);                     \
+                    w1[v] = _mm512_loadu_ps(wr + wsc + (ptrdiff_t)c * Kp + 16 * v);               \
+                    w2[v] = _mm512_loadu_ps(wr + 2 * wsc + (ptrdiff_t)c * Kp + 16 * v);           \
+                }                                                                                 \
+                _Pragma("GCC unroll 18") for (int j = 0; j < MR + 2; j++)                         \
+                {                                                                                 \
+                    if ((j == 0 && lo) || (j == MR + 1 && hi))                                    \
+                        continue;                                                                 \
+                    __m512 bx = _mm512_set1_ps(xb[(ptrdiff_t)(q0 + j - 1) * C + c]);              \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                          \
+                    {                                                                             \
+                        if (j < MR)                                                               \
+                            acc[j < MR ? j : 0][v] =                                              \
+                                _mm512_fmadd_ps(bx, w0[v], acc[j < MR ? j : 0][v]);               \
+                        if (j >= 1 && j <= MR)                                                    \
+                            acc[j >= 1 && j <= MR ? j - 1 : 0][v] = _mm512_fmadd_ps(              \
+                                bx, w1[v], acc[j >= 1 && j <= MR ? j - 1 : 0][v]);                \
+                        if (j >= 2)                                                               \
+                            acc[j >= 2 ? j - 2 : 0][v] =                                          \
+                                _mm512_fmadd_ps(bx, w2[v], acc[j >= 2 ? j - 2 : 0][v]);           \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                     \
+            _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                  \
+                _mm512_mask_storeu_ps(yp + (ptrdiff_t)i * ldy + 16 * v,                           \
+                                      v == KV - 1 ? mlast : (__mmask16)0xffff, acc[i][v]);        \
+    }
+
+D3_FWD_KERNEL(16, 1)
+D3_FWD_KERNEL(8, 1)
+D3_FWD_KERNEL(4, 1)
+D3_FWD_KERNEL(2, 1)
+D3_FWD_KERNEL(1, 1)
+D3_FWD_KERNEL(8, 2)
+D3_FWD_KERNEL(4, 2)
+D3_FWD_KERNEL(2, 2)
+D3_FWD_KERNEL(1, 2)
+D3_FWD_KERNEL(4, 4)
+D3_FWD_KERNEL(2, 4)
+D3_FWD_KERNEL(1, 4)
+
+/* [KV index: 1, 2, 4][log2 MR]; the largest MR of each row keeps the tile within 32 zmm */
+static const d3_fwd_fn d3_fwd_tab[3][5] = {
+    {d3_fwd_1x1, d3_fwd_2x1, d3_fwd_4x1, d3_fwd_8x1, d3_fwd_16x1},
+    {d3_fwd_1x2, d3_fwd_2x2, d3_fwd_4x2, d3_fwd_8x2, NULL},
+    {d3_fwd_1x4, d3_fwd_2x4, d3_fwd_4x4, NULL, NULL},
+};
+
+void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
+                                  const float *b, float *y, int accum, int64_t j0, int64_t j1);
+
+/* Output rows j = n*H + p in [j0, j1) of y[N][H][W][K] (+= with accum) from x[N][H][W][C]. */
+void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
+                                  const float *b, float *y, int accum, int64_t j0, int64_t j1)
+{
+    const int C = s->C, K = s->K, H = s->H, W = s->W, Kp = (K + 15) & ~15;
+    const ptrdiff_t wsc = (ptrdiff_t)C * Kp;
+    for (int64_t j = j0; j < j1; j++) {
+        const int64_t n = j / H;
+        const int p = (int)(j % H);
+        const float *xr[3];
+        for (int r = 0; r < 3; r++) {
+            int h = p - 1 + r;
+            xr[r] = h >= 0 && h < H ? x + (n * H + h) * W * C : NULL;
+        }
+        float *yrow = y + j * W * K;
+        for (int k0 = 0; k0 < K;) {
+            int left = K - k0, nv = (left + 15) / 16;
+            int kvi = nv >= 4 ? 2 : nv >= 2 ? 1 : 0, kv = 1 << kvi;
+            __mmask16 mlast = left <= 16 * kv ? tail_mask(left - 16 * (kv - 1)) : 0xffff;
+            int lmax = kvi == 0 ? 4 : kvi == 1 ? 3 : 2;
+            for (int q0 = 0; q0 < W;) {
+                int l = lmax;
+                while ((1 << l) > W - q0)
+                    l--;
+                d3_fwd_tab[kvi][l](xr, C, W, q0, wt + k0, wsc, Kp, yrow + (int64_t)q0 * K + k0,
+                                   K, mlast, b ? b + k0 : NULL, accum);
+                q0 += 1 << l;
+            }
+            k0 += 16 * kv;
+        }
+    }
+}
+
+/* Backward weights: part[r][s][c][Kp] += sum over output rows of x-patch * dy. For one kernel
+ * row r, a block of CB input channels and 16*KV output channels, the 3*CB*KV accumulators stay
+ * in registers across a run of output rows; input column `col` meets dy columns col+1, col,
+ * col-1 through taps s = 0, 1, 2, held in three rotating registers. */
+typedef struct {
+    const float *x, *dy;
+    int C, K, H, W, Kp;
+    ptrdiff_t psc; /* C*Kp floats between taps s in part */
+} d3_bw_args;
+
+typedef void (*d3_bw_fn)(const d3_bw_args *a, int64_t j0, int64_t j1, int r, int c0, int k0,
+                         __mmask16 mlast, float *part);
+
+#define D3_BW_KERNEL(CB, KV)                                                                      \
+    static void d3_bw_##CB##x##KV(const d3_bw_args *a, int64_t j0, int64_t j1, int r, int c0,    \
+                                  int k0, __mmask16 mlast, float *part)                          \
+    {                                                                                             \
+        const int C = a->C, K = a->K, H = a->H, W = a->W, Kp = a->Kp;                             \
+        const ptrdiff_t psc = a->psc;                                                             \
+        __m512 acc[3][CB][KV], dm[KV], d0[KV], dp[KV];                                            \
+        _Pragma("GCC unroll 3") for (int t = 0; t < 3; t++)                                       \
+            _Pragma("GCC unroll 8") for (int c = 0; c < CB; c++)                                  \
+                _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                              \
+                    acc[t][c][v] = _mm512_loadu_ps(part + t * psc + (ptrdiff_t)c * Kp + 16 * v);  \
+        for (int64_t j = j0; j < j1; j++) {                                                       \
+            const int64_t n = j / H;                                                              \
+            const int h = (int)(j % H) - 1 + r;                                                   \
+            if (h < 0 || h >= H)                                                                  \
+                continue;                                                                         \
+            const float *xrow = a->x + (n * H + h) * W * C + c0;                                  \
+            const float *dyrow = a->dy + j * W * K + k0;                                          \
+            _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                  \
+            {                                                                                     \
+                __mmask16 m = v == KV - 1 ? mlast : (__mmask16)0xffff;                            \
+                dm[v] = _mm512_setzero_ps();                                                      \
+                d0[v] = _mm512_maskz_loadu_ps(m, dyrow + 16 * v);                                 \
+                dp[v] = W > 1 ? _mm512_maskz_loadu_ps(m, dyrow + K + 16 * v)                      \
+                              : _mm512_setzero_ps();                                              \
+            }                                                                                     \
+            for (int col = 0; col < W; col++) {                                                   \
+                const float *xp = xrow + (ptrdiff_t)col * C;                                      \
+                _Pragma("GCC unroll 8") for (int c = 0; c < CB; c++)                              \
+                {                                                                                 \
+                    __m512 bx = _mm512_set1_ps(xp[c]);                                            \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                          \
+                    {                                                                             \
+                        acc[0][c][v] = _mm512_fmadd_ps(bx, dp[v], acc[0][c][v]);                  \
+                        acc[1][c][v] = _mm512_fmadd_ps(bx, d0[v], acc[1][c][v]);                  \
+                        acc[2][c][v] = _mm512_fmadd_ps(bx, dm[v], acc[2][c][v]);                  \
+                    }                                                                             \
+                }                                                                                 \
+                _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                              \
+                {                                                                                 \
+                    __mmask16 m = v == KV - 1 ? mlast : (__mmask16)0xffff;                        \
+                    dm[v] = d0[v];                                                                \
+                    d0[v] = dp[v];                                                                \
+                    dp[v] = col + 2 < W ? _mm512_maskz_loadu_ps(                                  \
+                                              m, dyrow + (ptrdiff_t)(col + 2) * K + 16 * v)       \
+                                        : _mm512_setzero_ps();                                    \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 3") for (int t = 0; t < 3; t++)                                       \
+            _Pragma("GCC unroll 8") for (int c = 0; c < CB; c++)                                  \
+                _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                              \
+                    _mm512_storeu_ps(part + t * psc + (ptrdiff_t)c * Kp + 16 * v, acc[t][c][v]);  \
+    }
+
+D3_BW_KERNEL(8, 1)
+D3_BW_KERNEL(4, 1)
+D3_BW_KERNEL(2, 1)
+D3_BW_KERNEL(1, 1)
+D3_BW_KERNEL(4, 2)
+D3_BW_KERNEL(2, 2)
+D3_BW_KERNEL(1, 2)
+
+static const d3_bw_fn d3_bw_tab[2][4] = {
+    {d3_bw_1x1, d3_bw_2x1, d3_bw_4x1, d3_bw_8x1},
+    {d3_bw_1x2, d3_bw_2x2, d3_bw_4x2, NULL},
+};
+
+/* Bytes of x and dy rows one sub-run of output rows keeps in L1/L2 while every (r, channel
+ * block) tile sweeps it (tuned on the Zen 5 dev VM, ResNet-20 shapes). */
+#define D3_BW_RUN_BYTES (64 << 10)
+
+void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x,
+                                          const float *dy, float *part, int64_t j0, int64_t j1);
+
+/* part[3][3][C][Kp] += the weight gradient of output rows j = n*H + p in [j0, j1). */
+void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x,
+                                          const float *dy, float *part, int64_t j0, int64_t j1)
+{
+    d3_bw_args a = {x, dy, s->C, s->K, s->H, s->W, (s->K + 15) & ~15, 0};
+    int64_t run = D3_BW_RUN_BYTES / ((int64_t)s->W * (s->C + s->K) * (int64_t)sizeof(float));
+    a.psc = (ptrdiff_t)a.C * a.Kp;
+    if (run < 1)
+        run = 1;
+    for (int64_t r0 = j0; r0 < j1; r0 += run) {
+        int64_t r1 = r0 + run < j1 ? r0 + run : j1;
+        for (int r = 0; r < 3; r++) {
+            float *pr = part + (ptrdiff_t)r * 3 * a.psc;
+            for (int k0 = 0; k0 < a.K;) {
+                int left = a.K - k0, kvi = left > 16 ? 1 : 0, kv = 1 << kvi;
+                __mmask16 mlast = left <= 16 * kv ? tail_mask(left - 16 * (kv - 1)) : 0xffff;
+                int lmax = kvi == 0 ? 3 : 2;
+                for (int c0 = 0; c0 < a.C;) {
+                    int l = lmax;
+                    while ((1 << l) > a.C - c0)
+                        l--;
+                    d3_bw_tab[kvi][l](&a, r0, r1, r, c0, k0, mlast, pr + (ptrdiff_t)c0 * a.Kp + k0);
+                    c0 += 1 << l;
+                }
+                k0 += 16 * kv;
+            }
+        }
+    }
+}

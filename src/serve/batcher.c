@@ -68,8 +68,9 @@ static void run_group(model_entry *me, request **group, int n_req)
                     in->status = st;
                     snprintf(in->error, sizeof in->error, "%s", oc_last_error());
                 }
-                memcpy(&r->preds[(size_t)ii * (size_t)r->topk], &me->batch_out[(size_t)b * topk],
-                       (size_t)r->topk * sizeof *r->preds);
+                if (st == OC_OK)
+                    memcpy(&r->preds[(size_t)ii * (size_t)r->topk],
+                           &me->batch_out[(size_t)b * topk], (size_t)r->topk * sizeof *r->preds);
                 if (++ii == r->n) {
                     ri++;
                     ii = 0;

@@ -1,16 +1,23 @@
 """Whole-model optimizer parity references for tests/unit/test_model_steps.c.
 
-For each model: torch_zoo's twin with the deterministic recipe weights (torch_zoo.recipe_tensor,
-which the C test reproduces, so no weights are stored), a fixed batch from an integer hash (also
-reproduced in C), training mode with batch statistics, dropout off. Then 5 steps of
-  sgd:   torch.optim.SGD(lr 0.01, momentum 0.9, nesterov, weight_decay 5e-4), constant lr
-  adamw: torch.optim.AdamW(lr 1e-3, weight_decay 5e-2) + CosineAnnealingLR(T_max=5) per step
-computed in float64 (so the reference carries no float32 rounding of its own).
+For each model: torch_zoo's twin with deterministic weights from an integer hash (init_value;
+the C test computes the same, so no weights are stored), a fixed batch from the same hash,
+training mode with batch statistics, dropout off. Then 5 steps of
+  sgd:   torch.optim.SGD(lr, momentum 0.9, nesterov, weight_decay 5e-4), constant lr
+  adamw: torch.optim.AdamW(lr, weight_decay 5e-2, eps 1e-6) + CosineAnnealingLR(T_max=5)
+with per-model learning rates (MODELS). The reference runs in float64; the same run in float32
+measures how far PyTorch's own float32 lands from it (the conditioning of the case).
+eps is 1e-6 rather than 1e-8 so that weights whose gradient is pure rounding noise (|g| ~ 1e-9)
+do not take full +-lr steps of random sign; that would test the noise, not the optimizer.
+(torch_zoo.recipe_tensor weights were tried first: their sin*cos patterns leave near-constant
+channels whose batch norm amplifies rounding, so torch float32 itself ended 2-16% away.)
 
 tests/fixtures/model_steps.bin holds, per model KEY and optimizer OPT:
-  KEY.OPT.loss     float32 [5], the mean cross-entropy of each step's forward
-  KEY.OPT.NAME     float32 [k], tensor NAME after the 5 steps (ocelot layout), sampled at
-                   i_j = j * numel // k, k = min(numel, 128): parameters and BN running stats.
+  KEY.OPT.loss      float32 [5], float64 run's mean cross-entropy at each step's forward
+  KEY.OPT.loss32    float32 [5], the same from the float32 run
+  KEY.OPT.NAME      float32 [k], tensor NAME after the 5 steps (ocelot layout), sampled at
+                    i_j = j * numel // k, k = min(numel, 128): parameters and BN running stats
+  KEY.OPT.NAME:e32  float32 [1], max |float32 run - float64 run| over those samples
 """
 import os
 import sys
@@ -27,16 +34,16 @@ import torch_zoo  # noqa: E402
 STEPS = 5
 SAMPLES = 128
 INPUT_SEED = 12345
-SGD_LR = 0.01
-ADAMW_LR = 1e-3
+ADAMW_EPS = 1e-6
 
-# key, zoo name, height, width, channels, classes, batch (must match MODELS in the C test)
+# key, zoo name, height, width, channels, classes, batch, sgd lr, adamw lr
+# (must match MODELS in the C test)
 MODELS = [
-    ("cnn", "cnn", 16, 16, 3, 10, 8),
-    ("resnet20", "resnet20", 32, 32, 3, 10, 8),
-    ("resnet56", "resnet56", 16, 16, 3, 10, 4),
-    ("resnet18", "resnet18", 16, 16, 3, 10, 4),
-    ("mnv2", "mobilenetv2_cifar:width=0.5", 32, 32, 3, 10, 4),
+    ("cnn", "cnn", 16, 16, 3, 10, 8, 1e-2, 1e-3),
+    ("resnet20", "resnet20", 16, 16, 3, 10, 8, 5e-3, 5e-4),
+    ("resnet56", "resnet56", 16, 16, 3, 10, 4, 1e-3, 1e-4),
+    ("resnet18", "resnet18", 16, 16, 3, 10, 4, 1e-3, 1e-4),
+    ("mnv2", "mobilenetv2_cifar:width=0.5", 32, 32, 3, 10, 4, 2e-3, 2e-4),
 ]
 
 
@@ -59,26 +66,52 @@ def sym_uniform(seed, n):
     return 2.0 * (u.astype(np.float64) / 4294967296.0) - 1.0
 
 
-def make_model(name, h, w, c, k):
+def fnv1a(name):
+    h = 2166136261
+    for b in name.encode():
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return h
+
+
+def init_value(name, shape, kind):
+    """Tensor `name` in ocelot layout (C: init_tensor): u = sym_uniform(fnv1a(name), numel);
+    weight sqrt(3 / fan_in) u (fan_in = numel / shape[0]); norm_scale 1 + 0.2 u; bias and
+    norm_shift 0.1 u; running_mean 0; running_var 1. Double, rounded to float32."""
+    n = int(np.prod(shape))
+    u = sym_uniform(fnv1a(name), n)
+    if kind == "weight":
+        v = np.sqrt(3.0 / (n / shape[0])) * u
+    elif kind == "norm_scale":
+        v = 1.0 + 0.2 * u
+    elif kind == "running_mean":
+        v = np.zeros(n)
+    elif kind == "running_var":
+        v = np.ones(n)
+    else:
+        v = 0.1 * u
+    return v.astype(np.float32).reshape(shape)
+
+
+def make_model(name, h, w, c, k, dtype):
     model = torch_zoo.build(name, h, w, c, k)
     kinds = torch_zoo.ocelot_tensor_kinds(model)
     shapes = {key: a.shape for key, a in torch_zoo.to_ocelot(model).items()}
-    torch_zoo.from_ocelot(model, {key: torch_zoo.recipe_tensor(key, shapes[key], kind)
+    torch_zoo.from_ocelot(model, {key: init_value(key, shapes[key], kind)
                                   for key, kind in kinds.items()})
-    model.double().train()
+    model.to(dtype).train()
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.eval()
     return model
 
 
-def train(model, opt_name, xt, labels):
+def train(model, opt_name, lr, xt, labels):
     if opt_name == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=SGD_LR, momentum=0.9, nesterov=True,
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
                               weight_decay=5e-4)
         sched = None
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=ADAMW_LR, weight_decay=5e-2)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-2, eps=ADAMW_EPS)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=STEPS)
     losses = []
     for _ in range(STEPS):
@@ -92,23 +125,39 @@ def train(model, opt_name, xt, labels):
     return losses
 
 
+def samples(a):
+    flat = a.reshape(-1)
+    m = min(flat.size, SAMPLES)
+    return flat[np.arange(m, dtype=np.int64) * flat.size // m].astype(np.float64)
+
+
 def main():
     torch.manual_seed(0)
     arrays = {}
-    for key, name, h, w, c, k, n in MODELS:
+    for key, name, h, w, c, k, n, sgd_lr, adamw_lr in MODELS:
         x = sym_uniform(INPUT_SEED, n * h * w * c).reshape(n, h, w, c).astype(np.float32)
-        xt = torch.from_numpy(x.astype(np.float64)).permute(0, 3, 1, 2).contiguous()
         labels = torch.tensor([(i * 3 + 1) % k for i in range(n)], dtype=torch.long)
-        for opt_name in ("sgd", "adamw"):
-            model = make_model(name, h, w, c, k)
-            losses = train(model, opt_name, xt, labels)
-            arrays["%s.%s.loss" % (key, opt_name)] = np.array(losses, np.float32)
-            for tname, a in torch_zoo.to_ocelot(model).items():
-                flat = a.reshape(-1)
-                m = min(flat.size, SAMPLES)
-                idx = np.arange(m, dtype=np.int64) * flat.size // m
-                arrays["%s.%s.%s" % (key, opt_name, tname)] = flat[idx]
-            print("%-9s %-5s loss %.5f -> %.5f" % (key, opt_name, losses[0], losses[-1]))
+        for opt_name, lr in (("sgd", sgd_lr), ("adamw", adamw_lr)):
+            runs = {}
+            for dtype in (torch.float64, torch.float32):
+                model = make_model(name, h, w, c, k, dtype)
+                xt = torch.from_numpy(x).to(dtype).permute(0, 3, 1, 2).contiguous()
+                losses = train(model, opt_name, lr, xt, labels)
+                runs[dtype] = (losses, torch_zoo.to_ocelot(model))
+            (l64, t64), (l32, t32) = runs[torch.float64], runs[torch.float32]
+            arrays["%s.%s.loss" % (key, opt_name)] = np.array(l64, np.float32)
+            arrays["%s.%s.loss32" % (key, opt_name)] = np.array(l32, np.float32)
+            worst32 = 0.0
+            for tname, a in t64.items():
+                ref, f32 = samples(a), samples(t32[tname])
+                e32 = np.abs(f32 - ref).max()
+                worst32 = max(worst32, e32 / max(np.abs(ref).max(), 1e-30))
+                arrays["%s.%s.%s" % (key, opt_name, tname)] = ref.astype(np.float32)
+                arrays["%s.%s.%s:e32" % (key, opt_name, tname)] = np.array([e32], np.float32)
+            print("%-9s %-5s lr %g loss %.5f -> %.5f; torch float32: loss rel err %.1e, worst "
+                  "tensor max|err|/max|ref| %.1e" %
+                  (key, opt_name, lr, l64[0], l64[-1],
+                   max(abs(a - b) / abs(b) for a, b in zip(l32, l64)), worst32))
     path = fixture.write("model_steps", arrays)
     print("%s: %d arrays, %d bytes" % (path, len(arrays), os.path.getsize(path)))
 

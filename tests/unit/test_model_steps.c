@@ -1,14 +1,18 @@
 /* train + nn: whole-model optimizer parity with PyTorch. For each zoo model, ocelot and
- * torch.optim start from the same weights (torch_zoo.recipe_tensor, which both sides compute,
- * so the fixture need not store them), train 5 steps on the same fixed batch (training mode, batch norm with
+ * torch.optim start from the same weights (an integer hash both sides compute, so the fixture
+ * need not store them), train 5 steps on the same fixed batch (training mode, batch norm with
  * batch statistics, dropout disabled) with SGD-Nesterov and with AdamW + cosine schedule, and
  * must agree on the loss at every step and on every tensor afterwards (parameters and
- * batch-norm running statistics). Fixture: tests/ref/gen_model_steps.py.
+ * batch-norm running statistics). Fixture: tests/ref/gen_model_steps.py (reference in float64).
  *
- * Per-tensor criterion: over the sampled elements of a tensor (up to SAMPLES, evenly spaced in
- * ocelot layout; all of it when smaller), max |a - b| <= REL * max |b|, i.e. 1e-4 relative to
- * the tensor's own scale; an element-wise relative test would be meaningless for weights that
- * pass near zero. Loss: |a - b| <= REL * |b|. */
+ * Per-tensor criterion, over the sampled elements of a tensor (up to SAMPLES, evenly spaced in
+ * ocelot layout; all of it when smaller): max |a - b| <= REL * max |b|, i.e. 1e-4 relative to
+ * the tensor's own scale (an element-wise relative test would be meaningless for weights that
+ * pass near zero). Loss: |a - b| <= REL * |b|. Where PyTorch's own float32 run of the same case
+ * lands farther than that from float64 (an ill-conditioned case: small-batch batch norm
+ * amplifies rounding), the bound is F32_SLACK times PyTorch float32's distance instead; the
+ * notes say how many tensors needed it. A guard checks the steps really moved the weights far
+ * beyond the tolerance, so the comparison has teeth. */
 #include "test.h"
 #include "ocelot.h"
 #include "nn/nn.h"
@@ -21,25 +25,25 @@
 #define STEPS 5
 #define SAMPLES 128
 #define REL 1e-4
+#define F32_SLACK 4.0
+#define ADAMW_EPS 1e-6
 
 typedef struct {
     const char *key;  /* fixture prefix */
     const char *zoo;  /* oc_model_create name */
     int H, W, C, classes, batch;
+    double sgd_lr, adamw_lr;
 } model_case;
 
 /* Must match MODELS in tests/ref/gen_model_steps.py. */
 static const model_case MODELS[] = {
-    {"cnn", "cnn", 16, 16, 3, 10, 8},
-    {"resnet20", "resnet20", 32, 32, 3, 10, 8},
-    {"resnet56", "resnet56", 16, 16, 3, 10, 4},
-    {"resnet18", "resnet18", 16, 16, 3, 10, 4},
-    {"mnv2", "mobilenetv2_cifar:width=0.5", 32, 32, 3, 10, 4},
+    {"cnn", "cnn", 16, 16, 3, 10, 8, 1e-2, 1e-3},
+    {"resnet20", "resnet20", 16, 16, 3, 10, 8, 5e-3, 5e-4},
+    {"resnet56", "resnet56", 16, 16, 3, 10, 4, 1e-3, 1e-4},
+    {"resnet18", "resnet18", 16, 16, 3, 10, 4, 1e-3, 1e-4},
+    {"mnv2", "mobilenetv2_cifar:width=0.5", 32, 32, 3, 10, 4, 2e-3, 2e-4},
 };
 
-/* The optimizers, as in gen_model_steps.py. */
-#define SGD_LR 0.01
-#define ADAMW_LR 1e-3
 #define ADAMW_WD 5e-2
 
 /* ---- the input: a hash both sides compute exactly (gen_model_steps.py: sym_uniform) ---- */
@@ -61,40 +65,37 @@ static double sym_uniform(uint32_t seed, size_t i)
     return 2.0 * ((double)u / 4294967296.0) - 1.0;
 }
 
-/* ---- the weights: torch_zoo.recipe_tensor (as test_models.c), double rounded to float ---- */
+/* ---- the weights (gen_model_steps.py: init_value), double rounded to float ---- */
 
-static double recipe_phase(const char *name)
+static uint32_t fnv1a(const char *s)
 {
-    uint64_t h = 0;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h * 31 + *p) % 1000003;
-    return (double)(h % 1000) / 100.0;
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+/* Element i of tensor t at initialisation. */
+static float init_value(const oc_param_info *t, size_t i)
+{
+    const size_t len = strlen(t->name);
+    const double u = sym_uniform(fnv1a(t->name), i);
+    switch (t->kind) {
+    case OC_PARAM_WEIGHT:
+        return (float)(sqrt(3.0 / ((double)t->numel / (double)t->shape[0])) * u);
+    case OC_PARAM_NORM_SCALE:
+        return (float)(1.0 + 0.2 * u);
+    case OC_PARAM_STATE:
+        return len > 12 && !strcmp(t->name + len - 12, ".running_var") ? 1.0f : 0.0f;
+    default: /* biases and batch-norm shifts */
+        return (float)(0.1 * u);
+    }
 }
 
 static void init_tensor(float *dst, const oc_param_info *t)
 {
-    const double ph = recipe_phase(t->name);
-    const size_t len = strlen(t->name);
-    const int is_var = len > 12 && !strcmp(t->name + len - 12, ".running_var");
-    const double wscale = 2.0 / sqrt((double)t->numel / (double)t->shape[0]);
-    for (size_t i = 0; i < t->numel; i++) {
-        double v = sin(0.7071 * (double)i + ph) * cos(0.0133 * (double)i + ph / 2);
-        switch (t->kind) {
-        case OC_PARAM_WEIGHT:
-            v *= wscale;
-            break;
-        case OC_PARAM_NORM_SCALE:
-            v = 1.0 + 0.2 * v;
-            break;
-        case OC_PARAM_STATE:
-            v = is_var ? 1.0 + 0.5 * fabs(v) : 0.1 * v;
-            break;
-        default: /* biases and batch-norm shifts */
-            v *= 0.1;
-            break;
-        }
-        dst[i] = (float)v;
-    }
+    for (size_t i = 0; i < t->numel; i++)
+        dst[i] = init_value(t, i);
 }
 
 static void init_model(oc_model *m)
@@ -108,38 +109,48 @@ static void init_model(oc_model *m)
 
 /* ---- one training run ---- */
 
+static double fixture_scalar(oc_fixture *fx, const char *key)
+{
+    const float *v = oc_fixture_f32(fx, key);
+    return v ? (double)v[0] : NAN;
+}
+
 static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *x,
                 const int32_t *labels, int adamw)
 {
     const char *opt_name = adamw ? "adamw" : "sgd";
-    char key[160];
+    char key[200];
     oc_optim_config cfg;
     oc_schedule sched;
     oc_optimizer *o = NULL;
-    float *dlogits = NULL, *params, *grads, *state, *loss_want;
+    float *dlogits = NULL, *params, *grads, *state;
+    const float *loss_want, *loss32;
     double worst_loss = 0, worst_rel = 0;
     const char *worst_name = "";
-    int classes = mc->classes, checked = 0;
+    int classes = mc->classes, checked = 0, slack_used = 0, trainable = 0, moved = 0, bad = 0;
 
     if (adamw) {
         cfg = oc_optim_defaults(OC_OPTIM_ADAMW);
-        cfg.lr = ADAMW_LR;
+        cfg.lr = mc->adamw_lr;
         cfg.weight_decay = ADAMW_WD;
-        sched = oc_schedule_defaults(OC_SCHED_COSINE, ADAMW_LR, STEPS);
+        cfg.eps = ADAMW_EPS;
+        sched = oc_schedule_defaults(OC_SCHED_COSINE, mc->adamw_lr, STEPS);
     } else {
         cfg = oc_optim_defaults(OC_OPTIM_SGD);
-        cfg.lr = SGD_LR;
+        cfg.lr = mc->sgd_lr;
         cfg.momentum = 0.9;
         cfg.nesterov = 1;
         cfg.weight_decay = 5e-4;
-        sched = oc_schedule_defaults(OC_SCHED_CONSTANT, SGD_LR, STEPS);
+        sched = oc_schedule_defaults(OC_SCHED_CONSTANT, mc->sgd_lr, STEPS);
     }
     snprintf(key, sizeof key, "%s.%s.loss", mc->key, opt_name);
     loss_want = oc_fixture_f32(fx, key);
+    snprintf(key, sizeof key, "%s.%s.loss32", mc->key, opt_name);
+    loss32 = oc_fixture_f32(fx, key);
     init_model(m);
     T_CHECK(oc_optimizer_new_for_model(&o, &cfg, m) == OC_OK, "optimizer: %s", oc_last_error());
     dlogits = malloc((size_t)mc->batch * (size_t)classes * sizeof *dlogits);
-    if (!o || !loss_want || !dlogits)
+    if (!o || !loss_want || !loss32 || !dlogits)
         goto done;
     params = oc_model_params(m, NULL);
     grads = oc_model_grads(m, NULL);
@@ -147,7 +158,7 @@ static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *
 
     for (int s = 0; s < STEPS; s++) {
         const float *logits = NULL;
-        double loss;
+        double loss, want = (double)loss_want[s], tol;
         oc_status st = oc_model_forward(m, x, mc->batch, 1, &logits);
         T_CHECK(st == OC_OK, "forward: %s", oc_last_error());
         if (st != OC_OK)
@@ -158,51 +169,69 @@ static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *
         T_CHECK(st == OC_OK, "backward: %s", oc_last_error());
         oc_optimizer_set_lr(o, oc_schedule_lr(&sched, s));
         oc_optimizer_step(o, params, grads);
-        T_CHECK(fabs(loss - (double)loss_want[s]) <= REL * fabs((double)loss_want[s]),
-                "%s %s step %d: loss %.7f, torch %.7f", mc->key, opt_name, s + 1, loss,
-                (double)loss_want[s]);
-        if (fabs(loss - (double)loss_want[s]) / fabs((double)loss_want[s]) > worst_loss)
-            worst_loss = fabs(loss - (double)loss_want[s]) / fabs((double)loss_want[s]);
+        tol = fmax(REL * fabs(want), F32_SLACK * fabs((double)loss32[s] - want));
+        T_CHECK(fabs(loss - want) <= tol, "%s %s step %d: loss %.7f, torch %.7f (tolerance %.2g)",
+                mc->key, opt_name, s + 1, loss, want, tol);
+        worst_loss = fmax(worst_loss, fabs(loss - want) / fabs(want));
     }
     T_CHECK(loss_want[STEPS - 1] < loss_want[0], "%s: torch's loss did not fall (%g -> %g)",
             opt_name, (double)loss_want[0], (double)loss_want[STEPS - 1]);
 
     for (int i = 0; i < oc_model_num_tensors(m); i++) {
-        const oc_param_info *t = oc_model_tensor(m, i);
-        const float *a = (t->kind == OC_PARAM_STATE ? state : params) + t->offset;
+        oc_param_info t = *oc_model_tensor(m, i);
+        const float *a = (t.kind == OC_PARAM_STATE ? state : params) + t.offset;
+        const float *b;
         oc_fixture_array *want;
-        size_t k = t->numel < SAMPLES ? t->numel : SAMPLES;
-        double max_b = 0, max_d = 0;
-        snprintf(key, sizeof key, "%s.%s.%s", mc->key, opt_name, t->name);
+        size_t k = t.numel < SAMPLES ? t.numel : SAMPLES;
+        double max_b = 0, max_d = 0, max_move = 0, e32, tol;
+        snprintf(key, sizeof key, "%s.%s.%s", mc->key, opt_name, t.name);
         want = oc_fixture_get(fx, key);
+        snprintf(key, sizeof key, "%s.%s.%s:e32", mc->key, opt_name, t.name);
+        e32 = fixture_scalar(fx, key);
         if (!want)
             continue;
         if ((size_t)want->numel != k) {
-            T_CHECK(0, "%s: %lld samples in the fixture, want %zu", key, (long long)want->numel,
-                    k);
+            T_CHECK(0, "%s: %lld samples in the fixture, want %zu", t.name,
+                    (long long)want->numel, k);
             continue;
         }
+        b = want->data;
         for (size_t j = 0; j < k; j++) {
-            size_t idx = j * t->numel / k;
-            double b = (double)((float *)want->data)[j];
-            double d = fabs((double)a[idx] - b);
-            if (fabs(b) > max_b)
-                max_b = fabs(b);
-            if (d > max_d || isnan(d))
-                max_d = d;
+            size_t idx = j * t.numel / k;
+            max_b = fmax(max_b, fabs((double)b[j]));
+            max_d = fmax(max_d, fabs((double)a[idx] - (double)b[j]));
+            if (isnan(a[idx]))
+                max_d = INFINITY;
         }
-        T_CHECK(max_d <= REL * max_b, "%s: max |a-b| %.3g > %.0e * max|b| (%.3g)", key, max_d,
-                REL, max_b);
+        /* how far torch's steps moved it from the initial values at the same samples */
+        if (t.kind != OC_PARAM_STATE) {
+            for (size_t j = 0; j < k; j++)
+                max_move = fmax(max_move, fabs((double)b[j] - (double)init_value(&t, j * t.numel / k)));
+            trainable++;
+            moved += max_move > 10 * REL * max_b;
+        }
+        tol = fmax(REL * max_b, F32_SLACK * e32);
+        if (REL * max_b < F32_SLACK * e32)
+            slack_used++;
+        if (!(max_d <= tol) && bad++ < 8)
+            oc_test_fail(__FILE__, __LINE__, "%s %s %s: max |a-b| %.3g > %.3g (1e-4 * max|b| "
+                         "%.3g, torch float32 off by %.3g)", mc->key, opt_name, t.name, max_d,
+                         tol, max_b, e32);
         if (max_b > 0 && max_d / max_b > worst_rel) {
             worst_rel = max_d / max_b;
-            worst_name = t->name;
+            worst_name = t.name;
         }
         checked++;
     }
-    oc_test_note("%-9s %-5s losses %.4f -> %.4f, worst loss rel err %.1e; %d tensors, worst "
-                 "max|a-b|/max|b| %.1e (%s)",
+    if (bad > 8)
+        oc_test_fail(__FILE__, __LINE__, "%s %s: %d tensors out of tolerance in all", mc->key,
+                     opt_name, bad);
+    oc_test_note("%-8s %-5s loss %.4f -> %.4f, worst loss rel err %.1e; %d tensors, worst "
+                 "max|a-b|/max|b| %.1e (%s); %d needed the float32 slack; %d/%d moved > 1e-3",
                  mc->key, opt_name, (double)loss_want[0], (double)loss_want[STEPS - 1],
-                 worst_loss, checked, worst_rel, worst_name);
+                 worst_loss, checked, worst_rel, worst_name, slack_used, moved, trainable);
+    T_CHECK(2 * moved >= trainable, "%s %s: only %d of %d trainable tensors moved by more than "
+            "10x the tolerance; the case does not test much", mc->key, opt_name, moved, trainable);
 done:
     oc_optimizer_free(o);
     free(dlogits);
