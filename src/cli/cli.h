@@ -36,6 +36,7 @@ int cmd_predict(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_data_export(int argc, char **argv);
 int cmd_bench_model(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static const char data_usage[] =
     "       ocelot data bench SPEC [--augment AUG] [--batch 128] [--workers 2] [--batches N]\n"
     "                              [--size N]\n"
     "       ocelot data fetch cifar10|fashion-mnist [--from FILE|DIR] [--to DIR] [--no-verify]\n"
+    "       ocelot data export SPEC --out DIR [--n 10] [--split test|train|all]\n"
     "\n"
     "Dataset SPECs:\n"
     "  cifar10:PATH, cifar100:PATH  directory of the binary batches, or the .tar/.tar.gz/.tar.xz\n"
@@ -33,6 +34,7 @@ static const char data_usage[] =
     "         of a folder/csv dataset is decoded; --quick reads headers only)\n"
     "preview  writes a PNG grid of augmented samples (AUG grammar: docs/augment.md)\n"
     "bench    measures the batch loader alone (decode + augment + normalise), images/s\n"
+    "export   writes sample images as DIR/INDEX_CLASS.png, every class in turn\n"
     "fetch    downloads with curl (or takes --from), verifies the official MD5s and unpacks\n"
     "         under --to (default ./data). An archive whose MD5 differs from the official one\n"
     "         is checked member by member; if members differ too it is refused unless\n"
@@ -691,7 +693,7 @@ static int cmd_fetch(int argc, char **argv)
 int cmd_data(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage_error("data", "missing subcommand: info, preview, bench or fetch");
+        return cli_usage_error("data", "missing subcommand: info, preview, bench, fetch or export");
     if (is_help(argv[1])) {
         fputs(data_usage, stdout);
         return CLI_OK;
@@ -704,6 +706,8 @@ int cmd_data(int argc, char **argv)
         return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(argv[1], "fetch"))
         return cmd_fetch(argc - 1, argv + 1);
-    return cli_usage_error("data", "unknown subcommand '%s' (info, preview, bench, fetch)",
+    if (!strcmp(argv[1], "export"))
+        return cmd_data_export(argc - 1, argv + 1);
+    return cli_usage_error("data", "unknown subcommand '%s' (info, preview, bench, fetch, export)",
                            argv[1]);
 }

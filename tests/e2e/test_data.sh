@@ -30,6 +30,17 @@ check_fails "fetch fashion-mnist refuses unofficial md5" "$OCELOT" data fetch fa
 check "fetch fashion-mnist --no-verify" bash -c "'$OCELOT' data fetch fashion-mnist --from /usr/share/datasets/fashion-mnist --to '$TMP/dl' --no-verify 2>&1 | grep -q '60000 train + 10000 test'"
 check_fails "fetch without network fails cleanly" "$OCELOT" data fetch cifar10 --to "$TMP/net"
 check_fails "fetch unknown dataset" "$OCELOT" data fetch imagenet
+check "export 12 test images" "$OCELOT" data export fashion-mnist --n 12 --out "$TMP/export"
+n_png=$(ls "$TMP/export" | grep -c '^[0-9]*_.*\.png$')
+[ "$n_png" = 12 ] && pass "export wrote 12 INDEX_CLASS.png files" || fail "export file count" "$n_png"
+[ "$(ls "$TMP/export" | sed 's/^[0-9]*_//' | sort -u | wc -l)" = 10 ] && pass "export covers every class" || fail "export covers every class"
+check "exported PNG is 28x28 8-bit grey" python3 -c "
+import glob, struct, sys
+f = open(sorted(glob.glob('$TMP/export/*.png'))[0], 'rb').read()
+w, h, depth, ctype = struct.unpack('>IIBB', f[16:26])
+sys.exit(0 if f[:8] == b'\\x89PNG\\r\\n\\x1a\\n' and (w, h, depth, ctype) == (28, 28, 8, 0) else 1)"
+check_fails "export without --out" "$OCELOT" data export fashion-mnist
+check_fails "export test split of a folder without one" "$OCELOT" data export "folder:$TMP/export" --out "$TMP/x" --split test
 if [ "${OC_SAN:-0}" != 1 ] && [ -f "$CIFAR" ]; then
     # the shared archive is not the official one and its test batch is JPEG-derived: refused
     # without --no-verify, accepted (with a warning) with it

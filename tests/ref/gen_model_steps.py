@@ -11,6 +11,8 @@ eps is 1e-6 rather than 1e-8 so that weights whose gradient is pure rounding noi
 do not take full +-lr steps of random sign; that would test the noise, not the optimizer.
 (torch_zoo.recipe_tensor weights were tried first: their sin*cos patterns leave near-constant
 channels whose batch norm amplifies rounding, so torch float32 itself ended 2-16% away.)
+resnet18 is left out to keep the C test short: 11 M parameters make it the slowest case
+(15 s of the test's run); with these weights it is well conditioned (torch float32 within 1e-6).
 
 tests/fixtures/model_steps.bin holds, per model KEY and optimizer OPT:
   KEY.OPT.loss      float32 [5], float64 run's mean cross-entropy at each step's forward
@@ -42,7 +44,6 @@ MODELS = [
     ("cnn", "cnn", 16, 16, 3, 10, 8, 1e-2, 1e-3),
     ("resnet20", "resnet20", 16, 16, 3, 10, 8, 5e-3, 5e-4),
     ("resnet56", "resnet56", 16, 16, 3, 10, 4, 1e-3, 1e-4),
-    ("resnet18", "resnet18", 16, 16, 3, 10, 4, 1e-3, 1e-4),
     ("mnv2", "mobilenetv2_cifar:width=0.5", 32, 32, 3, 10, 4, 2e-3, 2e-4),
 ]
 

@@ -120,7 +120,7 @@ static void spec_errors_are_clear(void)
 
 static void json_round_trip(void)
 {
-    const char *names[] = {"cnn", "resnet20", "resnet18", "mobilenetv2_cifar:width=0.75"};
+    const char *names[] = {"cnn", "resnet20", "resnet56", "mobilenetv2_cifar:width=0.75"};
     for (int i = 0; i < 4; i++) {
         oc_model *a = zoo(names[i], 32, 32, 3, 10), *b = NULL;
         char *ja, *jb;
@@ -312,8 +312,12 @@ static void gradcheck_every_op(void)
             continue;
         p = oc_model_params(m, NULL) + ti->offset;
         an = oc_model_grads(m, NULL) + ti->offset;
-        for (size_t i = 0; i < ti->numel; i++) {
+        /* every entry of small tensors, an evenly spread subset (about 40) of larger ones */
+        size_t step = ti->numel > 40 ? ti->numel / 40 : 1, tried = 0;
+        for (size_t i = 0; i < ti->numel; i++)
             scale = fmax(scale, fabs((double)an[i]));
+        for (size_t i = 0; i < ti->numel; i += step) {
+            tried++;
             if (!numeric(m, &p[i], x, g, &saved, base, &num)) {
                 skipped++;
                 continue;
@@ -321,11 +325,11 @@ static void gradcheck_every_op(void)
             err = fmax(err, fabs(num - (double)an[i]));
         }
         n_skipped += skipped;
-        n_checked += (int)ti->numel - skipped;
+        n_checked += (int)tried - skipped;
         T_CHECK(err <= 1e-2 * scale, "%s: max |numeric - analytic| %.3g > 1e-2 * %.3g",
                 ti->name, err, scale);
-        T_CHECK(skipped * 4 <= 3 * (int)ti->numel, "%s: %d of %zu entries straddle a kink",
-                ti->name, skipped, ti->numel);
+        T_CHECK(skipped * 4 <= 3 * (int)tried, "%s: %d of %zu entries straddle a kink",
+                ti->name, skipped, tried);
         if (err / scale > worst) {
             worst = err / scale;
             worst_name = ti->name;
@@ -341,7 +345,7 @@ static void gradcheck_every_op(void)
             memcpy(dx, gx, sizeof dx);
             for (int i = 0; i < GN * GH * GW * GC; i++)
                 scale = fmax(scale, fabs((double)dx[i]));
-            for (int i = 0; i < GN * GH * GW * GC; i++)
+            for (int i = 0; i < GN * GH * GW * GC; i += 3)
                 if (numeric(m, &x[i], x, g, &saved, base, &num))
                     err = fmax(err, fabs(num - (double)dx[i]));
                 else
