@@ -10,12 +10,12 @@ static const cli_command commands[] = {
     {"eval", "score a model: accuracy, per-class metrics, confusion matrix, report", cmd_eval},
     {"predict", "classify image files, directories and globs", cmd_predict},
     {"serve", "serve models over HTTP (web page, TorchServe and KServe v2 APIs)", cmd_serve},
-    {"version", "print the version", cmd_version},
     {"info", "show a model's layers, shapes, parameters, FLOPs, classes and preprocessing",
      cmd_model_info},
     {"init", "write an untrained model file", cmd_init},
-    {"data", "inspect, preview, benchmark and fetch datasets", cmd_data},
+    {"data", "inspect, preview, benchmark, fetch and export datasets", cmd_data},
     {"bench", "measure inference or training speed and memory on synthetic data", cmd_bench_model},
+    {"version", "print the version", cmd_version},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
