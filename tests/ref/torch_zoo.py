@@ -16,6 +16,8 @@ API:
     from_ocelot(model, tensors) -> None: loads such a dict into the model (missing names: error)
     recipe_tensor(name, shape, kind) -> float32 numpy array: the deterministic "recipe" weights
         that tests/unit/test_models.c reproduces bit for bit in C (see recipe_tensor's doc).
+    hash_tensor(name, shape, kind) -> float32 numpy array: integer-hash weights, also reproduced
+        in C (the same as gen_model_steps.init_value); sym_uniform(seed, n) the hash stream.
     ocelot_tensor_kinds(model) -> dict name -> kind ("weight", "bias", "norm_scale",
         "norm_shift", "running_mean", "running_var") in ocelot order.
 """
@@ -89,10 +91,12 @@ class BasicBlock(nn.Module):
                 self.shortcut = nn.Sequential(
                     nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
 
+        self.relu1, self.relu2 = nn.ReLU(), nn.ReLU()
+
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return self.relu2(out + self.shortcut(x))
 
 
 class ResNet(nn.Module):
@@ -109,6 +113,7 @@ class ResNet(nn.Module):
                 in_planes = p
             setattr(self, "layer%d" % (s + 1), nn.Sequential(*layers))
         self.n_stages = len(planes)
+        self.relu = nn.ReLU()
         self.linear = nn.Linear(planes[-1], classes)
         if option == "A":  # akamaster's _weights_init
             for m in self.modules():
@@ -116,7 +121,7 @@ class ResNet(nn.Module):
                     nn.init.kaiming_normal_(m.weight)
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn1(self.conv1(x)))
         for s in range(self.n_stages):
             out = getattr(self, "layer%d" % (s + 1))(out)
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
@@ -321,6 +326,55 @@ def recipe_tensor(name, shape, kind):
         v = 1.0 + 0.2 * v
     elif kind == "running_var":
         v = 1.0 + 0.5 * np.abs(v)
+    else:
+        raise ValueError(kind)
+    return v.astype(np.float32).reshape(shape)
+
+
+def _hash32(x):
+    """lowbias32 on uint32 arrays (C: hash32 in tests/unit/test_models.c)."""
+    x = np.asarray(x, dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint32(16))
+        x = x * np.uint32(0x7feb352d)
+        x = x ^ (x >> np.uint32(15))
+        x = x * np.uint32(0x846ca68b)
+        x = x ^ (x >> np.uint32(16))
+    return x
+
+
+def sym_uniform(seed, n):
+    """Elements 0..n-1 of stream `seed`: u_i = 2 hash32(i ^ hash32(seed)) / 2^32 - 1, uniform in
+    [-1, 1), float64 (exact: a 32-bit integer scaled by a power of two)."""
+    i = np.arange(n, dtype=np.uint64).astype(np.uint32)
+    u = _hash32(i ^ _hash32(np.uint32(seed)))
+    return 2.0 * (u.astype(np.float64) / 4294967296.0) - 1.0
+
+
+def _fnv1a(name):
+    h = 2166136261
+    for b in name.encode():
+        h = ((h ^ b) * 16777619) & 0xffffffff
+    return h
+
+
+def hash_tensor(name, shape, kind):
+    """Hash weights, in ocelot layout: u = sym_uniform(fnv1a(name), numel), independent uniform
+    values with no periodic structure; weight sqrt(3 / fan_in) u (variance 1 / fan_in, fan_in =
+    numel / shape[0]); norm_scale 1 + 0.2 u; bias, norm_shift 0.1 u; running_mean 0;
+    running_var 1. Double, rounded to float32."""
+    n = int(np.prod(shape))
+    u = sym_uniform(_fnv1a(name), n)
+    if kind == "weight":
+        v = math.sqrt(3.0 / (n / shape[0])) * u
+    elif kind == "norm_scale":
+        v = 1.0 + 0.2 * u
+    elif kind in ("bias", "norm_shift"):
+        v = 0.1 * u
+    elif kind == "running_mean":
+        v = np.zeros(n)
+    elif kind == "running_var":
+        v = np.ones(n)
     else:
         raise ValueError(kind)
     return v.astype(np.float32).reshape(shape)

@@ -1,18 +1,20 @@
 /* Whole zoo models against PyTorch (tests/ref/gen_models.py): one training step (batch
- * statistics, dropout off) from the same deterministic "recipe" weights; logits, the loss,
- * every parameter gradient and the batch-norm running statistics after the step.
+ * statistics, dropout off) from the same deterministic weights; logits, the loss, every
+ * parameter gradient and the batch-norm running statistics after the step.
  *
- * Criterion, per model: rtol = max(1e-3, 2 * r32), where r32 is the worst relative error that
- * PyTorch float32 itself makes on this model's gradients (the fixture's e: entries against the
- * float64 reference). Per tensor, every stored entry satisfies |a - b| <= rtol * scale, scale =
- * max|b| over the whole tensor (gn: for sampled tensors) but at least 1e-3 of the model's
- * largest gradient (a batch-norm shift followed by another batch norm has a true gradient of 0,
- * where only rounding is left); sampled tensors also need | ||a||_2 - ||b||_2 | <= rtol ||b||_2.
- * The reference runs in float64, so the measured error is ocelot's float32 error. For cnn and
- * the ResNets r32 < 1e-4 and the 1e-3 term decides. The MobileNets are ill-conditioned in
- * float32 with any weights tried (depthwise + batch norm over few positions amplify rounding
- * and ReLU6 mask flips): PyTorch float32 is off by up to 2.6% / 6.6% there, and ocelot must be
- * within twice that. */
+ * Criterion, every model: rtol = 1e-3 against PyTorch in float64. Per tensor, every stored
+ * entry satisfies |a - b| <= rtol * scale, scale = max|b| over the whole tensor (gn: for
+ * sampled tensors) but at least 1e-3 of the model's largest gradient (a batch-norm shift
+ * followed by another batch norm has a true gradient of 0, where only rounding is left);
+ * sampled tensors also need | ||a||_2 - ||b||_2 | <= rtol ||b||_2. The logits (scale max|b|)
+ * and the loss meet the same rtol; the running statistics too.
+ *
+ * Weights come from one of two recipes that both sides compute (gen_models.py explains):
+ * "sincos" (cnn, ResNets; the input is stored) and "hash" (MobileNets; the input is a hash
+ * stream too, and the fixture's w: arrays replace the batch-norm shifts that feed a ReLU6,
+ * chosen so that no ReLU6 input is within 1e-3 of a kink, where float32 rounding could flip a
+ * mask). The fixture's e: entries hold PyTorch float32's own error; the test prints the worst
+ * as the case's conditioning (all models: below 3e-4 of scale), it does not widen rtol. */
 #include "test.h"
 #include "nn/nn.h"
 
@@ -50,6 +52,54 @@ static void recipe_fill(const oc_param_info *t, float *p)
         p[i] = (float)v;
     }
 }
+
+/* ---- the "hash" recipe (torch_zoo.hash_tensor, sym_uniform), double rounded to float ---- */
+
+static uint32_t hash32(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+/* Uniform in [-1, 1): element i of stream `seed`. */
+static double sym_uniform(uint32_t seed, size_t i)
+{
+    uint32_t u = hash32((uint32_t)i ^ hash32(seed));
+    return 2.0 * ((double)u / 4294967296.0) - 1.0;
+}
+
+static uint32_t fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static void hash_fill(const oc_param_info *t, float *p)
+{
+    const size_t len = strlen(t->name);
+    const int is_var = len > 12 && !strcmp(t->name + len - 12, ".running_var");
+    const uint32_t seed = fnv1a(t->name);
+    const double wscale = sqrt(3.0 / ((double)t->numel / (double)t->shape[0]));
+    for (size_t i = 0; i < t->numel; i++) {
+        double u = sym_uniform(seed, i), v = 0;
+        switch (t->kind) {
+        case OC_PARAM_WEIGHT: v = wscale * u; break;
+        case OC_PARAM_BIAS:
+        case OC_PARAM_NORM_SHIFT: v = 0.1 * u; break;
+        case OC_PARAM_NORM_SCALE: v = 1.0 + 0.2 * u; break;
+        case OC_PARAM_STATE: v = is_var ? 1.0 : 0.0; break;
+        }
+        p[i] = (float)v;
+    }
+}
+
+typedef enum { RECIPE_SINCOS, RECIPE_HASH } recipe_kind;
 
 static oc_fixture_array *find(oc_fixture *f, const char *prefix, const char *name)
 {
@@ -99,9 +149,9 @@ static double ref_scale(oc_fixture *f, const char *name)
     return -1;
 }
 
-/* rtol = max(1e-3, 2 * PyTorch float32's worst relative gradient error); *floor_out receives
- * 1e-3 of the largest gradient. */
-static double model_rtol(oc_fixture *f, oc_model *m, double *floor_out, double *r32_out)
+/* PyTorch float32's worst relative gradient error (the e: entries; informational); *floor_out
+ * receives 1e-3 of the largest gradient. */
+static double torch_f32_error(oc_fixture *f, oc_model *m, double *floor_out)
 {
     double gmax = 0, r32 = 0;
     for (int i = 0; i < oc_model_num_tensors(m); i++)
@@ -114,19 +164,19 @@ static double model_rtol(oc_fixture *f, oc_model *m, double *floor_out, double *
             r32 = fmax(r32, (double)((float *)e->data)[0] / fmax(sc, 1e-3 * gmax));
     }
     *floor_out = 1e-3 * gmax;
-    *r32_out = r32;
-    return fmax(RTOL, 2 * r32);
+    return r32;
 }
 
-static void run_case(const char *fixture_name, const char *zoo_name)
+static void run_case(const char *fixture_name, const char *zoo_name, recipe_kind recipe)
 {
     oc_fixture *f = oc_fixture_load(fixture_name);
-    oc_fixture_array *dims;
+    oc_fixture_array *dims, *xa;
     oc_model *m = NULL;
-    const float *logits;
-    float *dlogits = NULL;
-    double worst_grad = 0, loss, rtol = RTOL, gfloor = 0, r32 = 0;
-    const char *worst_name = "";
+    const float *logits, *x;
+    float *dlogits = NULL, *xbuf = NULL;
+    const double rtol = RTOL;
+    double worst_grad = 0, worst_live = 0, loss, gfloor = 0, r32;
+    const char *worst_name = "", *live_name = "";
     int N, H, W, C, K;
 
     if (!f)
@@ -143,18 +193,39 @@ static void run_case(const char *fixture_name, const char *zoo_name)
         T_CHECK(0, "create %s: %s", zoo_name, oc_last_error());
         goto done;
     }
-    rtol = model_rtol(f, m, &gfloor, &r32);
-    oc_test_note("%s: PyTorch float32's worst relative gradient error %.2e -> rtol %.2e",
-                 zoo_name, r32, rtol);
+    r32 = torch_f32_error(f, m, &gfloor);
+    oc_test_note("%s: N=%d %dx%d; PyTorch float32's own worst relative gradient error %.2e "
+                 "(rtol %.0e)", zoo_name, N, H, W, r32, rtol);
     for (int i = 0; i < oc_model_num_tensors(m); i++) {
         const oc_param_info *t = oc_model_tensor(m, i);
         float *base = t->kind == OC_PARAM_STATE ? oc_model_state(m, NULL) : oc_model_params(m, NULL);
-        recipe_fill(t, base + t->offset);
+        oc_fixture_array *w = find(f, "w:", t->name);
+        if (recipe == RECIPE_HASH)
+            hash_fill(t, base + t->offset);
+        else
+            recipe_fill(t, base + t->offset);
+        if (w) {
+            T_CHECK(w->numel == (int64_t)t->numel && !w->is_int, "w:%s: bad size", t->name);
+            if (w->numel == (int64_t)t->numel && !w->is_int)
+                memcpy(base + t->offset, w->data, t->numel * sizeof(float));
+        }
+    }
+    xa = find(f, "", "x");
+    if (xa) {
+        T_CHECK(xa->numel == (int64_t)N * H * W * C, "x: %lld values", (long long)xa->numel);
+        x = xa->data;
+    } else {
+        oc_fixture_array *seed = oc_fixture_get(f, "xseed");
+        const size_t n = (size_t)N * H * W * C;
+        if (!seed || seed->numel != 1 || !(xbuf = malloc(n * sizeof *xbuf)))
+            goto done;
+        for (size_t i = 0; i < n; i++)
+            xbuf[i] = (float)sym_uniform((uint32_t)((int32_t *)seed->data)[0], i);
+        x = xbuf;
     }
     oc_nn_set_dropout(m, 0);
     oc_model_zero_grad(m);
-    T_CHECK(oc_model_forward(m, oc_fixture_f32(f, "x"), N, 1, &logits) == OC_OK, "forward: %s",
-            oc_last_error());
+    T_CHECK(oc_model_forward(m, x, N, 1, &logits) == OC_OK, "forward: %s", oc_last_error());
     {
         const float *ref = oc_fixture_f32(f, "logits");
         double e = compare("logits", logits, ref, (int64_t)N * K, max_abs(ref, (int64_t)N * K),
@@ -174,7 +245,7 @@ static void run_case(const char *fixture_name, const char *zoo_name)
     for (int i = 0; i < oc_model_num_tensors(m); i++) {
         const oc_param_info *t = oc_model_tensor(m, i);
         oc_fixture_array *full, *samp, *stats;
-        double e;
+        double e, sc;
         if (t->kind == OC_PARAM_STATE) {
             const float *got = oc_model_state(m, NULL) + t->offset;
             oc_fixture_array *ref = find(f, "s:", t->name);
@@ -188,12 +259,14 @@ static void run_case(const char *fixture_name, const char *zoo_name)
         samp = find(f, "gs:", t->name);
         stats = find(f, "gn:", t->name);
         if (full && full->numel == (int64_t)t->numel) {
+            sc = max_abs(full->data, full->numel);
             e = compare(t->name, g, full->data, full->numel,
                         fmax(max_abs(full->data, full->numel), gfloor), rtol);
         } else if (samp && stats && stats->numel == 2) {
             float got[256];
             const float *st = stats->data;
             double norm = 0;
+            sc = (double)st[0];
             for (int64_t j = 0; j < samp->numel && j < 256; j++)
                 got[j] = g[(j * 7919 + 13) % (int64_t)t->numel];
             e = compare(t->name, got, samp->data, samp->numel < 256 ? samp->numel : 256,
@@ -212,11 +285,17 @@ static void run_case(const char *fixture_name, const char *zoo_name)
             worst_grad = e;
             worst_name = t->name;
         }
+        if (sc > gfloor && e > worst_live) { /* relative to its own max|g|, not the floor */
+            worst_live = e;
+            live_name = t->name;
+        }
     }
-    oc_test_note("%s: %d tensors, %lld parameters; worst gradient rel err %.2e (%s)", zoo_name,
-                 oc_model_num_tensors(m), (long long)oc_model_param_count(m), worst_grad,
-                 worst_name);
+    oc_test_note("%s: %d tensors, %lld parameters; worst gradient rel err %.2e (%s); among "
+                 "gradients above the floor %.2e (%s)", zoo_name, oc_model_num_tensors(m),
+                 (long long)oc_model_param_count(m), worst_grad, worst_name, worst_live,
+                 live_name);
 done:
+    free(xbuf);
     free(dlogits);
     oc_model_free(m);
     oc_fixture_free(f);
@@ -224,32 +303,32 @@ done:
 
 static void cnn_matches_pytorch(void)
 {
-    run_case("model_cnn", "cnn");
+    run_case("model_cnn", "cnn", RECIPE_SINCOS);
 }
 
 static void resnet20_matches_pytorch(void)
 {
-    run_case("model_resnet20", "resnet20");
+    run_case("model_resnet20", "resnet20", RECIPE_SINCOS);
 }
 
 static void resnet56_matches_pytorch(void)
 {
-    run_case("model_resnet56", "resnet56");
+    run_case("model_resnet56", "resnet56", RECIPE_SINCOS);
 }
 
 static void resnet18_matches_pytorch(void)
 {
-    run_case("model_resnet18", "resnet18");
+    run_case("model_resnet18", "resnet18", RECIPE_SINCOS);
 }
 
 static void mobilenetv2_matches_pytorch(void)
 {
-    run_case("model_mobilenetv2", "mobilenetv2");
+    run_case("model_mobilenetv2", "mobilenetv2", RECIPE_HASH);
 }
 
 static void mobilenetv2_cifar_matches_pytorch(void)
 {
-    run_case("model_mobilenetv2_cifar", "mobilenetv2_cifar:width=0.5");
+    run_case("model_mobilenetv2_cifar", "mobilenetv2_cifar:width=0.5", RECIPE_HASH);
 }
 
 int main(int argc, char **argv)
