@@ -34,9 +34,11 @@
 #define BN_CHUNK 1024
 /* Elements per thread below which waking another thread costs more than it saves. */
 #define BN_GRAIN 16384
+/* Channels per register-resident block of the reductions (16 doubles: two AVX-512 vectors). */
+#define BN_VEC 16
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define BN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define BN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define BN_CLONES
 #endif
@@ -59,6 +61,26 @@ BN_CLONES static void bn_stats_rows(const bn_reduce_job *j, int64_t m0, int64_t 
     const int ct = j->ct;
     const float *restrict ctr = j->center + j->c0;
     double s[BN_TILE], ss[BN_TILE];
+    if (ct % BN_VEC == 0) {
+        /* whole vectors of channels: BN_VEC-wide constant loops keep the sums in registers
+         * (the same per-channel order of additions as the generic loop below) */
+        for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
+            double vs[BN_VEC], vss[BN_VEC];
+            for (int c = 0; c < BN_VEC; c++)
+                vs[c] = vss[c] = 0.0;
+            for (int64_t m = m0; m < m1; m++) {
+                const float *restrict xr = j->x + m * j->C + j->c0 + c0;
+                for (int c = 0; c < BN_VEC; c++) {
+                    double d = (double)xr[c] - (double)ctr[c0 + c];
+                    vs[c] += d;
+                    vss[c] += d * d;
+                }
+            }
+            memcpy(out_s + c0, vs, sizeof vs);
+            memcpy(out_ss + c0, vss, sizeof vss);
+        }
+        return;
+    }
     for (int c = 0; c < ct; c++)
         s[c] = ss[c] = 0.0;
     for (int64_t m = m0; m < m1; m++) {
@@ -80,6 +102,25 @@ BN_CLONES static void bn_dstats_rows(const bn_reduce_job *j, int64_t m0, int64_t
     const int ct = j->ct;
     const float *restrict mean = j->center + j->c0;
     double s[BN_TILE], sx[BN_TILE];
+    if (ct % BN_VEC == 0) { /* as in bn_stats_rows */
+        for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
+            double vs[BN_VEC], vsx[BN_VEC];
+            for (int c = 0; c < BN_VEC; c++)
+                vs[c] = vsx[c] = 0.0;
+            for (int64_t m = m0; m < m1; m++) {
+                const float *restrict xr = j->x + m * j->C + j->c0 + c0;
+                const float *restrict gr = j->dy + m * j->C + j->c0 + c0;
+                for (int c = 0; c < BN_VEC; c++) {
+                    double g = (double)gr[c];
+                    vs[c] += g;
+                    vsx[c] += g * ((double)xr[c] - (double)mean[c0 + c]);
+                }
+            }
+            memcpy(out_s + c0, vs, sizeof vs);
+            memcpy(out_sx + c0, vsx, sizeof vsx);
+        }
+        return;
+    }
     for (int c = 0; c < ct; c++)
         s[c] = sx[c] = 0.0;
     for (int64_t m = m0; m < m1; m++) {
@@ -157,6 +198,25 @@ typedef struct {
     const float *k, *kx, *k0;
 } bn_apply_job;
 
+/* The row loops of the elementwise passes for a channel count `cn` that is a compile-time
+ * constant after inlining (16, 32, 64: the per-channel coefficients then stay in registers
+ * across rows) or the run-time count. */
+static inline __attribute__((always_inline)) void bn_affine_loop(const bn_apply_job *j,
+                                                                 int64_t m0, int64_t m1,
+                                                                 int c0, const int cn,
+                                                                 const float *a, const float *b,
+                                                                 const float *mu)
+{
+    /* (x - mean) * a + beta rather than PyTorch's x * a + (beta - mean * a): one more
+     * operation on data already in registers, and no cancellation when mean >> std */
+    for (int64_t m = m0; m < m1; m++) { /* y may be x (in-place inference): no restrict */
+        const float *xr = j->x + m * j->C + c0;
+        float *yr = j->out + m * j->C + c0;
+        for (int c = 0; c < cn; c++)
+            yr[c] = (xr[c] - mu[c]) * a[c] + b[c];
+    }
+}
+
 BN_CLONES static void bn_affine_rows(const bn_apply_job *j, int64_t m0, int64_t m1)
 {
     float a[BN_CHUNK], b[BN_CHUNK], mu[BN_CHUNK];
@@ -172,20 +232,20 @@ BN_CLONES static void bn_affine_rows(const bn_apply_job *j, int64_t m0, int64_t 
             b[c] = j->beta ? j->beta[c0 + c] : 0.0f;
             mu[c] = j->mean[c0 + c];
         }
-        /* (x - mean) * a + beta rather than PyTorch's x * a + (beta - mean * a): one more
-         * operation on data already in registers, and no cancellation when mean >> std */
-        for (int64_t m = m0; m < m1; m++) { /* y may be x (in-place inference): no restrict */
-            const float *xr = j->x + m * j->C + c0;
-            float *yr = j->out + m * j->C + c0;
-            for (int c = 0; c < cn; c++)
-                yr[c] = (xr[c] - mu[c]) * a[c] + b[c];
-        }
+        if (cn == 16 && j->C == 16)
+            bn_affine_loop(j, m0, m1, c0, 16, a, b, mu);
+        else if (cn == 32 && j->C == 32)
+            bn_affine_loop(j, m0, m1, c0, 32, a, b, mu);
+        else if (cn == 64 && j->C == 64)
+            bn_affine_loop(j, m0, m1, c0, 64, a, b, mu);
+        else
+            bn_affine_loop(j, m0, m1, c0, cn, a, b, mu);
     }
 }
 
-BN_CLONES static void bn_dx_rows(const bn_apply_job *j, int64_t m0, int64_t m1)
+static inline __attribute__((always_inline)) void bn_dx_loop(const bn_apply_job *j, int64_t m0,
+                                                             int64_t m1, const int cn)
 {
-    const int cn = j->cn;
     const float *restrict k = j->k, *restrict kx = j->kx, *restrict k0 = j->k0;
     const float *restrict mean = j->mean + j->c0;
     for (int64_t m = m0; m < m1; m++) {
@@ -195,6 +255,18 @@ BN_CLONES static void bn_dx_rows(const bn_apply_job *j, int64_t m0, int64_t m1)
         for (int c = 0; c < cn; c++)
             dr[c] += k[c] * gr[c] + kx[c] * (xr[c] - mean[c]) + k0[c];
     }
+}
+
+BN_CLONES static void bn_dx_rows(const bn_apply_job *j, int64_t m0, int64_t m1)
+{
+    if (j->cn == 16)
+        bn_dx_loop(j, m0, m1, 16);
+    else if (j->cn == 32)
+        bn_dx_loop(j, m0, m1, 32);
+    else if (j->cn == 64)
+        bn_dx_loop(j, m0, m1, 64);
+    else
+        bn_dx_loop(j, m0, m1, j->cn);
 }
 
 static void bn_affine_task(void *ctx, int tid, int nt)
