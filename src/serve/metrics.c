@@ -1,8 +1,8 @@
 /* Prometheus text exposition (format 0.0.4) of the server's counters. */
 #include "metrics.h"
+#include "core/core.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,53 +77,21 @@ void metrics_batch(metrics *m, int n)
     pthread_mutex_unlock(&m->lock);
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *s, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-    if (s->oom)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(s->buf + s->len, s->cap - s->len, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t)n < s->cap - s->len) {
-            s->len += (size_t)n;
-            return;
-        }
-        char *nb = realloc(s->buf, s->cap * 2);
-        if (!nb) {
-            s->oom = 1;
-            return;
-        }
-        s->buf = nb;
-        s->cap *= 2;
-    }
-}
-
 char *metrics_render(metrics *m, size_t *len)
 {
-    sbuf s = {malloc(4096), 0, 4096, 0};
+    oc_sb s;
     unsigned long long cum = 0;
-    if (!s.buf)
-        return NULL;
+    oc_sb_init(&s);
     pthread_mutex_lock(&m->lock);
-    sb_printf(&s, "# HELP ocelot_http_requests_total HTTP requests by route and status.\n"
+    oc_sb_printf(&s, "# HELP ocelot_http_requests_total HTTP requests by route and status.\n"
                   "# TYPE ocelot_http_requests_total counter\n");
     for (int r = 0; r < ROUTE_COUNT; r++)
         for (int i = 0; i <= N_STATUS; i++)
             if (m->requests[r][i])
-                sb_printf(&s, "ocelot_http_requests_total{route=\"%s\",status=\"%s%d\"} %llu\n",
+                oc_sb_printf(&s, "ocelot_http_requests_total{route=\"%s\",status=\"%s%d\"} %llu\n",
                           route_name((route_id)r), i == N_STATUS ? "other_" : "",
                           i == N_STATUS ? 0 : statuses[i], m->requests[r][i]);
-    sb_printf(&s, "# HELP ocelot_http_request_errors_total HTTP requests answered 4xx or 5xx.\n"
+    oc_sb_printf(&s, "# HELP ocelot_http_request_errors_total HTTP requests answered 4xx or 5xx.\n"
                   "# TYPE ocelot_http_request_errors_total counter\n");
     {
         unsigned long long errors = 0;
@@ -131,36 +99,31 @@ char *metrics_render(metrics *m, size_t *len)
             for (int i = 0; i <= N_STATUS; i++)
                 if (i == N_STATUS || statuses[i] >= 400)
                     errors += m->requests[r][i];
-        sb_printf(&s, "ocelot_http_request_errors_total %llu\n", errors);
+        oc_sb_printf(&s, "ocelot_http_request_errors_total %llu\n", errors);
     }
-    sb_printf(&s, "# HELP ocelot_http_request_duration_seconds Time from request to reply.\n"
+    oc_sb_printf(&s, "# HELP ocelot_http_request_duration_seconds Time from request to reply.\n"
                   "# TYPE ocelot_http_request_duration_seconds histogram\n");
     for (int b = 0; b < N_LAT; b++) {
         cum += m->lat_count[b];
-        sb_printf(&s, "ocelot_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+        oc_sb_printf(&s, "ocelot_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
                   latency_buckets[b], cum);
     }
-    sb_printf(&s,
+    oc_sb_printf(&s,
               "ocelot_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
               "ocelot_http_request_duration_seconds_sum %.6f\n"
               "ocelot_http_request_duration_seconds_count %llu\n",
               m->lat_total, m->lat_sum, m->lat_total);
-    sb_printf(&s, "# HELP ocelot_batch_size Images per model forward pass.\n"
+    oc_sb_printf(&s, "# HELP ocelot_batch_size Images per model forward pass.\n"
                   "# TYPE ocelot_batch_size histogram\n");
     cum = 0;
     for (int b = 0; b < N_BATCH; b++) {
         cum += m->batch_count[b];
-        sb_printf(&s, "ocelot_batch_size_bucket{le=\"%d\"} %llu\n", batch_buckets[b], cum);
+        oc_sb_printf(&s, "ocelot_batch_size_bucket{le=\"%d\"} %llu\n", batch_buckets[b], cum);
     }
-    sb_printf(&s,
+    oc_sb_printf(&s,
               "ocelot_batch_size_bucket{le=\"+Inf\"} %llu\nocelot_batch_size_sum %llu\n"
               "ocelot_batch_size_count %llu\n",
               m->batch_total, m->batch_images, m->batch_total);
     pthread_mutex_unlock(&m->lock);
-    if (s.oom) {
-        free(s.buf);
-        return NULL;
-    }
-    *len = s.len;
-    return s.buf;
+    return oc_sb_take(&s, len);
 }

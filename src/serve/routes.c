@@ -111,34 +111,34 @@ enum MHD_Result route_begin(request *r)
 
 /* ---- simple GET routes ---- */
 
-static void add_model_json(strbuf *sb, model_entry *me)
+static void add_model_json(oc_sb *sb, model_entry *me)
 {
     int h, w, c, k = oc_model_num_classes(me->model);
     oc_model_input_shape(me->model, &h, &w, &c);
-    sb_add(sb, "{\"name\":");
-    sb_json_str(sb, me->name);
-    sb_addf(sb, ",\"input\":[%d,%d,%d],\"classes\":[", h, w, c);
+    oc_sb_puts(sb, "{\"name\":");
+    oc_sb_json(sb, me->name);
+    oc_sb_printf(sb, ",\"input\":[%d,%d,%d],\"classes\":[", h, w, c);
     for (int i = 0; i < k; i++) {
         if (i)
-            sb_add(sb, ",");
-        sb_json_str(sb, oc_model_class_name(me->model, i));
+            oc_sb_puts(sb, ",");
+        oc_sb_json(sb, oc_model_class_name(me->model, i));
     }
-    sb_add(sb, "]}");
+    oc_sb_puts(sb, "]}");
 }
 
-static enum MHD_Result send_sb(request *r, int status, strbuf *sb)
+static enum MHD_Result send_sb(request *r, int status, oc_sb *sb)
 {
-    if (sb->oom) {
-        sb_release(sb);
+    size_t len;
+    char *text = oc_sb_take(sb, &len);
+    if (!text)
         return reply_error(r, 503, "out of memory");
-    }
-    return reply(r, status, "application/json", sb->buf, sb->len);
+    return reply(r, status, "application/json", text, len);
 }
 
 static enum MHD_Result get_route(request *r)
 {
     oc_server *s = r->srv;
-    strbuf sb;
+    oc_sb sb;
     if (r->route == ROUTE_PAGE)
         return reply_static(r, 200, "text/html; charset=utf-8", serve_page_html);
     if (r->route == ROUTE_METRICS) {
@@ -148,9 +148,9 @@ static enum MHD_Result get_route(request *r)
             return reply_error(r, 503, "out of memory");
         return reply(r, 200, "text/plain; version=0.0.4", text, len);
     }
-    sb_init(&sb);
+    oc_sb_init(&sb);
     if (!strcmp(r->url, "/v2/health/live")) {
-        sb_add(&sb, "{\"live\":true}\n");
+        oc_sb_puts(&sb, "{\"live\":true}\n");
         return send_sb(r, 200, &sb);
     }
     if (!strcmp(r->url, "/v2/health/ready")) {
@@ -158,37 +158,37 @@ static enum MHD_Result get_route(request *r)
         pthread_mutex_lock(&s->lock);
         down = s->shutting_down;
         pthread_mutex_unlock(&s->lock);
-        sb_add(&sb, down ? "{\"ready\":false}\n" : "{\"ready\":true}\n");
+        oc_sb_puts(&sb, down ? "{\"ready\":false}\n" : "{\"ready\":true}\n");
         return send_sb(r, down ? 503 : 200, &sb);
     }
     if (!strcmp(r->url, "/v2")) {
-        sb_addf(&sb, "{\"name\":\"ocelot\",\"version\":\"%s\",\"extensions\":"
+        oc_sb_printf(&sb, "{\"name\":\"ocelot\",\"version\":\"%s\",\"extensions\":"
                      "[\"classification\"]}\n", oc_version());
         return send_sb(r, 200, &sb);
     }
     if (!strcmp(r->url, "/models")) {
-        sb_add(&sb, "{\"models\":[");
+        oc_sb_puts(&sb, "{\"models\":[");
         for (int i = 0; i < s->n_models; i++) {
             if (i)
-                sb_add(&sb, ",");
+                oc_sb_puts(&sb, ",");
             add_model_json(&sb, &s->models[i]);
         }
-        sb_add(&sb, "]}\n");
+        oc_sb_puts(&sb, "]}\n");
         return send_sb(r, 200, &sb);
     }
     if (r->model) {
         const char *rest = r->url + 11 + strlen(r->model->name);
         int h, w, c;
         if (!strcmp(rest, "/ready")) {
-            sb_add(&sb, "{\"name\":");
-            sb_json_str(&sb, r->model->name);
-            sb_add(&sb, ",\"ready\":true}\n");
+            oc_sb_puts(&sb, "{\"name\":");
+            oc_sb_json(&sb, r->model->name);
+            oc_sb_puts(&sb, ",\"ready\":true}\n");
             return send_sb(r, 200, &sb);
         }
         oc_model_input_shape(r->model->model, &h, &w, &c);
-        sb_add(&sb, "{\"name\":");
-        sb_json_str(&sb, r->model->name);
-        sb_addf(&sb,
+        oc_sb_puts(&sb, "{\"name\":");
+        oc_sb_json(&sb, r->model->name);
+        oc_sb_printf(&sb,
                 ",\"versions\":[\"1\"],\"platform\":\"ocelot\",\"inputs\":[{\"name\":\"input\","
                 "\"datatype\":\"FP32\",\"shape\":[-1,%d,%d,%d]}],\"outputs\":[{\"name\":"
                 "\"output\",\"datatype\":\"FP32\",\"shape\":[-1,%d]}],\"parameters\":{\"layout\":"
@@ -196,13 +196,13 @@ static enum MHD_Result get_route(request *r)
                 h, w, c, oc_model_num_classes(r->model->model));
         for (int i = 0; i < oc_model_num_classes(r->model->model); i++) {
             if (i)
-                sb_add(&sb, ",");
-            sb_json_str(&sb, oc_model_class_name(r->model->model, i));
+                oc_sb_puts(&sb, ",");
+            oc_sb_json(&sb, oc_model_class_name(r->model->model, i));
         }
-        sb_add(&sb, "]}}\n");
+        oc_sb_puts(&sb, "]}}\n");
         return send_sb(r, 200, &sb);
     }
-    sb_release(&sb);
+    oc_sb_release(&sb);
     return reply_error(r, 404, "no such route: %s", r->url);
 }
 
@@ -286,55 +286,55 @@ static enum MHD_Result start_predict(request *r)
     return MHD_YES;
 }
 
-static void add_predictions(strbuf *sb, const oc_prediction *p, int k)
+static void add_predictions(oc_sb *sb, const oc_prediction *p, int k)
 {
-    sb_add(sb, "[");
+    oc_sb_puts(sb, "[");
     for (int j = 0; j < k; j++) {
         if (j)
-            sb_add(sb, ",");
-        sb_add(sb, "{\"label\":");
-        sb_json_str(sb, p[j].label ? p[j].label : "");
-        sb_addf(sb, ",\"index\":%d,\"probability\":%.6f}", p[j].index, (double)p[j].probability);
+            oc_sb_puts(sb, ",");
+        oc_sb_puts(sb, "{\"label\":");
+        oc_sb_json(sb, p[j].label ? p[j].label : "");
+        oc_sb_printf(sb, ",\"index\":%d,\"probability\":%.6f}", p[j].index, (double)p[j].probability);
     }
-    sb_add(sb, "]");
+    oc_sb_puts(sb, "]");
 }
 
 static enum MHD_Result finish_predict(request *r)
 {
-    strbuf sb;
+    oc_sb sb;
     double ms = (oc_now() - r->t0) * 1e3;
     if (r->n == 1) {
         oc_input *in = &r->inputs[0];
         if (in->status != OC_OK)
             return reply_error(r, in->status == OC_ERR_NOMEM ? 503 : 400,
                                "cannot classify the image: %s", in->error);
-        sb_init(&sb);
-        sb_add(&sb, "{\"predictions\":");
+        oc_sb_init(&sb);
+        oc_sb_puts(&sb, "{\"predictions\":");
         add_predictions(&sb, r->preds, r->topk);
-        sb_add(&sb, ",\"model\":");
-        sb_json_str(&sb, r->model->name);
-        sb_addf(&sb, ",\"latency_ms\":%.3f}\n", ms);
+        oc_sb_puts(&sb, ",\"model\":");
+        oc_sb_json(&sb, r->model->name);
+        oc_sb_printf(&sb, ",\"latency_ms\":%.3f}\n", ms);
         return send_sb(r, 200, &sb);
     }
-    sb_init(&sb);
-    sb_add(&sb, "{\"results\":[");
+    oc_sb_init(&sb);
+    oc_sb_puts(&sb, "{\"results\":[");
     for (int i = 0; i < r->n; i++) {
         if (i)
-            sb_add(&sb, ",");
-        sb_add(&sb, "{\"name\":");
-        sb_json_str(&sb, r->names[i]);
+            oc_sb_puts(&sb, ",");
+        oc_sb_puts(&sb, "{\"name\":");
+        oc_sb_json(&sb, r->names[i]);
         if (r->inputs[i].status != OC_OK) {
-            sb_add(&sb, ",\"error\":");
-            sb_json_str(&sb, r->inputs[i].error);
+            oc_sb_puts(&sb, ",\"error\":");
+            oc_sb_json(&sb, r->inputs[i].error);
         } else {
-            sb_add(&sb, ",\"predictions\":");
+            oc_sb_puts(&sb, ",\"predictions\":");
             add_predictions(&sb, &r->preds[(size_t)i * (size_t)r->topk], r->topk);
         }
-        sb_add(&sb, "}");
+        oc_sb_puts(&sb, "}");
     }
-    sb_add(&sb, "],\"model\":");
-    sb_json_str(&sb, r->model->name);
-    sb_addf(&sb, ",\"latency_ms\":%.3f}\n", ms);
+    oc_sb_puts(&sb, "],\"model\":");
+    oc_sb_json(&sb, r->model->name);
+    oc_sb_printf(&sb, ",\"latency_ms\":%.3f}\n", ms);
     return send_sb(r, 200, &sb);
 }
 
@@ -499,22 +499,22 @@ done:
 
 static enum MHD_Result finish_infer(request *r)
 {
-    strbuf sb;
+    oc_sb sb;
     int classes = oc_model_num_classes(r->model->model);
     for (int i = 0; i < r->n; i++)
         if (r->inputs[i].status != OC_OK)
             return reply_error(r, 400, "input %d: %s", i, r->inputs[i].error);
-    sb_init(&sb);
-    sb_add(&sb, "{\"model_name\":");
-    sb_json_str(&sb, r->model->name);
-    sb_add(&sb, ",\"model_version\":\"1\"");
+    oc_sb_init(&sb);
+    oc_sb_puts(&sb, "{\"model_name\":");
+    oc_sb_json(&sb, r->model->name);
+    oc_sb_puts(&sb, ",\"model_version\":\"1\"");
     if (r->infer_id) {
-        sb_add(&sb, ",\"id\":");
-        sb_json_str(&sb, r->infer_id);
+        oc_sb_puts(&sb, ",\"id\":");
+        oc_sb_json(&sb, r->infer_id);
     }
     if (r->classification) {
         /* Triton's classification extension: "score:index:label" strings, best first */
-        sb_addf(&sb, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"BYTES\",\"shape\":"
+        oc_sb_printf(&sb, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"BYTES\",\"shape\":"
                      "[%d,%d],\"data\":[", r->n, r->topk);
         for (int i = 0; i < r->n; i++)
             for (int j = 0; j < r->topk; j++) {
@@ -523,11 +523,11 @@ static enum MHD_Result finish_infer(request *r)
                 snprintf(item, sizeof item, "%f:%d:%s", (double)p->probability, p->index,
                          p->label ? p->label : "");
                 if (i || j)
-                    sb_add(&sb, ",");
-                sb_json_str(&sb, item);
+                    oc_sb_puts(&sb, ",");
+                oc_sb_json(&sb, item);
             }
     } else {
-        sb_addf(&sb, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":"
+        oc_sb_printf(&sb, ",\"outputs\":[{\"name\":\"output\",\"datatype\":\"FP32\",\"shape\":"
                      "[%d,%d],\"data\":[", r->n, classes);
         for (int i = 0; i < r->n; i++) {
             float probs[4096];
@@ -538,10 +538,10 @@ static enum MHD_Result finish_infer(request *r)
                 if (p[j].index >= 0 && p[j].index < 4096)
                     probs[p[j].index] = p[j].probability;
             for (int j = 0; j < classes && j < 4096; j++)
-                sb_addf(&sb, "%s%.7g", i || j ? "," : "", (double)probs[j]);
+                oc_sb_printf(&sb, "%s%.7g", i || j ? "," : "", (double)probs[j]);
         }
     }
-    sb_add(&sb, "]}]}\n");
+    oc_sb_puts(&sb, "]}]}\n");
     return send_sb(r, 200, &sb);
 }
 

@@ -3,6 +3,7 @@
 #define OC_SERVE_H
 
 #include "ocelot.h"
+#include "core/core.h"
 #include "serve/metrics.h"
 
 #include <stddef.h>
@@ -10,21 +11,6 @@
 /* The embedded web page (page.c). */
 extern const char serve_page_html[];
 
-/* A growable string for building JSON replies. */
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom;
-} strbuf;
-
-void sb_init(strbuf *s);
-void sb_add(strbuf *s, const char *text);
-void sb_addf(strbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends `text` as a JSON string literal (quoted and escaped). */
-void sb_json_str(strbuf *s, const char *text);
-void sb_release(strbuf *s);
-
-#endif
 
 /* ---- server internals (server.c, batcher.c, routes.c) ---- */
 #include <microhttpd.h>
@@ -112,3 +98,5 @@ enum MHD_Result reply(request *r, int status, const char *ctype, char *body, siz
 enum MHD_Result reply_error(request *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 enum MHD_Result reply_static(request *r, int status, const char *ctype, const char *text);
+
+#endif

@@ -149,20 +149,22 @@ enum MHD_Result reply_static(request *r, int status, const char *ctype, const ch
 enum MHD_Result reply_error(request *r, int status, const char *fmt, ...)
 {
     char msg[512];
-    strbuf sb;
+    oc_sb sb;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    sb_init(&sb);
-    sb_add(&sb, "{\"error\":");
-    sb_json_str(&sb, msg);
-    sb_add(&sb, "}\n");
-    if (sb.oom) {
-        sb_release(&sb);
-        return MHD_NO;
+    oc_sb_init(&sb);
+    oc_sb_puts(&sb, "{\"error\":");
+    oc_sb_json(&sb, msg);
+    oc_sb_puts(&sb, "}\n");
+    {
+        size_t len;
+        char *text = oc_sb_take(&sb, &len);
+        if (!text)
+            return MHD_NO;
+        return reply(r, status, "application/json", text, len);
     }
-    return reply(r, status, "application/json", sb.buf, sb.len);
 }
 
 /* ---- connection handling ---- */

@@ -1,5 +1,6 @@
-/* Growable strings, HTML escaping, UTF-8 widths and base64 for the eval layer. */
-#include "eval/eval.h"
+/* Growable strings with HTML and JSON escaping, UTF-8 widths and base64: what the reports,
+ * the JSON replies and the terminal tables are built with. */
+#include "core.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -188,4 +189,24 @@ void oc_sb_base64(oc_sb *s, const uint8_t *data, size_t n)
     }
     s->len += out;
     s->buf[s->len] = 0;
+}
+
+void oc_sb_json(oc_sb *s, const char *text)
+{
+    oc_sb_putn(s, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        switch (*p) {
+        case '"': oc_sb_puts(s, "\\\""); break;
+        case '\\': oc_sb_puts(s, "\\\\"); break;
+        case '\n': oc_sb_puts(s, "\\n"); break;
+        case '\r': oc_sb_puts(s, "\\r"); break;
+        case '\t': oc_sb_puts(s, "\\t"); break;
+        default:
+            if (*p < 0x20)
+                oc_sb_printf(s, "\\u%04x", *p);
+            else
+                oc_sb_putn(s, (const char *)p, 1);
+        }
+    }
+    oc_sb_putn(s, "\"", 1);
 }
