@@ -8,11 +8,10 @@
  * Per-tensor criterion, over the sampled elements of a tensor (up to SAMPLES, evenly spaced in
  * ocelot layout; all of it when smaller): max |a - b| <= REL * max |b|, i.e. 1e-4 relative to
  * the tensor's own scale (an element-wise relative test would be meaningless for weights that
- * pass near zero). Loss: |a - b| <= REL * |b|. Where PyTorch's own float32 run of the same case
- * lands farther than that from float64 (an ill-conditioned case: small-batch batch norm
- * amplifies rounding), the bound is F32_SLACK times PyTorch float32's distance instead; the
- * notes say how many tensors needed it. A guard checks the steps really moved the weights far
- * beyond the tolerance, so the comparison has teeth. */
+ * pass near zero). Loss: |a - b| <= REL * |b|. No slack: the cases are chosen well conditioned
+ * (the generator refuses a case where PyTorch's own float32 run lands farther than REL / 10
+ * from float64; the notes print that distance as "torch f32"). A guard checks the steps really
+ * moved the weights far beyond the tolerance, so the comparison has teeth. */
 #include "test.h"
 #include "ocelot.h"
 #include "nn/nn.h"
@@ -25,8 +24,11 @@
 #define STEPS 5
 #define SAMPLES 128
 #define REL 1e-4
-#define F32_SLACK 4.0
-#define ADAMW_EPS 1e-6
+/* AdamW eps: 100x above float32's noise on the first gradient (~1e-7..1e-6) so that gradients
+ * which are exactly 0 in exact arithmetic (e.g. MobileNet's projection batch-norm shifts, which
+ * feed only 1x1 conv + batch norm) do not take +-lr steps of random sign; below the typical
+ * |gradient| so AdamW's normalisation is still what is tested (gen_model_steps.py). */
+#define ADAMW_EPS 1e-4
 
 typedef struct {
     const char *key;  /* fixture prefix */
@@ -38,9 +40,9 @@ typedef struct {
 /* Must match MODELS in tests/ref/gen_model_steps.py. */
 static const model_case MODELS[] = {
     {"cnn", "cnn", 16, 16, 3, 10, 8, 1e-2, 1e-3},
-    {"resnet20", "resnet20", 16, 16, 3, 10, 8, 5e-3, 5e-4},
-    {"resnet56", "resnet56", 16, 16, 3, 10, 4, 1e-3, 1e-4},
-    {"mnv2", "mobilenetv2_cifar:width=0.5", 32, 32, 3, 10, 4, 2e-3, 2e-4},
+    {"resnet20", "resnet20", 8, 8, 3, 10, 8, 1e-3, 2e-4},
+    {"resnet56", "resnet56", 8, 8, 3, 10, 4, 3e-4, 1e-4},
+    {"resnet18", "resnet18", 16, 16, 3, 10, 4, 1e-3, 5e-5},
 };
 
 #define ADAMW_WD 5e-2
@@ -81,7 +83,7 @@ static float init_value(const oc_param_info *t, size_t i)
     const double u = sym_uniform(fnv1a(t->name), i);
     switch (t->kind) {
     case OC_PARAM_WEIGHT:
-        return (float)(sqrt(3.0 / ((double)t->numel / (double)t->shape[0])) * u);
+        return (float)(sqrt(6.0 / ((double)t->numel / (double)t->shape[0])) * u);
     case OC_PARAM_NORM_SCALE:
         return (float)(1.0 + 0.2 * u);
     case OC_PARAM_STATE:
@@ -123,10 +125,10 @@ static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *
     oc_schedule sched;
     oc_optimizer *o = NULL;
     float *dlogits = NULL, *params, *grads, *state;
-    const float *loss_want, *loss32;
-    double worst_loss = 0, worst_rel = 0;
+    const float *loss_want;
+    double worst_loss = 0, worst_rel = 0, worst32 = 0;
     const char *worst_name = "";
-    int classes = mc->classes, checked = 0, slack_used = 0, trainable = 0, moved = 0, bad = 0;
+    int classes = mc->classes, checked = 0, trainable = 0, moved = 0, bad = 0;
 
     if (adamw) {
         cfg = oc_optim_defaults(OC_OPTIM_ADAMW);
@@ -144,12 +146,10 @@ static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *
     }
     snprintf(key, sizeof key, "%s.%s.loss", mc->key, opt_name);
     loss_want = oc_fixture_f32(fx, key);
-    snprintf(key, sizeof key, "%s.%s.loss32", mc->key, opt_name);
-    loss32 = oc_fixture_f32(fx, key);
     init_model(m);
     T_CHECK(oc_optimizer_new_for_model(&o, &cfg, m) == OC_OK, "optimizer: %s", oc_last_error());
     dlogits = malloc((size_t)mc->batch * (size_t)classes * sizeof *dlogits);
-    if (!o || !loss_want || !loss32 || !dlogits)
+    if (!o || !loss_want || !dlogits)
         goto done;
     params = oc_model_params(m, NULL);
     grads = oc_model_grads(m, NULL);
@@ -168,7 +168,7 @@ static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *
         T_CHECK(st == OC_OK, "backward: %s", oc_last_error());
         oc_optimizer_set_lr(o, oc_schedule_lr(&sched, s));
         oc_optimizer_step(o, params, grads);
-        tol = fmax(REL * fabs(want), F32_SLACK * fabs((double)loss32[s] - want));
+        tol = REL * fabs(want);
         T_CHECK(fabs(loss - want) <= tol, "%s %s step %d: loss %.7f, torch %.7f (tolerance %.2g)",
                 mc->key, opt_name, s + 1, loss, want, tol);
         worst_loss = fmax(worst_loss, fabs(loss - want) / fabs(want));
@@ -182,7 +182,7 @@ static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *
         const float *b;
         oc_fixture_array *want;
         size_t k = t.numel < SAMPLES ? t.numel : SAMPLES;
-        double max_b = 0, max_d = 0, max_move = 0, e32, tol;
+        double max_b = 0, max_d = 0, max_move = 0, e32;
         snprintf(key, sizeof key, "%s.%s.%s", mc->key, opt_name, t.name);
         want = oc_fixture_get(fx, key);
         snprintf(key, sizeof key, "%s.%s.%s:e32", mc->key, opt_name, t.name);
@@ -210,13 +210,12 @@ static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *
             trainable++;
             moved += max_move > 10 * REL * max_b;
         }
-        tol = fmax(REL * max_b, F32_SLACK * e32);
-        if (REL * max_b < F32_SLACK * e32)
-            slack_used++;
-        if (!(max_d <= tol) && bad++ < 8)
-            oc_test_fail(__FILE__, __LINE__, "%s %s %s: max |a-b| %.3g > %.3g (1e-4 * max|b| "
-                         "%.3g, torch float32 off by %.3g)", mc->key, opt_name, t.name, max_d,
-                         tol, max_b, e32);
+        if (!(max_d <= REL * max_b) && bad++ < 8)
+            oc_test_fail(__FILE__, __LINE__, "%s %s %s: max |a-b| %.3g > %.3g (1e-4 * max|b|; "
+                         "torch float32 off by %.3g)", mc->key, opt_name, t.name, max_d,
+                         REL * max_b, e32);
+        if (max_b > 0)
+            worst32 = fmax(worst32, e32 / max_b);
         if (max_b > 0 && max_d / max_b > worst_rel) {
             worst_rel = max_d / max_b;
             worst_name = t.name;
@@ -227,9 +226,9 @@ static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *
         oc_test_fail(__FILE__, __LINE__, "%s %s: %d tensors out of tolerance in all", mc->key,
                      opt_name, bad);
     oc_test_note("%-8s %-5s loss %.4f -> %.4f, worst loss rel err %.1e; %d tensors, worst "
-                 "max|a-b|/max|b| %.1e (%s); %d needed the float32 slack; %d/%d moved > 1e-3",
+                 "max|a-b|/max|b| %.1e (%s; torch f32 %.1e); %d/%d moved > 1e-3",
                  mc->key, opt_name, (double)loss_want[0], (double)loss_want[STEPS - 1],
-                 worst_loss, checked, worst_rel, worst_name, slack_used, moved, trainable);
+                 worst_loss, checked, worst_rel, worst_name, worst32, moved, trainable);
     T_CHECK(2 * moved >= trainable, "%s %s: only %d of %d trainable tensors moved by more than "
             "10x the tolerance; the case does not test much", mc->key, opt_name, moved, trainable);
 done:
@@ -288,7 +287,7 @@ static void resnet56(void)
     run_model(&MODELS[2]);
 }
 
-static void mobilenetv2_cifar(void)
+static void resnet18(void)
 {
     run_model(&MODELS[3]);
 }
@@ -299,7 +298,7 @@ int main(int argc, char **argv)
         {"cnn", cnn},
         {"resnet20", resnet20},
         {"resnet56", resnet56},
-        {"mobilenetv2_cifar", mobilenetv2_cifar},
+        {"resnet18", resnet18},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof *cases));
 }
