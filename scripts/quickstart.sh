@@ -10,8 +10,8 @@ make -j"$(nproc)"
 OCELOT=./build/ocelot
 
 echo "== train (Fashion-MNIST, the default recipe)"
-"$OCELOT" train --data fashion-mnist --model cnn_bn --epochs 6 --batch 128 \
-    --out "$OUT/fashion.ocm"
+"$OCELOT" train --data fashion-mnist --model models/fashion_net.json --epochs 6 \
+    --label-smoothing 0.1 --out "$OUT/fashion.ocm"
 
 echo "== evaluate on the 10,000 test images"
 "$OCELOT" eval "$OUT/fashion.ocm" --data fashion-mnist --report "$OUT/fashion-report.html"
