@@ -106,6 +106,19 @@ $PY -c "import json,sys; sys.exit(0 if json.load(open('$TMP/last.out'))['count']
 check "predict a folder" "$OCELOT" predict "$TMP/f.ocm" "$TMP/folder" --top 2 --csv
 [ "$(awk -F, '$2 == 1' "$TMP/last.out" | wc -l)" = 40 ] && pass "40 images predicted" || fail "40 images predicted"
 
+# a CIFAR-10 model classifies every decodable photo: grey, RGBA, 1x1 and 4638x3072 included
+check "init a CIFAR-10 model" "$OCELOT" init --model resnet20 --classes 10 \
+    --class-names airplane,automobile,bird,cat,deer,dog,frog,horse,ship,truck --out "$TMP/c10.ocm"
+check "predict every shared photo" "$OCELOT" predict "$TMP/c10.ocm" "$SHARED/data/photos" --json
+n_photos=$(ls "$SHARED/data/photos" | grep -c -i -E '\.(jpe?g|png)$')
+$PY -c "import json,sys; j=json.load(open('$TMP/last.out')); sys.exit(0 if len(j) == $n_photos and all(len(r['predictions']) == 5 for r in j) else 1)" \
+    && pass "all $n_photos photos classified" || fail "all photos classified" "$(head -c 300 "$TMP/last.out")"
+printf 'not a jpeg' > "$TMP/bad.jpg"
+"$OCELOT" predict "$TMP/c10.ocm" "$SHARED/data/photos/cat_chelsea.png" "$TMP/bad.jpg" > "$TMP/p.out" 2> "$TMP/p.err"
+rc=$?
+[ $rc = 3 ] && grep -q "bad.jpg" "$TMP/p.err" && grep -q "cat_chelsea" "$TMP/p.out" \
+    && pass "a corrupt file is reported and skipped, exit 3" || fail "corrupt file in predict" "rc=$rc $(cat "$TMP/p.err")"
+
 # bad input: clear messages, non-zero exits, no crash
 check_fails "train without --data" "$OCELOT" train --out "$TMP/x.ocm"
 check_fails "train a missing directory" "$OCELOT" train --data "idx:$TMP/nothing" --out "$TMP/x.ocm"
