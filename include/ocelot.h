@@ -438,7 +438,8 @@ typedef struct {
     int batch;                 /* default 128 */
     const char *optimizer;     /* "sgd" (Nesterov, momentum 0.9) or "adamw"; NULL: sgd for
                                   models with batch norm, adamw for those without */
-    double lr;                 /* 0: 0.1 x batch/128 for sgd, 1e-3 for adamw */
+    double lr;                 /* 0: 0.1 x batch/128 for sgd, 1e-3 x sqrt(batch/32) for
+                                  adamw (2e-3 at batch 128) */
     double momentum;           /* sgd; default 0.9 */
     double weight_decay;       /* < 0: 5e-4 for sgd, 0.05 for adamw */
     const char *schedule;      /* "cosine" (default), "onecycle", "step", "triangular",

@@ -227,8 +227,11 @@ static oc_status resolve_late(job *j, int channels)
                  model_has_norm(j->model) ? "sgd" : "adamw");
     if (strcmp(r->optimizer, "sgd") && strcmp(r->optimizer, "adamw"))
         return oc_fail(OC_ERR_ARG, "train: unknown optimizer '%s' (sgd, adamw)", r->optimizer);
+    /* SGD's rate scales linearly with the batch (Goyal et al. 2017); Adam-type rates with
+     * its square root (Malladi et al. 2022), from torch's 1e-3 at Keras's default batch 32 */
     if (r->lr <= 0)
-        r->lr = !strcmp(r->optimizer, "sgd") ? 0.1 * r->batch / 128.0 : 1e-3;
+        r->lr = !strcmp(r->optimizer, "sgd") ? 0.1 * r->batch / 128.0
+                                              : 1e-3 * sqrt(r->batch / 32.0);
     if (r->weight_decay < 0)
         r->weight_decay = !strcmp(r->optimizer, "sgd") ? 5e-4 : 0.05;
     if (r->warmup_epochs < 0)
