@@ -207,7 +207,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES;
         }
         if (r->len + n > r->cap) {
-            size_t cap = r->cap ? r->cap : 65536;
+            /* the declared length (already checked against the limit) sizes the buffer
+             * exactly, so a small image costs a small allocation; chunked bodies grow */
+            const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+            size_t declared = cl ? (size_t)strtoull(cl, NULL, 10) : 0;
+            size_t cap = r->cap ? r->cap * 2 : declared >= r->len + n ? declared : 16384;
             unsigned char *nb;
             while (cap < r->len + n)
                 cap *= 2;
