@@ -826,13 +826,13 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
     ck = NULL;
     per_epoch = oc_loader_num_batches(j.train_loader);
 
-    for (; j.epoch < j.rc.epochs; j.epoch++) {
-        double val_loss, val_acc, t_val;
+    while (j.epoch < j.rc.epochs) {
+        double val_loss, val_acc;
         int improved;
         char line[256];
         epoch_t0 = oc_now();
         train_seconds = 0;
-        for (; j.batch_done < per_epoch; j.batch_done++) {
+        while (j.batch_done < per_epoch) {
             const oc_batch *b;
             const float *logits;
             double loss, t0 = oc_now();
@@ -885,9 +885,8 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
             train_seconds += oc_now() - t0;
             j.batch_done++;
             report(&j, OC_TRAIN_STEP, t_start, steps_this_call, train_seconds, 0, 0, 0);
-            j.batch_done--;
             if (cfg->stop && *cfg->stop) {
-                j.batch_done++;
+                /* the position saved is the next batch: --resume continues exactly there */
                 st = save_checkpoint(&j, j.seconds_before + oc_now() - t_start);
                 if (st == OC_OK)
                     st = oc_fail(OC_ERR_INTERRUPTED,
@@ -898,7 +897,6 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
                 goto fail;
             }
         }
-        t_val = oc_now();
         st = validate(&j, &val_loss, &val_acc);
         if (st != OC_OK)
             goto fail;
@@ -919,8 +917,7 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
         }
         report(&j, OC_TRAIN_EPOCH, t_start, steps_this_call, train_seconds, val_loss, val_acc,
                improved);
-        (void)t_val;
-        /* the finished epoch's position, then files: best model, CSV, checkpoint */
+        /* the next epoch's position, then files: best model, CSV, checkpoint */
         j.epoch++;
         j.batch_done = 0;
         if (improved) {
@@ -943,10 +940,8 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
         st = save_checkpoint(&j, j.seconds_before + oc_now() - t_start);
         if (st != OC_OK)
             goto fail;
-        j.epoch--;
         if (j.rc.early_stop > 0 && j.since_best >= j.rc.early_stop) {
             stopped_early = 1;
-            j.epoch++;
             break;
         }
     }
