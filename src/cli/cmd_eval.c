@@ -23,6 +23,8 @@ static void eval_help(FILE *out)
             "options:\n"
             "  --data SPEC        the dataset (see 'ocelot train --help')\n"
             "  --split WHICH      test, val (the recorded held-out part) or all\n"
+            "  --first N          score only the first N images of that split (e.g. the 1000\n"
+            "                     exact test records of a partly re-encoded CIFAR-10 copy)\n"
             "  --json             print the metrics as JSON (schema ocelot.eval/1)\n"
             "  --report FILE      write a self-contained HTML report (curves, confusion heat\n"
             "                     map, per-class bars, most confident mistakes)\n"
@@ -100,6 +102,7 @@ int cmd_eval(int argc, char **argv)
                                          {"report", required_argument, NULL, 'r'},
                                          {"tta", no_argument, NULL, 'T'},
                                          {"predictions", required_argument, NULL, 'P'},
+                                         {"first", required_argument, NULL, 'F'},
                                          {"batch", required_argument, NULL, 'b'},
                                          {"threads", required_argument, NULL, 't'},
                                          {"help", no_argument, NULL, 'h'},
@@ -107,6 +110,7 @@ int cmd_eval(int argc, char **argv)
     const char *data = NULL, *split = NULL, *report = NULL, *pred_path = NULL, *model_path;
     FILE *pred_out = NULL;
     int json = 0, tta = 0, batch = 256, c, rc = CLI_FAIL, h, w, ch, k;
+    long first = 0;
     long v;
     oc_model *m = NULL;
     oc_dataset *ds = NULL;
@@ -130,6 +134,11 @@ int cmd_eval(int argc, char **argv)
         case 'r': report = optarg; break;
         case 'T': tta = 1; break;
         case 'P': pred_path = optarg; break;
+        case 'F':
+            if (!cli_parse_int(optarg, 1, 2000000000, &first))
+                return cli_usage_error("eval", "--first must be a positive count, not '%s'",
+                                       optarg);
+            break;
         case 'b':
             if (!cli_parse_int(optarg, 1, 4096, &v))
                 return cli_usage_error("eval", "--batch must be 1-4096, not '%s'", optarg);
@@ -190,6 +199,8 @@ int cmd_eval(int argc, char **argv)
             goto done;
         }
     }
+    if (first > 0 && first < n)
+        n = first;
     oc_model_input_shape(m, &h, &w, &ch);
     oc_loader_opts_default(&lo);
     lo.batch_size = batch;

@@ -43,6 +43,10 @@ assert abs(j["accuracy"] - accuracy_score(y, p)) < 1e-12
 print("sklearn agrees")
 PY
 then pass "eval --json equals scikit-learn on the same predictions"; else fail "eval --json equals scikit-learn"; fi
+check "eval --first 10" "$OCELOT" eval "$TMP/a.ocm" --data "idx:$D" --first 10 --json
+$PY -c "import json,sys; sys.exit(0 if json.load(open('$TMP/last.out'))['count'] == 10 else 1)" \
+    && pass "--first scores exactly 10 images" || fail "--first scores exactly 10 images"
+check_fails "eval --first 0" "$OCELOT" eval "$TMP/a.ocm" --data "idx:$D" --first 0
 check "eval text report" "$OCELOT" eval "$TMP/a.ocm" --data "idx:$D"
 grep -q "precision" "$TMP/last.out" && pass "text has the classification report" || fail "text report" "$(head -5 "$TMP/last.out")"
 check "eval --report --tta" "$OCELOT" eval "$TMP/a.ocm" --data "idx:$D" --report "$TMP/r.html" --tta
