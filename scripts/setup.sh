@@ -10,8 +10,12 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential pkg-config
       libjpeg62-turbo-dev libpng-dev libwebp-dev libcjson-dev libmicrohttpd-dev zlib1g-dev liblzma-dev
       python3 python3-numpy python3-torch python3-sklearn
-      dataset-fashion-mnist chromium nodejs npm
+      dataset-fashion-mnist chromium
       curl wrk)
+# Node.js and npm (the browser test's driver) often come from elsewhere than Debian, and
+# Debian's npm conflicts with such a nodejs: install Debian's only where the commands are absent.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do
