@@ -1,10 +1,12 @@
 /* Test harness and fixture reader (see test.h). */
 #include "test.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int case_failures;
 static const char *case_name;
@@ -171,4 +173,21 @@ void oc_fixture_free(oc_fixture *f)
         free(f->arrays[i].data);
     free(f->arrays);
     free(f);
+}
+
+void oc_test_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[1024];
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
 }

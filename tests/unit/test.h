@@ -33,6 +33,10 @@ int oc_test_close(const char *file, int line, const char *what, const float *a, 
 /* Prints an informational line under the current case (e.g. a measured error). */
 void oc_test_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Removes the regular files directly inside `dir`, then `dir` itself (the temporary
+ * directories tests make with mkdtemp hold no sub-directories). */
+void oc_test_remove_dir(const char *dir);
+
 /* Directory of the repository's test data: tests/fixtures (run from the repo root). */
 #define OC_FIXTURE_DIR "tests/fixtures"
 

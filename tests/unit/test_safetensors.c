@@ -46,19 +46,7 @@ static int count_temp_files(void)
 
 static void remove_tmpdir(void)
 {
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    char p[512];
-    if (!d)
-        return;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(tmpdir);
+    oc_test_remove_dir(tmpdir);
 }
 
 static unsigned char *read_file(const char *path, size_t *len)
