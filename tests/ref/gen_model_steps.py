@@ -56,23 +56,8 @@ MODELS = [
 ]
 
 
-def hash32(x):
-    """lowbias32 on uint32 arrays (C: hash32 in the test)."""
-    x = np.asarray(x, dtype=np.uint32)
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint32(16))
-        x = x * np.uint32(0x7feb352d)
-        x = x ^ (x >> np.uint32(15))
-        x = x * np.uint32(0x846ca68b)
-        x = x ^ (x >> np.uint32(16))
-    return x
-
-
-def sym_uniform(seed, n):
-    """Element i of stream seed: uniform in [-1, 1), as float64 (C: sym_uniform)."""
-    i = np.arange(n, dtype=np.uint64).astype(np.uint32)
-    u = hash32(i ^ hash32(np.uint32(seed)))
-    return 2.0 * (u.astype(np.float64) / 4294967296.0) - 1.0
+# the hash stream is torch_zoo's, shared with gen_models.py (C: sym_uniform in the tests)
+sym_uniform = torch_zoo.sym_uniform
 
 
 def fnv1a(name):
