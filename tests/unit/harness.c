@@ -191,3 +191,28 @@ void oc_test_remove_dir(const char *dir)
     closedir(d);
     rmdir(dir);
 }
+
+/* lowbias32 (C: here; Python: torch_zoo._hash32) */
+static uint32_t hash32(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+double oc_test_sym_uniform(uint32_t seed, size_t i)
+{
+    uint32_t u = hash32((uint32_t)i ^ hash32(seed));
+    return 2.0 * ((double)u / 4294967296.0) - 1.0;
+}
+
+uint32_t oc_test_fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}

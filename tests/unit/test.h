@@ -33,6 +33,12 @@ int oc_test_close(const char *file, int line, const char *what, const float *a, 
 /* Prints an informational line under the current case (e.g. a measured error). */
 void oc_test_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The deterministic values the PyTorch fixtures and the C tests both compute instead of storing
+ * weights (tests/ref/torch_zoo.py: sym_uniform, fnv1a): element i of stream `seed`, uniform in
+ * [-1, 1) and exact in double; and the 32-bit FNV-1a hash that names a tensor's stream. */
+double oc_test_sym_uniform(uint32_t seed, size_t i);
+uint32_t oc_test_fnv1a(const char *s);
+
 /* Removes the regular files directly inside `dir`, then `dir` itself (the temporary
  * directories tests make with mkdtemp hold no sub-directories). */
 void oc_test_remove_dir(const char *dir);

@@ -47,40 +47,14 @@ static const model_case MODELS[] = {
 
 #define ADAMW_WD 5e-2
 
-/* ---- the input: a hash both sides compute exactly (gen_model_steps.py: sym_uniform) ---- */
-
-static uint32_t hash32(uint32_t x)
-{
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
-}
-
-/* Uniform in [-1, 1): element i of stream `seed`. */
-static double sym_uniform(uint32_t seed, size_t i)
-{
-    uint32_t u = hash32((uint32_t)i ^ hash32(seed));
-    return 2.0 * ((double)u / 4294967296.0) - 1.0;
-}
-
-/* ---- the weights (gen_model_steps.py: init_value), double rounded to float ---- */
-
-static uint32_t fnv1a(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
+/* ---- inputs and weights: oc_test_sym_uniform (test.h), as gen_model_steps.py computes them;
+ * weights as init_value there, double rounded to float ---- */
 
 /* Element i of tensor t at initialisation. */
 static float init_value(const oc_param_info *t, size_t i)
 {
     const size_t len = strlen(t->name);
-    const double u = sym_uniform(fnv1a(t->name), i);
+    const double u = oc_test_sym_uniform(oc_test_fnv1a(t->name), i);
     switch (t->kind) {
     case OC_PARAM_WEIGHT:
         return (float)(sqrt(6.0 / ((double)t->numel / (double)t->shape[0])) * u);
@@ -257,7 +231,7 @@ static void run_model(const model_case *mc)
     {
         uint32_t seed = 12345;
         for (size_t i = 0; i < nx; i++)
-            x[i] = (float)sym_uniform(seed, i);
+            x[i] = (float)oc_test_sym_uniform(seed, i);
         for (int n = 0; n < mc->batch; n++)
             labels[n] = (int32_t)((n * 3 + 1) % mc->classes);
     }

@@ -53,41 +53,17 @@ static void recipe_fill(const oc_param_info *t, float *p)
     }
 }
 
-/* ---- the "hash" recipe (torch_zoo.hash_tensor, sym_uniform), double rounded to float ---- */
-
-static uint32_t hash32(uint32_t x)
-{
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
-}
-
-/* Uniform in [-1, 1): element i of stream `seed`. */
-static double sym_uniform(uint32_t seed, size_t i)
-{
-    uint32_t u = hash32((uint32_t)i ^ hash32(seed));
-    return 2.0 * ((double)u / 4294967296.0) - 1.0;
-}
-
-static uint32_t fnv1a(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
+/* ---- the "hash" recipe (torch_zoo.hash_tensor over oc_test_sym_uniform), double rounded to
+ * float ---- */
 
 static void hash_fill(const oc_param_info *t, float *p)
 {
     const size_t len = strlen(t->name);
     const int is_var = len > 12 && !strcmp(t->name + len - 12, ".running_var");
-    const uint32_t seed = fnv1a(t->name);
+    const uint32_t seed = oc_test_fnv1a(t->name);
     const double wscale = sqrt(3.0 / ((double)t->numel / (double)t->shape[0]));
     for (size_t i = 0; i < t->numel; i++) {
-        double u = sym_uniform(seed, i), v = 0;
+        double u = oc_test_sym_uniform(seed, i), v = 0;
         switch (t->kind) {
         case OC_PARAM_WEIGHT: v = wscale * u; break;
         case OC_PARAM_BIAS:
@@ -220,7 +196,7 @@ static void run_case(const char *fixture_name, const char *zoo_name, recipe_kind
         if (!seed || seed->numel != 1 || !(xbuf = malloc(n * sizeof *xbuf)))
             goto done;
         for (size_t i = 0; i < n; i++)
-            xbuf[i] = (float)sym_uniform((uint32_t)((int32_t *)seed->data)[0], i);
+            xbuf[i] = (float)oc_test_sym_uniform((uint32_t)((int32_t *)seed->data)[0], i);
         x = xbuf;
     }
     oc_nn_set_dropout(m, 0);
