@@ -228,6 +228,24 @@ OC_API size_t oc_model_plan_bytes(const oc_model *m);
 OC_API oc_status oc_model_set_input_grad(oc_model *m, int enabled);
 OC_API const float *oc_model_input_grad(const oc_model *m);
 
+/* Arithmetic of the convolution and dense products (forward, backward-data, backward-weights).
+ * OC_PRECISION_BF16 rounds both operands of each product to bfloat16 and sums in fp32 with the
+ * CPU's AVX512_BF16 dot products; parameters (the fp32 master weights), optimizer state,
+ * batch-norm statistics, the loss and every other op stay fp32. A new or loaded model starts
+ * at OC_PRECISION_F32. */
+typedef enum { OC_PRECISION_F32 = 0, OC_PRECISION_BF16 } oc_precision;
+
+/* Parses "fp32" (or "f32") / "bf16". Errors: OC_ERR_ARG. */
+OC_API oc_status oc_precision_parse(const char *name, oc_precision *out);
+/* "fp32" / "bf16". */
+OC_API const char *oc_precision_name(oc_precision p);
+/* 1 when this CPU runs `p` (bf16 needs AVX512_BF16). */
+OC_API int oc_precision_supported(oc_precision p);
+/* Sets the model's precision for later forward / backward calls. Errors: OC_ERR_ARG (unknown
+ * value), OC_ERR_UNSUPPORTED (the CPU lacks AVX512_BF16). */
+OC_API oc_status oc_model_set_precision(oc_model *m, oc_precision p);
+OC_API oc_precision oc_model_precision(const oc_model *m);
+
 /* The stream dropout draws from; part of a checkpoint so resumed runs are bitwise identical. */
 OC_API oc_rng *oc_model_rng(oc_model *m);
 
@@ -455,6 +473,8 @@ typedef struct {
     int workers;               /* loader threads; default 2 */
     double ema_decay;          /* > 0: keep an EMA of the weights, validate and save it */
     int early_stop;            /* > 0: stop after this many epochs without improvement */
+    oc_precision precision;    /* conv / dense arithmetic (oc_model_set_precision); default
+                                  OC_PRECISION_F32; recorded in the model's "training" info */
     const char *out;           /* the best model by validation accuracy (required) */
     const char *checkpoint;    /* NULL: out + ".ckpt" */
     const char *log_csv;       /* per-epoch CSV log; NULL: out + ".csv" */

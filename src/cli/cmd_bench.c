@@ -34,7 +34,8 @@ static void bench_help(FILE *out)
             "  --classes N        classes for a zoo name or spec (default 10)\n"
             "  --iters N          timed iterations (default 20)\n"
             "  --warmup N         untimed iterations first (default 3)\n"
-            "  --precision P      fp32 (bf16 is not available yet)\n"
+            "  --precision P      fp32 (default) or bf16: conv and dense products with bfloat16\n"
+            "                     operands and fp32 sums (needs a CPU with AVX512_BF16)\n"
             "  --seed N           seed of the weights and the synthetic data (default 0)\n"
             "  --json             print the result as JSON (schema ocelot.bench/1)\n"
             "  -h, --help         this help\n\n"
@@ -82,6 +83,7 @@ static int is_model_file(const char *path)
 
 typedef struct {
     int train, batch, iters, warmup, json;
+    oc_precision precision;
     int h, w, c, classes;   /* 0: not given */
     uint64_t seed;
     const char *model;
@@ -170,7 +172,7 @@ static int print_json(const bench_opts *o, oc_model *m, const bench_result *r, d
     cJSON_AddStringToObject(j, "schema", "ocelot.bench/1");
     cJSON_AddStringToObject(j, "model", o->model);
     cJSON_AddStringToObject(j, "mode", o->train ? "train" : "infer");
-    cJSON_AddStringToObject(j, "precision", "fp32");
+    cJSON_AddStringToObject(j, "precision", oc_precision_name(o->precision));
     cJSON_AddNumberToObject(j, "batch", o->batch);
     cJSON_AddNumberToObject(j, "threads", oc_get_threads());
     cJSON_AddNumberToObject(j, "height", h);
@@ -213,9 +215,9 @@ static void print_text(const bench_opts *o, oc_model *m, const bench_result *r, 
 {
     int h, w, c;
     oc_model_input_shape(m, &h, &w, &c);
-    printf("%s  %s  %dx%dx%d  %d classes  batch %d  threads %d  fp32\n", o->model,
+    printf("%s  %s  %dx%dx%d  %d classes  batch %d  threads %d  %s\n", o->model,
            o->train ? "training step" : "inference", h, w, c, oc_model_num_classes(m), o->batch,
-           oc_get_threads());
+           oc_get_threads(), oc_precision_name(o->precision));
     printf("  %.1f images/s   %.2f GFLOP/s   (%.3f GFLOP per %s)\n", o->batch / r->mean_s,
            gflop / r->mean_s, gflop, o->train ? "step" : "batch");
     printf("  latency per batch (ms): mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f  min %.3f"
@@ -237,7 +239,7 @@ int cmd_bench_model(int argc, char **argv)
         {"warmup", required_argument, NULL, 'w'},  {"precision", required_argument, NULL, 'p'},
         {"seed", required_argument, NULL, 's'},    {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    bench_opts o = {0, 0, 20, 3, 0, 0, 0, 0, 0, 0, NULL};
+    bench_opts o = {0, 0, 20, 3, 0, OC_PRECISION_F32, 0, 0, 0, 0, 0, NULL};
     bench_result res = {0};
     oc_model *m = NULL;
     float *x = NULL;
@@ -290,12 +292,13 @@ int cmd_bench_model(int argc, char **argv)
             o.warmup = (int)v;
             break;
         case 'p':
-            if (!strcmp(optarg, "fp32"))
-                break;
-            if (!strcmp(optarg, "bf16"))
-                return cli_usage_error("bench", "--precision bf16 is not available yet; only "
-                                                "fp32 is");
-            return cli_usage_error("bench", "--precision must be fp32, not '%s'", optarg);
+            if (oc_precision_parse(optarg, &o.precision) != OC_OK)
+                return cli_usage_error("bench", "--precision must be fp32 or bf16, not '%s'",
+                                       optarg);
+            if (!oc_precision_supported(o.precision))
+                return cli_usage_error("bench", "--precision %s needs a CPU with AVX512_BF16; "
+                                                "this one has none", optarg);
+            break;
         case 's':
             if (!cli_parse_int(optarg, 0, 2147483647, &v))
                 return cli_usage_error("bench", "--seed must be 0-2147483647, not '%s'", optarg);
@@ -325,6 +328,10 @@ int cmd_bench_model(int argc, char **argv)
                                o.classes ? o.classes : 10, o.seed) != OC_OK) {
         fprintf(stderr, "ocelot bench: '%s': %s\n", o.model, oc_last_error());
         return CLI_FAIL;
+    }
+    if (oc_model_set_precision(m, o.precision) != OC_OK) {
+        rc = cli_error("setting the precision");
+        goto done;
     }
     oc_model_input_shape(m, &h, &w, &ch);
     classes = oc_model_num_classes(m);

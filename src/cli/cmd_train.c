@@ -52,6 +52,9 @@ static void train_help(FILE *out)
             "  --ema DECAY          keep an exponential moving average of the weights\n"
             "  --early-stop N       stop after N epochs without improvement\n"
             "  --seed N             default 0; same seed and threads = same bits\n"
+            "  --precision P        fp32 (default) or bf16: conv and dense products with\n"
+            "                       bfloat16 operands and fp32 sums, fp32 master weights\n"
+            "                       (needs a CPU with AVX512_BF16); the saved model runs fp32\n"
             "files and running:\n"
             "  --out FILE           the model (default model.ocm)\n"
             "  --checkpoint FILE    default OUT.ckpt\n"
@@ -130,7 +133,7 @@ int cmd_train(int argc, char **argv)
         {"log", required_argument, NULL, 'g'},        {"resume", required_argument, NULL, 'R'},
         {"input", required_argument, NULL, 'I'},      {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"precision", required_argument, NULL, 'P'},  {NULL, 0, NULL, 0}};
     oc_train_config cfg;
     oc_train_summary sum;
     progress_state ps = {0, 0, -1e9};
@@ -232,6 +235,14 @@ int cmd_train(int argc, char **argv)
             cfg.input_c = ch;
             break;
         }
+        case 'P':
+            if (oc_precision_parse(optarg, &cfg.precision) != OC_OK)
+                return cli_usage_error("train", "--precision must be fp32 or bf16, not '%s'",
+                                       optarg);
+            if (!oc_precision_supported(cfg.precision))
+                return cli_usage_error("train", "--precision %s needs a CPU with AVX512_BF16; "
+                                                "this one has none", optarg);
+            break;
         case 'j': json = 1; break;
         case 'q': ps.quiet = 1; break;
         case 'h': train_help(stdout); return CLI_OK;

@@ -114,6 +114,7 @@ struct oc_model {
     int dropout_used;   /* the last training forward drew dropout masks */
     int dropout_off;    /* test hook: training forwards skip dropout */
     int want_input_grad;
+    oc_precision precision; /* conv / dense GEMMs in forward and backward (precision.c) */
 };
 
 /* ---- op table (layers.c) ---- */
@@ -177,6 +178,11 @@ oc_status oc_zoo_spec(const char *name, int height, int width, int channels, int
 
 /* ---- planner (plan.c) ---- */
 void oc_nn_plan_release(oc_model *m);
+
+/* ---- precision (precision.c) ---- */
+/* Puts the calling thread in the model's math mode (ops.h: oc_math_set) for one forward or
+ * backward; returns the previous mode for the caller to restore. */
+oc_math_mode oc_nn_math_enter(const oc_model *m);
 
 /* ---- test hooks ---- */
 /* Training forwards skip dropout (identity), e.g. to compare against a reference. */

@@ -256,6 +256,7 @@ done:
 oc_status oc_model_forward(oc_model *m, const float *x, int n, int training,
                            const float **logits)
 {
+    oc_math_mode math;
     oc_status st;
     if (!m || !x || !logits)
         return oc_fail(OC_ERR_ARG, "oc_model_forward: NULL argument");
@@ -277,10 +278,12 @@ oc_status oc_model_forward(oc_model *m, const float *x, int n, int training,
     m->x = m->nodes[0].y;
     m->dropout_used = 0;
     m->fwd_training = 0;
+    math = oc_nn_math_enter(m);
     for (int i = 1; i < m->n_nodes; i++) {
         oc_node *nd = &m->nodes[i];
         oc_nn_op(nd->op)->fwd(m, nd, n, training);
     }
+    oc_math_set(math);
     m->fwd_n = n;
     m->fwd_training = training;
     *logits = m->nodes[m->n_nodes - 1].y;
@@ -290,6 +293,7 @@ oc_status oc_model_forward(oc_model *m, const float *x, int n, int training,
 oc_status oc_model_backward(oc_model *m, const float *dlogits)
 {
     const int last = m ? m->n_nodes - 1 : 0;
+    oc_math_mode math;
     int n;
     if (!m || !dlogits)
         return oc_fail(OC_ERR_ARG, "oc_model_backward: NULL argument");
@@ -297,6 +301,7 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
         return oc_fail(OC_ERR_ARG, "oc_model_backward: needs a training forward first");
     n = m->fwd_n;
     memcpy(m->nodes[last].dy, dlogits, (size_t)n * (size_t)m->classes * sizeof(float));
+    math = oc_nn_math_enter(m);
     for (int i = last; i >= 1; i--) {
         oc_node *nd = &m->nodes[i];
         for (int k = 0; k < nd->n_in; k++) {
@@ -306,6 +311,7 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
         }
         oc_nn_op(nd->op)->bwd(m, nd, n);
     }
+    oc_math_set(math);
     return OC_OK;
 }
 

@@ -611,7 +611,8 @@ static int is_direct3(const oc_conv_shape *s)
 
 static int use_direct3(const oc_conv_shape *s)
 {
-    return is_direct3(s) && use_avx512();
+    /* fp32 only: in bf16 mode im2col + the bf16 GEMM is the faster path */
+    return is_direct3(s) && use_avx512() && oc_math_get() != OC_MATH_BF16;
 }
 
 static int pad16(int v)

@@ -464,6 +464,10 @@ void oc_gemm(int transa, int transb, int M, int N, int K, float alpha, const flo
     OC_ASSERT(ldc >= N);
     OC_ASSERT(K <= 0 || lda >= (transa ? M : K));
     OC_ASSERT(K <= 0 || ldb >= (transb ? K : N));
+    if (oc_math_get() == OC_MATH_BF16 && oc_bf16_supported()) {
+        oc_gemm_bf16(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     kern = oc_gemm_pick(N);
     if (!kern || (double)M * (double)N * (double)K < GEMM_SMALL)
         oc_gemm_simple(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -74,6 +74,28 @@ void oc_gemm(int transa, int transb, int M, int N, int K, float alpha, const flo
 void oc_gemm_ref(int transa, int transb, int M, int N, int K, float alpha, const float *A,
                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* ---------------------------------------------------------------- bf16 GEMM (gemm_bf16.c) */
+
+/* oc_gemm's contract with both operands rounded to bfloat16 (to nearest even) and the products
+ * summed in fp32: AVX512_BF16 dot products where the CPU has them (oc_bf16_supported),
+ * portable loops otherwise. oc_gemm_bf16_ref sums the same rounded products in double. */
+void oc_gemm_bf16(int transa, int transb, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void oc_gemm_bf16_ref(int transa, int transb, int M, int N, int K, float alpha, const float *A,
+                      int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* 1 when the CPU runs the AVX512_BF16 kernels. */
+int oc_bf16_supported(void);
+/* x rounded to the nearest bfloat16 (ties to even), returned as a float. */
+float oc_bf16_round(float x);
+
+/* The calling thread's math mode: with OC_MATH_BF16, oc_gemm (and so the conv and dense
+ * kernels built on it) computes as oc_gemm_bf16 when the CPU has AVX512_BF16, and the conv
+ * kernels skip their fp32-only direct paths. Everything else stays fp32. oc_math_set returns
+ * the previous mode so callers can restore it. */
+typedef enum { OC_MATH_F32 = 0, OC_MATH_BF16 } oc_math_mode;
+oc_math_mode oc_math_set(oc_math_mode mode);
+oc_math_mode oc_math_get(void);
+
 /* ---------------------------------------------------------------- batch normalisation */
 
 /* Over x[M][C] (M = N*H*W), per channel. Training: normalise with the batch statistics, save

@@ -40,7 +40,7 @@ void oc_train_config_init(oc_train_config *c)
 /* Every field that decides the numbers a run produces; a resumed run takes these from its
  * checkpoint so it cannot silently diverge. */
 typedef struct {
-    char data[1024], model[1024], optimizer[16], schedule[16], augment[512];
+    char data[1024], model[1024], optimizer[16], schedule[16], augment[512], precision[8];
     int input_h, input_w, input_c, epochs, batch, early_stop;
     double lr, momentum, weight_decay, warmup_epochs, label_smoothing, val_split, ema_decay;
     int64_t limit;
@@ -72,6 +72,7 @@ static cJSON *config_to_json(const run_config *r)
     cJSON_AddStringToObject(o, "seed", seed); /* a string: JSON numbers lose 64-bit seeds */
     cJSON_AddNumberToObject(o, "ema_decay", r->ema_decay);
     cJSON_AddNumberToObject(o, "early_stop", r->early_stop);
+    cJSON_AddStringToObject(o, "precision", r->precision);
     return o;
 }
 
@@ -127,6 +128,9 @@ static oc_status config_from_json(const cJSON *o, run_config *r)
     r->ema_decay = v[12];
     r->early_stop = (int)v[13];
     r->seed = strtoull(seed, NULL, 10);
+    /* checkpoints from before bf16 training have no precision: they ran fp32 */
+    if (!json_str(o, "precision", r->precision, sizeof r->precision))
+        snprintf(r->precision, sizeof r->precision, "fp32");
     return OC_OK;
 }
 
@@ -204,6 +208,9 @@ static oc_status resolve_config(job *j, const oc_train_config *c)
     r->seed = c->seed;
     r->ema_decay = c->ema_decay;
     r->early_stop = c->early_stop;
+    if (c->precision != OC_PRECISION_F32 && c->precision != OC_PRECISION_BF16)
+        return oc_fail(OC_ERR_ARG, "train: unknown precision %d", (int)c->precision);
+    snprintf(r->precision, sizeof r->precision, "%s", oc_precision_name(c->precision));
     if (r->epochs < 1 || r->epochs > 100000)
         return oc_fail(OC_ERR_ARG, "train: epochs must be 1-100000, not %d", r->epochs);
     if (r->batch < 1 || r->batch > 65536)
@@ -809,6 +816,14 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
         st = oc_fail(OC_ERR_SHAPE, "train: the checkpoint has %d classes but '%s' has %d",
                      oc_model_num_classes(j.model), j.rc.data, j.classes);
         goto fail;
+    }
+    {
+        oc_precision prec;
+        st = oc_precision_parse(j.rc.precision, &prec);
+        if (st == OC_OK)
+            st = oc_model_set_precision(j.model, prec);
+        if (st != OC_OK)
+            goto fail;
     }
     oc_model_input_shape(j.model, &h, &w, &c);
     st = resolve_late(&j, c);

@@ -1,0 +1,344 @@
+/* bf16 GEMM: C = alpha * op(A) op(B) + beta * C with both operands rounded to bfloat16 (round to
+ * nearest even) and every product summed in fp32, the mixed precision of bf16 training
+ * (Kalamkar et al., "A Study of BFLOAT16 for Deep Learning Training", 2019): 8 bits of
+ * mantissa in the multiplies, fp32 everywhere else. A product of two bf16 values is exact in
+ * fp32, so the only rounding besides the inputs' is that of the fp32 sums.
+ *
+ * The operands stay fp32 in memory; they are rounded while being packed, which the blocked
+ * scheme of gemm.c (Goto / BLIS) does anyway, into panels of bf16 pairs along k
+ * (gemm_bf16.h), the layout vdpbf16ps reads. Blocking and threading follow gemm.c: the larger
+ * of the M and N tile counts is cut into one contiguous range per thread, or, for a small C
+ * over a long K (weight gradients), K is cut and per-thread partial products are added in
+ * thread order, so results are deterministic for a given thread count.
+ *
+ * The math mode (oc_math_set) is per thread: the graph turns bf16 on around a bf16 model's
+ * forward and backward, and oc_gemm on that thread then comes here. Without AVX512_BF16 the
+ * same rounding runs in portable loops (slow; callers that care check oc_bf16_supported). */
+#include "ops.h"
+
+#include "core/core.h"
+#include "ops/gemm_bf16.h"
+
+#include <pthread.h>
+#include <string.h>
+
+/* Cache blocking in k pairs, rows and columns. A packed A block of MC x KCP words (336 KiB)
+ * stays in L2 and a 32-column B panel (KCP x 32 words, 32 KiB) in L1 on Zen 5 (1 MiB L2,
+ * 48 KiB L1d), the fp32 kernel's working sets with twice the k per byte. */
+#define BF16_KCP 256
+#define BF16_MC 336
+#define BF16_NC 3072
+#define BF16_PER_THREAD 262144 /* multiply-adds per thread below which one more does not pay */
+#define BF16_KSPLIT_MAX 16
+
+static _Thread_local oc_math_mode math_mode = OC_MATH_F32;
+
+oc_math_mode oc_math_set(oc_math_mode mode)
+{
+    oc_math_mode prev = math_mode;
+    math_mode = mode;
+    return prev;
+}
+
+oc_math_mode oc_math_get(void)
+{
+    return math_mode;
+}
+
+int oc_bf16_supported(void)
+{
+    /* libgcc fills the CPU model in a constructor: a load and a test */
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512bf16");
+}
+
+float oc_bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x007FFFFFu)) /* NaN stays a (quiet) NaN */
+        u |= 0x00400000u;
+    else
+        u += 0x7FFFu + ((u >> 16) & 1u);
+    u &= 0xFFFF0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+void oc_gemm_bf16_ref(int transa, int transb, int M, int N, int K, float alpha, const float *A,
+                      int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++) {
+                float a = transa ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = transb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                acc += (double)oc_bf16_round(a) * (double)oc_bf16_round(b);
+            }
+            float *c = &C[(size_t)i * ldc + j];
+            *c = (float)((double)alpha * acc) + (beta == 0.0f ? 0.0f : beta * *c);
+        }
+}
+
+/* Portable path (CPUs without AVX512_BF16): the same rounding, fp32 sums. */
+static void gemm_bf16_portable(int transa, int transb, int M, int N, int K, float alpha,
+                               const float *A, int lda, const float *B, int ldb, float beta,
+                               float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float acc = 0.0f;
+            for (int k = 0; k < K; k++) {
+                float a = transa ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                float b = transb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                acc += oc_bf16_round(a) * oc_bf16_round(b);
+            }
+            float *c = &C[(size_t)i * ldc + j];
+            *c = alpha * acc + (beta == 0.0f ? 0.0f : beta * *c);
+        }
+}
+
+/* ---------------------------------------------------------------- per-thread scratch */
+
+typedef struct {
+    uint32_t *a, *b; /* packed A block, packed B block (words) */
+    float *part;     /* K-split partial products (calling thread) */
+    size_t cap_a, cap_b, cap_part;
+} bf16_ws;
+
+static pthread_key_t ws_key;
+static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
+static int ws_key_ok;
+
+static void ws_destroy(void *p)
+{
+    bf16_ws *ws = p;
+    oc_free(ws->a);
+    oc_free(ws->b);
+    oc_free(ws->part);
+    oc_free(ws);
+}
+
+static void ws_key_init(void)
+{
+    ws_key_ok = pthread_key_create(&ws_key, ws_destroy) == 0;
+}
+
+static int grow(void **buf, size_t *cap, size_t bytes)
+{
+    if (*cap >= bytes)
+        return 1;
+    oc_free(*buf);
+    *buf = oc_alloc(bytes);
+    *cap = *buf ? bytes : 0;
+    return *buf != NULL;
+}
+
+/* This thread's scratch with at least these many bytes, or NULL when memory ran out (the
+ * caller then takes the portable loops). Buffers only grow. */
+static bf16_ws *ws_get(size_t a_bytes, size_t b_bytes, size_t part_bytes)
+{
+    bf16_ws *ws;
+    pthread_once(&ws_once, ws_key_init);
+    if (!ws_key_ok)
+        return NULL;
+    ws = pthread_getspecific(ws_key);
+    if (!ws) {
+        ws = oc_alloc_zero(sizeof *ws);
+        if (!ws)
+            return NULL;
+        if (pthread_setspecific(ws_key, ws) != 0) {
+            oc_free(ws);
+            return NULL;
+        }
+    }
+    if (!grow((void **)&ws->a, &ws->cap_a, a_bytes) ||
+        !grow((void **)&ws->b, &ws->cap_b, b_bytes) ||
+        !grow((void **)&ws->part, &ws->cap_part, part_bytes))
+        return NULL;
+    return ws;
+}
+
+/* ---------------------------------------------------------------- blocked driver */
+
+typedef struct {
+    int transa, transb, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+    int split;     /* 0: threads take ranges of rows, 1: of columns, 2: of K */
+    float *part;   /* split 2: one [M][N] partial product per thread */
+    int ksplit_nt; /* split 2: the thread count the region really ran with */
+} bf16_job;
+
+/* op(A)(i, k) as a packing source: pointer to (i0, k0) and the (is, ks) strides. */
+static const float *a_at(const bf16_job *j, int i0, int k0, ptrdiff_t *is, ptrdiff_t *ks)
+{
+    *is = j->transa ? 1 : j->lda;
+    *ks = j->transa ? j->lda : 1;
+    return j->A + (ptrdiff_t)i0 * *is + (ptrdiff_t)k0 * *ks;
+}
+
+/* op(B)(k, j) as a packing source, indexed (j, k). */
+static const float *b_at(const bf16_job *j, int j0, int k0, ptrdiff_t *is, ptrdiff_t *ks)
+{
+    *is = j->transb ? j->ldb : 1;
+    *ks = j->transb ? 1 : j->ldb;
+    return j->B + (ptrdiff_t)j0 * *is + (ptrdiff_t)k0 * *ks;
+}
+
+/* C[m0:m1][n0:n1] = alpha * sum_{k in [k0, k1)} op(A) op(B) + beta * C on the calling thread. */
+static void blocked_range(const bf16_job *j, int m0, int m1, int n0, int n1, int k0, int k1,
+                          float alpha, float beta, float *C, int ldc)
+{
+    const int M = m1 - m0, N = n1 - n0, K = k1 - k0;
+    const int kcp_max = (K + 1) / 2 < BF16_KCP ? (K + 1) / 2 : BF16_KCP;
+    const int mc_max = M < BF16_MC ? M : BF16_MC;
+    const int nc_max = N < BF16_NC ? N : BF16_NC;
+    const int nc_pad = (nc_max + OC_BF16_NR - 1) / OC_BF16_NR * OC_BF16_NR;
+    bf16_ws *ws;
+
+    if (M <= 0 || N <= 0)
+        return;
+    ws = ws_get((size_t)mc_max * kcp_max * 4, (size_t)nc_pad * kcp_max * 4, 0);
+    if (!ws) {
+        const float *a0 = j->transa ? j->A + (size_t)k0 * j->lda + m0
+                                    : j->A + (size_t)m0 * j->lda + k0;
+        const float *b0 = j->transb ? j->B + (size_t)n0 * j->ldb + k0
+                                    : j->B + (size_t)k0 * j->ldb + n0;
+        gemm_bf16_portable(j->transa, j->transb, M, N, K, alpha, a0, j->lda, b0, j->ldb, beta,
+                           C + (size_t)m0 * ldc + n0, ldc);
+        return;
+    }
+    for (int jc = n0; jc < n1; jc += BF16_NC) {
+        int nc = n1 - jc < BF16_NC ? n1 - jc : BF16_NC;
+        for (int pc = k0; pc < k1; pc += 2 * BF16_KCP) {
+            int kc = k1 - pc < 2 * BF16_KCP ? k1 - pc : 2 * BF16_KCP, kcp = (kc + 1) / 2;
+            float beta_k = pc == k0 ? beta : 1.0f;
+            for (int jr = 0; jr < nc; jr += OC_BF16_NR) {
+                int nr = nc - jr < OC_BF16_NR ? nc - jr : OC_BF16_NR;
+                ptrdiff_t is, ks;
+                const float *src = b_at(j, jc + jr, pc, &is, &ks);
+                oc_gemm_bf16_pack_avx512(src, is, ks, nr, kc, ws->b + (size_t)jr * kcp,
+                                         (nr + 15) & ~15);
+            }
+            for (int ic = m0; ic < m1; ic += BF16_MC) {
+                int mc = m1 - ic < BF16_MC ? m1 - ic : BF16_MC;
+                int panels = (mc + OC_BF16_MR - 1) / OC_BF16_MR;
+                /* balanced panel heights: 16 rows make two 8-row tiles, not 14 + 2 */
+                for (int p = 0; p < panels; p++) {
+                    int64_t r0, r1;
+                    ptrdiff_t is, ks;
+                    oc_split_range(mc, p, panels, &r0, &r1);
+                    const float *src = a_at(j, ic + (int)r0, pc, &is, &ks);
+                    oc_gemm_bf16_pack_avx512(src, is, ks, (int)(r1 - r0), kc,
+                                             ws->a + (size_t)r0 * kcp, (int)(r1 - r0));
+                }
+                for (int jr = 0; jr < nc; jr += OC_BF16_NR) {
+                    int nr = nc - jr < OC_BF16_NR ? nc - jr : OC_BF16_NR;
+                    const uint32_t *bp = ws->b + (size_t)jr * kcp;
+                    for (int p = 0; p < panels; p++) {
+                        int64_t r0, r1;
+                        oc_split_range(mc, p, panels, &r0, &r1);
+                        oc_gemm_bf16_tile_avx512((int)(r1 - r0), nr, kcp,
+                                                 ws->a + (size_t)r0 * kcp, bp, alpha, beta_k,
+                                                 C + (size_t)(ic + r0) * ldc + jc + jr, ldc);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void bf16_worker(void *ctx, int tid, int nt)
+{
+    bf16_job *j = ctx;
+    int64_t b, e;
+    if (j->split == 2) {
+        if (tid == 0)
+            j->ksplit_nt = nt;
+        oc_split_range(j->K, tid, nt, &b, &e);
+        if (nt == 1) /* nested in a parallel region: no partials needed */
+            blocked_range(j, 0, j->M, 0, j->N, 0, j->K, j->alpha, j->beta, j->C, j->ldc);
+        else
+            blocked_range(j, 0, j->M, 0, j->N, (int)b, (int)e, 1.0f, 0.0f,
+                          j->part + (size_t)tid * j->M * j->N, j->N);
+    } else if (j->split == 0) {
+        int tiles = (j->M + OC_BF16_MR - 1) / OC_BF16_MR;
+        oc_split_range(tiles, tid, nt, &b, &e);
+        b *= OC_BF16_MR;
+        e = e * OC_BF16_MR < j->M ? e * OC_BF16_MR : j->M;
+        blocked_range(j, (int)b, (int)e, 0, j->N, 0, j->K, j->alpha, j->beta, j->C, j->ldc);
+    } else {
+        int tiles = (j->N + OC_BF16_NR - 1) / OC_BF16_NR;
+        oc_split_range(tiles, tid, nt, &b, &e);
+        b *= OC_BF16_NR;
+        e = e * OC_BF16_NR < j->N ? e * OC_BF16_NR : j->N;
+        blocked_range(j, 0, j->M, (int)b, (int)e, 0, j->K, j->alpha, j->beta, j->C, j->ldc);
+    }
+}
+
+static void scale_c(int M, int N, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, (size_t)N * sizeof *c);
+        else if (beta != 1.0f)
+            for (int j = 0; j < N; j++)
+                c[j] *= beta;
+    }
+}
+
+void oc_gemm_bf16(int transa, int transb, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    bf16_job job = {transa, transb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 0, NULL, 1};
+    int m_tiles = (M + OC_BF16_MR - 1) / OC_BF16_MR, n_tiles = (N + OC_BF16_NR - 1) / OC_BF16_NR;
+    double per_thread = (double)M * (double)N * (double)K / BF16_PER_THREAD;
+    int max_threads = per_thread < 1.0 ? 1 : per_thread > 256.0 ? 256 : (int)per_thread;
+    int nt = oc_get_threads() < max_threads ? oc_get_threads() : max_threads;
+
+    if (M <= 0 || N <= 0)
+        return;
+    OC_ASSERT(ldc >= N);
+    OC_ASSERT(K <= 0 || lda >= (transa ? M : K));
+    OC_ASSERT(K <= 0 || ldb >= (transb ? K : N));
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    if (!oc_bf16_supported()) {
+        gemm_bf16_portable(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    job.split = m_tiles >= n_tiles ? 0 : 1;
+    if (max_threads > (job.split == 0 ? m_tiles : n_tiles))
+        max_threads = job.split == 0 ? m_tiles : n_tiles;
+    /* a small C over a long K: each thread sums a slice of K into its own partial C */
+    if (nt > 1 && K >= 1024 && K >= 8 * (M > N ? M : N)) {
+        bf16_ws *ws;
+        if (nt > BF16_KSPLIT_MAX)
+            nt = BF16_KSPLIT_MAX;
+        ws = ws_get(0, 0, (size_t)nt * M * N * sizeof(float));
+        if (ws) {
+            job.split = 2;
+            job.part = ws->part;
+            max_threads = nt;
+        }
+    }
+    oc_parallel_n(bf16_worker, &job, max_threads);
+    if (job.split == 2 && job.ksplit_nt > 1) {
+        for (int i = 0; i < M; i++) {
+            float *c = C + (size_t)i * ldc;
+            for (int jn = 0; jn < N; jn++) {
+                float s = job.part[(size_t)i * N + jn];
+                for (int t = 1; t < job.ksplit_nt; t++)
+                    s += job.part[((size_t)t * M + i) * N + jn];
+                c[jn] = beta == 0.0f ? alpha * s : alpha * s + beta * c[jn];
+            }
+        }
+    }
+}
