@@ -609,10 +609,15 @@ static int is_direct3(const oc_conv_shape *s)
            (int64_t)s->C * s->K <= OC_CONV_D3_MAX_CK;
 }
 
+/* In bf16 math mode, layers with at least this C * K take im2col + the bf16 GEMM instead: on
+ * Zen 5 at N = 128 that is as fast or faster from 64 x 64 channels on (fwd + both backward
+ * passes), and slower below, where the direct fp32 kernel stays. */
+#define OC_CONV_D3_BF16_MIN_CK (64 * 64)
+
 static int use_direct3(const oc_conv_shape *s)
 {
-    /* fp32 only: in bf16 mode im2col + the bf16 GEMM is the faster path */
-    return is_direct3(s) && use_avx512() && oc_math_get() != OC_MATH_BF16;
+    return is_direct3(s) && use_avx512() &&
+           (oc_math_get() != OC_MATH_BF16 || (int64_t)s->C * s->K < OC_CONV_D3_BF16_MIN_CK);
 }
 
 static int pad16(int v)

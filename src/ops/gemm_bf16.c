@@ -198,6 +198,11 @@ static void blocked_range(const bf16_job *j, int m0, int m1, int n0, int n1, int
     const int mc_max = M < BF16_MC ? M : BF16_MC;
     const int nc_max = N < BF16_NC ? N : BF16_NC;
     const int nc_pad = (nc_max + OC_BF16_NR - 1) / OC_BF16_NR * OC_BF16_NR;
+    /* A not transposed: its pairs already lie along rows; converting row by row (no
+     * transpose) and letting the kernel broadcast from each row costs a fraction of packing
+     * k-major panels, which matters when N is small and every A element feeds few columns
+     * (convolutions with 16-64 output channels). */
+    const int rows_a = !j->transa;
     bf16_ws *ws;
 
     if (M <= 0 || N <= 0)
@@ -228,23 +233,33 @@ static void blocked_range(const bf16_job *j, int m0, int m1, int n0, int n1, int
                 int mc = m1 - ic < BF16_MC ? m1 - ic : BF16_MC;
                 int panels = (mc + OC_BF16_MR - 1) / OC_BF16_MR;
                 /* balanced panel heights: 16 rows make two 8-row tiles, not 14 + 2 */
-                for (int p = 0; p < panels; p++) {
-                    int64_t r0, r1;
-                    ptrdiff_t is, ks;
-                    oc_split_range(mc, p, panels, &r0, &r1);
-                    const float *src = a_at(j, ic + (int)r0, pc, &is, &ks);
-                    oc_gemm_bf16_pack_avx512(src, is, ks, (int)(r1 - r0), kc,
-                                             ws->a + (size_t)r0 * kcp, (int)(r1 - r0));
-                }
+                if (rows_a)
+                    oc_gemm_bf16_pack_rows_avx512(j->A + (size_t)ic * j->lda + pc, j->lda, mc,
+                                                  kc, ws->a, kcp);
+                else
+                    for (int p = 0; p < panels; p++) {
+                        int64_t r0, r1;
+                        ptrdiff_t is, ks;
+                        oc_split_range(mc, p, panels, &r0, &r1);
+                        const float *src = a_at(j, ic + (int)r0, pc, &is, &ks);
+                        oc_gemm_bf16_pack_avx512(src, is, ks, (int)(r1 - r0), kc,
+                                                 ws->a + (size_t)r0 * kcp, (int)(r1 - r0));
+                    }
                 for (int jr = 0; jr < nc; jr += OC_BF16_NR) {
                     int nr = nc - jr < OC_BF16_NR ? nc - jr : OC_BF16_NR;
                     const uint32_t *bp = ws->b + (size_t)jr * kcp;
                     for (int p = 0; p < panels; p++) {
                         int64_t r0, r1;
                         oc_split_range(mc, p, panels, &r0, &r1);
-                        oc_gemm_bf16_tile_avx512((int)(r1 - r0), nr, kcp,
-                                                 ws->a + (size_t)r0 * kcp, bp, alpha, beta_k,
-                                                 C + (size_t)(ic + r0) * ldc + jc + jr, ldc);
+                        float *ct = C + (size_t)(ic + r0) * ldc + jc + jr;
+                        if (rows_a)
+                            oc_gemm_bf16_tile_rows_avx512((int)(r1 - r0), nr, kcp,
+                                                          ws->a + (size_t)r0 * kcp, kcp, bp,
+                                                          alpha, beta_k, ct, ldc);
+                        else
+                            oc_gemm_bf16_tile_avx512((int)(r1 - r0), nr, kcp,
+                                                     ws->a + (size_t)r0 * kcp, bp, alpha, beta_k,
+                                                     ct, ldc);
                     }
                 }
             }

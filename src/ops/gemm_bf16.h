@@ -19,11 +19,20 @@
 void oc_gemm_bf16_pack_avx512(const float *x, ptrdiff_t is, ptrdiff_t ks, int w, int kc,
                               uint32_t *dst, int ds);
 
+/* Packs rows [0, rows) x k [0, kc) of a row-major X (row stride ld floats) into
+ * dst[r * ds + kp], ds >= ceil(kc / 2): each row's pairs stay in a row, so no transpose is
+ * needed (op(A) not transposed). */
+void oc_gemm_bf16_pack_rows_avx512(const float *x, ptrdiff_t ld, int rows, int kc, uint32_t *dst,
+                                   int ds);
+
 /* One register tile: C[r][j] = alpha * sum_kp dot(a[kp * mr + r], b[kp * bs + j])
  * + beta * C[r][j] for r < mr <= OC_BF16_MR, j < nr <= OC_BF16_NR, where bs = nr rounded up
  * to 16 and b is 64-byte aligned. beta == 0 never reads C. */
 void oc_gemm_bf16_tile_avx512(int mr, int nr, int kp, const uint32_t *a, const uint32_t *b,
                               float alpha, float beta, float *c, int ldc);
+/* The same with A in rows: pair kp of row r at a[r * a_rs + kp] (oc_gemm_bf16_pack_rows). */
+void oc_gemm_bf16_tile_rows_avx512(int mr, int nr, int kp, const uint32_t *a, ptrdiff_t a_rs,
+                                   const uint32_t *b, float alpha, float beta, float *c, int ldc);
 
 #define OC_BF16_MR 14
 #define OC_BF16_NR 32

@@ -94,9 +94,22 @@ void oc_gemm_bf16_pack_avx512(const float *x, ptrdiff_t is, ptrdiff_t ks, int w,
     }
 }
 
+void oc_gemm_bf16_pack_rows_avx512(const float *x, ptrdiff_t ld, int rows, int kc, uint32_t *dst,
+                                   int ds)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *src = x + r * ld;
+        uint32_t *d = dst + (size_t)r * ds;
+        for (int k0 = 0; k0 < kc; k0 += 32) {
+            int kn = kc - k0 < 32 ? kc - k0 : 32;
+            _mm512_mask_storeu_epi32(d + k0 / 2, mask16((kn + 1) / 2), pairs32(src + k0, kn));
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- micro-kernels */
 
-#define KERNEL_BODY(MR, NV)                                                                       \
+#define KERNEL_BODY(MR, NV, A_AT)                                                                     \
     const __mmask16 last = mask16(nr - 16 * (NV - 1));                                           \
     __m512 acc[MR][NV];                                                                           \
     _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                         \
@@ -112,7 +125,7 @@ void oc_gemm_bf16_pack_avx512(const float *x, ptrdiff_t is, ptrdiff_t ks, int w,
             (__m512bh)_mm512_load_si512(b + (size_t)k * (16 * NV) + 16 * v);                      \
         _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                     \
         {                                                                                         \
-            __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[(size_t)k * MR + r]);                \
+            __m512bh av = (__m512bh)_mm512_set1_epi32((int)A_AT(MR));                             \
             _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] =                      \
                 _mm512_dpbf16_ps(acc[r][v], av, bv[v]);                                           \
         }                                                                                         \
@@ -133,32 +146,50 @@ void oc_gemm_bf16_pack_avx512(const float *x, ptrdiff_t is, ptrdiff_t ks, int w,
         }                                                                                         \
     }
 
-#define DEFINE_KERNEL(MR, NV)                                                                     \
-    static void t##MR##x##NV(int nr, int kp, const uint32_t *restrict a,                         \
-                             const uint32_t *restrict b, float alpha, float beta,                 \
-                             float *restrict c, int ldc)                                          \
-    {                                                                                             \
-        KERNEL_BODY(MR, NV)                                                                       \
-    }
+/* How a kernel reads pair k of row r: k-major panels (compile-time stride) or rows. */
+#define A_KMAJOR(MR) a[(size_t)k * MR + r]
+#define A_ROWS(MR) a[r * a_rs + k]
 
-typedef void (*tile_fn)(int nr, int kp, const uint32_t *restrict a, const uint32_t *restrict b,
-                        float alpha, float beta, float *restrict c, int ldc);
+#define DEFINE_KERNEL(NAME, MR, NV, A_AT)                                                         \
+    static void NAME##MR##x##NV(int nr, int kp, const uint32_t *restrict a, ptrdiff_t a_rs,      \
+                                const uint32_t *restrict b, float alpha, float beta,              \
+                                float *restrict c, int ldc)                                       \
+    {                                                                                             \
+        (void)a_rs;                                                                               \
+        KERNEL_BODY(MR, NV, A_AT)                                                                 \
+    }
+#define KM(MR, NV) DEFINE_KERNEL(km, MR, NV, A_KMAJOR)
+#define RM(MR, NV) DEFINE_KERNEL(rm, MR, NV, A_ROWS)
+
+typedef void (*tile_fn)(int nr, int kp, const uint32_t *restrict a, ptrdiff_t a_rs,
+                        const uint32_t *restrict b, float alpha, float beta, float *restrict c,
+                        int ldc);
 
 #define ROWS_1_14(X, NV)                                                                          \
     X(1, NV) X(2, NV) X(3, NV) X(4, NV) X(5, NV) X(6, NV) X(7, NV) X(8, NV) X(9, NV) X(10, NV)  \
     X(11, NV) X(12, NV) X(13, NV) X(14, NV)
 
-ROWS_1_14(DEFINE_KERNEL, 1)
-ROWS_1_14(DEFINE_KERNEL, 2)
+ROWS_1_14(KM, 1)
+ROWS_1_14(KM, 2)
+ROWS_1_14(RM, 1)
+ROWS_1_14(RM, 2)
 
-#define TABLE_1_14(NV)                                                                            \
-    {0,        t1x##NV,  t2x##NV,  t3x##NV,  t4x##NV,  t5x##NV,  t6x##NV, t7x##NV,             \
-     t8x##NV,  t9x##NV,  t10x##NV, t11x##NV, t12x##NV, t13x##NV, t14x##NV}
+#define TABLE_1_14(P, NV)                                                                         \
+    {0,          P##1x##NV,  P##2x##NV,  P##3x##NV,  P##4x##NV, P##5x##NV,                      \
+     P##6x##NV,  P##7x##NV,  P##8x##NV,  P##9x##NV,  P##10x##NV, P##11x##NV,                    \
+     P##12x##NV, P##13x##NV, P##14x##NV}
 
-static const tile_fn tiles[2][OC_BF16_MR + 1] = {TABLE_1_14(1), TABLE_1_14(2)};
+static const tile_fn km[2][OC_BF16_MR + 1] = {TABLE_1_14(km, 1), TABLE_1_14(km, 2)};
+static const tile_fn rm[2][OC_BF16_MR + 1] = {TABLE_1_14(rm, 1), TABLE_1_14(rm, 2)};
 
 void oc_gemm_bf16_tile_avx512(int mr, int nr, int kp, const uint32_t *a, const uint32_t *b,
                               float alpha, float beta, float *c, int ldc)
 {
-    tiles[nr > 16][mr](nr, kp, a, b, alpha, beta, c, ldc);
+    km[nr > 16][mr](nr, kp, a, 0, b, alpha, beta, c, ldc);
+}
+
+void oc_gemm_bf16_tile_rows_avx512(int mr, int nr, int kp, const uint32_t *a, ptrdiff_t a_rs,
+                                   const uint32_t *b, float alpha, float beta, float *c, int ldc)
+{
+    rm[nr > 16][mr](nr, kp, a, a_rs, b, alpha, beta, c, ldc);
 }

@@ -209,11 +209,12 @@ typedef struct {
     oc_conv_shape s;
 } conv_case;
 
-/* Shapes of every GEMM path: the 3x3 stride-1 shape the fp32 direct kernel takes (bf16 mode
- * must go through im2col instead), strided and padded 3x3 and 5x3, 1x1 pointwise (GEMMs on x
- * directly), grouped; odd sizes throughout. */
+/* Shapes of every path: 3x3 stride-1 narrow (bf16 mode keeps the direct fp32 kernel) and
+ * wide (bf16 mode takes im2col + the bf16 GEMM), strided and padded 3x3 and 5x3, 1x1 pointwise
+ * (GEMMs on x directly), grouped; odd sizes throughout. */
 static const conv_case conv_cases[] = {
     {"3x3 s1 p1", {3, 9, 7, 13, 17, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1}},
+    {"3x3 s1 p1 wide", {2, 5, 7, 64, 65, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1}},
     {"3x3 s2 p1", {2, 11, 9, 5, 33, 3, 3, 0, 0, 2, 2, 1, 1, 1, 1, 1}},
     {"5x3 s1 p2,0", {2, 8, 9, 7, 10, 5, 3, 0, 0, 1, 1, 2, 0, 1, 1, 1}},
     {"1x1", {3, 5, 7, 37, 19, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 1}},
