@@ -1,5 +1,6 @@
 /* GEMM benchmark: the machine's fp32 FMA peak (a register-only FMA loop) and oc_gemm's
- * GFLOP/s on large and layer-shaped products, with 1 and 2 threads, as % of that peak.
+ * GFLOP/s on large and layer-shaped products, with 1 and 2 threads, as % of that peak; on CPUs
+ * with AVX512_BF16 also oc_gemm_bf16 (--precision bf16) on the same shapes.
  * Build and run: see bench/README.md. With -DOC_BENCH_CBLAS (and -lopenblas) it also times
  * cblas_sgemm on the same shapes. */
 #include "core/core.h"
@@ -220,6 +221,18 @@ int main(int argc, char **argv)
             printf("%-42s %-13s %7.1f GF/s %4.0f%% %7.1f GF/s %4.0f%%  x%.2f\n", s->what,
                    k ? k->name : "simple", g[1], 100 * g[1] / peak[1], g[2],
                    100 * g[2] / peak[2], g[2] / g[1]);
+        if (oc_bf16_supported()) {
+            /* the bf16 GEMM of --precision bf16 on the same shape, and its gain over fp32 */
+            double h[3] = {0, 0, 0};
+            for (int t = 1; t <= max_threads; t++) {
+                oc_set_threads(t);
+                h[t] = time_gemm(oc_gemm_bf16, s, A, B, C);
+            }
+            printf("%-42s %-13s %7.1f GF/s  x%.2f", "", "bf16-14x32", h[1], h[1] / g[1]);
+            if (max_threads >= 2)
+                printf(" %7.1f GF/s  x%.2f", h[2], h[2] / g[2]);
+            printf("   (bf16 / fp32)\n");
+        }
 #ifdef OC_BENCH_CBLAS
         {
             /* OpenBLAS picks its thread count from OPENBLAS_NUM_THREADS (run it with 1 and 2). */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `ocelot bench` end to end: inference and training runs on a zoo model, a spec file and a model
-# file print valid JSON with positive throughput; bad flags, bf16 and unknown models fail cleanly.
+# file print valid JSON with positive throughput, in fp32 and (on CPUs with AVX512_BF16) bf16;
+# bad flags, bad precisions and unknown models fail cleanly.
 source "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 
@@ -49,7 +50,14 @@ fi
 
 # failures: exit code 2 for usage errors, 1 for a model that does not exist
 expect_rc() { local want=$1; shift; "$@" > "$TMP/rc.out" 2>&1; test $? -eq "$want"; }
-check "bf16: exit 2, says not available" sh -c "'$OCELOT' bench resnet20 --precision bf16 > '$TMP/bf.out' 2>&1; test \$? -eq 2 && grep -q 'not available yet' '$TMP/bf.out'"
+# bf16 runs where the CPU has AVX512_BF16 and is a clean usage error (exit 2) where it has not
+if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then
+    check "bf16 train --json" sh -c "'$OCELOT' bench cnn --train --batch 8 $B --precision bf16 --json > '$TMP/bf.json'"
+    check "bf16 JSON valid, says bf16" sh -c "'$PY' -c \"import json,math,sys; d=json.load(open(sys.argv[1])); assert d['precision'] == 'bf16' and d['mode'] == 'train' and d['images_per_s'] > 0 and math.isfinite(d['final_loss'])\" '$TMP/bf.json'"
+    check "bf16 inference text says bf16" sh -c "'$OCELOT' bench cnn $B --batch 4 --precision bf16 | grep -q 'bf16'"
+else
+    check "bf16 without AVX512_BF16: exit 2" sh -c "'$OCELOT' bench resnet20 --precision bf16 > '$TMP/bf.out' 2>&1; test \$? -eq 2 && grep -q 'AVX512_BF16' '$TMP/bf.out'"
+fi
 check "unknown precision: exit 2" expect_rc 2 "$OCELOT" bench resnet20 --precision fp64
 check "unknown flag: exit 2" expect_rc 2 "$OCELOT" bench resnet20 --frobnicate
 check "bad --batch: exit 2" expect_rc 2 "$OCELOT" bench resnet20 --batch 0

@@ -53,6 +53,27 @@ check "eval --report --tta" "$OCELOT" eval "$TMP/a.ocm" --data "idx:$D" --report
 grep -q "<svg" "$TMP/r.html" && pass "HTML report has charts" || fail "HTML report has charts"
 
 # determinism: the same seed and threads give the same bits
+# bf16 training (AVX512_BF16 CPUs): learns the task like fp32, records bf16 in the model's
+# training info, and the saved model evaluates (in fp32)
+if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then
+    check "train --precision bf16" "$OCELOT" train "${T[@]}" --precision bf16 --out "$TMP/bf.ocm"
+    check "bf16 model evaluates" "$OCELOT" eval "$TMP/bf.ocm" --data "idx:$D" --json
+    bacc=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['accuracy'])" "$TMP/last.out" 2>/dev/null || echo 0)
+    $PY -c "import sys; sys.exit(0 if $bacc > 0.8 and abs($bacc - $acc) < 0.1 else 1)" \
+        && pass "bf16 learns the tiny task like fp32 ($bacc vs $acc)" || fail "bf16 learns like fp32" "$bacc vs $acc"
+    check "the model records bf16 training" $PY - "$TMP/bf.ocm" <<'PY'
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+meta = json.loads(data[8:8 + struct.unpack("<Q", data[:8])[0]])["__metadata__"]
+assert json.loads(meta["training"])["config"]["precision"] == "bf16", meta["training"]
+PY
+else
+    "$OCELOT" train "${T[@]}" --precision bf16 --out "$TMP/bf.ocm" > "$TMP/p.out" 2>&1
+    rc=$?
+    [ $rc = 2 ] && grep -q "AVX512_BF16" "$TMP/p.out" && pass "bf16 without AVX512_BF16: exit 2" \
+        || fail "bf16 without AVX512_BF16" "rc=$rc $(cat "$TMP/p.out")"
+fi
+
 check "train again, same seed" "$OCELOT" train "${T[@]}" --out "$TMP/b.ocm"
 check "same seed, same weights" $PY tests/e2e/same_weights.py "$TMP/a.ocm.ckpt" "$TMP/b.ocm.ckpt"
 
@@ -132,6 +153,10 @@ check_fails "train without --data" "$OCELOT" train --out "$TMP/x.ocm"
 check_fails "train a missing directory" "$OCELOT" train --data "idx:$TMP/nothing" --out "$TMP/x.ocm"
 check_fails "train an unknown model" "$OCELOT" train --data "idx:$D" --model resnet999 --out "$TMP/x.ocm"
 check_fails "train a bad flag" "$OCELOT" train --data "idx:$D" --epochs zero
+"$OCELOT" train --data "idx:$D" --precision fp64 --out "$TMP/x.ocm" > "$TMP/p.out" 2>&1
+rc=$?
+[ $rc = 2 ] && grep -q "fp32 or bf16" "$TMP/p.out" && pass "an unknown --precision is a usage error (exit 2)" \
+    || fail "unknown --precision" "rc=$rc $(cat "$TMP/p.out")"
 check_fails "resume a corrupt checkpoint" "$OCELOT" train --resume tests/e2e/tiny_net.json --out "$TMP/x.ocm"
 check_fails "a loss that diverges stops with a message" "$OCELOT" train --data "idx:$D" \
     --model "$NET" --epochs 2 --lr 1e6 --optimizer sgd --quiet --out "$TMP/nan.ocm"
