@@ -35,14 +35,20 @@ typedef struct {
     const char *zoo;  /* oc_model_create name */
     int H, W, C, classes, batch;
     double sgd_lr, adamw_lr;
+    double relu6_shift; /* added to the batch-norm shifts that feed a ReLU6 (init_value) */
+    int min_moved_pct;  /* the "moved" guard: this % of the trainable tensors must move */
 } model_case;
 
-/* Must match MODELS in tests/ref/gen_model_steps.py. */
+/* Must match MODELS in tests/ref/gen_model_steps.py (but for min_moved_pct). MobileNet's SGD
+ * moves 27 of its 158 trainable tensors by more than 1e-3 of their scale (AdamW: 106): its
+ * gradients grow ~70x from the classifier back to the stem, and at lr 1e-3 torch's loss already
+ * rises over the 5 steps. It still has teeth: momentum 0.91 instead of 0.9 fails it (1.4e-3). */
 static const model_case MODELS[] = {
-    {"cnn", "cnn", 16, 16, 3, 10, 8, 1e-2, 1e-3},
-    {"resnet20", "resnet20", 8, 8, 3, 10, 8, 1e-3, 2e-4},
-    {"resnet56", "resnet56", 8, 8, 3, 10, 4, 3e-4, 1e-4},
-    {"resnet18", "resnet18", 16, 16, 3, 10, 4, 1e-3, 5e-5},
+    {"cnn", "cnn", 16, 16, 3, 10, 8, 1e-2, 1e-3, 0, 50},
+    {"resnet20", "resnet20", 8, 8, 3, 10, 8, 1e-3, 2e-4, 0, 50},
+    {"resnet56", "resnet56", 8, 8, 3, 10, 4, 3e-4, 1e-4, 0, 50},
+    {"resnet18", "resnet18", 16, 16, 3, 10, 4, 1e-3, 5e-5, 0, 50},
+    {"mobilenetv2_cifar", "mobilenetv2_cifar:width=0.25", 16, 16, 3, 10, 4, 6e-4, 5e-4, 3, 15},
 };
 
 #define ADAMW_WD 5e-2
@@ -50,8 +56,11 @@ static const model_case MODELS[] = {
 /* ---- inputs and weights: oc_test_sym_uniform (test.h), as gen_model_steps.py computes them;
  * weights as init_value there, double rounded to float ---- */
 
-/* Element i of tensor t at initialisation. */
-static float init_value(const oc_param_info *t, size_t i)
+/* Element i of tensor t at initialisation. A MobileNet batch norm that feeds a ReLU6 (one of
+ * its conv-BN-ReLU6 triples, named "*.1") starts with relu6_shift added to its shift: that puts
+ * the ReLU6 kinks ~3 standard deviations out, where float32 rounding rarely flips an input
+ * across one (gen_model_steps.py: without it such flips put float32 runs 1e-5..1e-1 off). */
+static float init_value(const oc_param_info *t, size_t i, double relu6_shift)
 {
     const size_t len = strlen(t->name);
     const double u = oc_test_sym_uniform(oc_test_fnv1a(t->name), i);
@@ -62,23 +71,27 @@ static float init_value(const oc_param_info *t, size_t i)
         return (float)(1.0 + 0.2 * u);
     case OC_PARAM_STATE:
         return len > 12 && !strcmp(t->name + len - 12, ".running_var") ? 1.0f : 0.0f;
-    default: /* biases and batch-norm shifts */
+    case OC_PARAM_NORM_SHIFT:
+        if (len > 7 && !strcmp(t->name + len - 7, ".1.bias"))
+            return (float)(0.1 * u + relu6_shift);
+        return (float)(0.1 * u);
+    default: /* biases */
         return (float)(0.1 * u);
     }
 }
 
-static void init_tensor(float *dst, const oc_param_info *t)
+static void init_tensor(float *dst, const oc_param_info *t, double relu6_shift)
 {
     for (size_t i = 0; i < t->numel; i++)
-        dst[i] = init_value(t, i);
+        dst[i] = init_value(t, i, relu6_shift);
 }
 
-static void init_model(oc_model *m)
+static void init_model(oc_model *m, double relu6_shift)
 {
     float *p = oc_model_params(m, NULL), *s = oc_model_state(m, NULL);
     for (int i = 0; i < oc_model_num_tensors(m); i++) {
         const oc_param_info *t = oc_model_tensor(m, i);
-        init_tensor((t->kind == OC_PARAM_STATE ? s : p) + t->offset, t);
+        init_tensor((t->kind == OC_PARAM_STATE ? s : p) + t->offset, t, relu6_shift);
     }
 }
 
@@ -120,7 +133,7 @@ static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *
     }
     snprintf(key, sizeof key, "%s.%s.loss", mc->key, opt_name);
     loss_want = oc_fixture_f32(fx, key);
-    init_model(m);
+    init_model(m, mc->relu6_shift);
     T_CHECK(oc_optimizer_new_for_model(&o, &cfg, m) == OC_OK, "optimizer: %s", oc_last_error());
     dlogits = malloc((size_t)mc->batch * (size_t)classes * sizeof *dlogits);
     if (!o || !loss_want || !dlogits)
@@ -180,7 +193,8 @@ static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *
         if (t.kind != OC_PARAM_STATE) {
             for (size_t j = 0; j < k; j++)
                 max_move = fmax(max_move,
-                                fabs((double)b[j] - (double)init_value(&t, j * t.numel / k)));
+                                fabs((double)b[j] - (double)init_value(&t, j * t.numel / k,
+                                                                  mc->relu6_shift)));
             trainable++;
             moved += max_move > 10 * REL * max_b;
         }
@@ -203,8 +217,9 @@ static void run(const model_case *mc, oc_fixture *fx, oc_model *m, const float *
                  "max|a-b|/max|b| %.1e (%s; torch f32 %.1e); %d/%d moved > 1e-3",
                  mc->key, opt_name, (double)loss_want[0], (double)loss_want[STEPS - 1],
                  worst_loss, checked, worst_rel, worst_name, worst32, moved, trainable);
-    T_CHECK(2 * moved >= trainable, "%s %s: only %d of %d trainable tensors moved by more than "
-            "10x the tolerance; the case does not test much", mc->key, opt_name, moved, trainable);
+    T_CHECK(100 * moved >= mc->min_moved_pct * trainable, "%s %s: only %d of %d trainable "
+            "tensors moved by more than 10x the tolerance; the case does not test much", mc->key,
+            opt_name, moved, trainable);
 done:
     oc_optimizer_free(o);
     free(dlogits);
@@ -266,6 +281,11 @@ static void resnet18(void)
     run_model(&MODELS[3]);
 }
 
+static void mobilenetv2_cifar(void)
+{
+    run_model(&MODELS[4]);
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -273,6 +293,7 @@ int main(int argc, char **argv)
         {"resnet20", resnet20},
         {"resnet56", resnet56},
         {"resnet18", resnet18},
+        {"mobilenetv2_cifar", mobilenetv2_cifar},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof *cases));
 }
