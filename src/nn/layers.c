@@ -417,8 +417,8 @@ static oc_status bn_infer(oc_model *m, oc_node *nd)
     return OC_OK;
 }
 
-/* With a fused activation (nd->fuse_act, plan.c) nd->y is the activation node's output and
- * the gradient comes from that node's dy. */
+/* With a fused activation (plan.c) nd->y is the activation node's output and the gradient
+ * comes from that node's dy. */
 static void bn_fwd(oc_model *m, oc_node *nd, int n, int training)
 {
     int64_t M = (int64_t)n * nd->H * nd->W;
@@ -697,16 +697,19 @@ static oc_status add_infer(oc_model *m, oc_node *nd)
     return same_shape_infer(m, nd);
 }
 
+/* With a fused activation (plan.c) nd->y is the activation node's output and the gradient
+ * comes from that node's dy. */
 static void add_fwd(oc_model *m, oc_node *nd, int n, int training)
 {
-    oc_add_fwd(n * oc_nn_size(nd), oc_nn_in(m, nd, 0), oc_nn_in(m, nd, 1), nd->y);
+    oc_add_act_fwd(n * oc_nn_size(nd), oc_nn_in(m, nd, 0), oc_nn_in(m, nd, 1), nd->fuse_act,
+                   nd->y);
 }
 
 static void add_bwd(oc_model *m, oc_node *nd, int n)
 {
-    for (int j = 0; j < 2; j++)
-        if (oc_nn_din(m, nd, j))
-            oc_accumulate(n * oc_nn_size(nd), nd->dy, oc_nn_din(m, nd, j));
+    const oc_node *out = nd->fuse_act != OC_ACT_IDENTITY ? nd + 1 : nd;
+    oc_add_act_bwd(n * oc_nn_size(nd), nd->fuse_act, out->y, out->dy, oc_nn_din(m, nd, 0),
+                   oc_nn_din(m, nd, 1));
 }
 
 static oc_status concat_infer(oc_model *m, oc_node *nd)

@@ -10,9 +10,9 @@
  *    shared by lifetime in backward order: node i's gradient is first written when its last
  *    consumer runs backward (it is zeroed just before) and last read by node i's backward.
  *
- * Fusion: a batch norm whose only consumer is a ReLU or ReLU6 right after it runs both (one
- * pass forward, one backward, bitwise the same results): the activation's buffers serve both
- * nodes, the batch norm's own output and gradient buffers are not planned. */
+ * Fusion: a batch norm or an add whose only consumer is a ReLU or ReLU6 right after it runs
+ * both (one pass forward, one backward, bitwise the same results): the activation's buffers
+ * serve both nodes, the producer's own output and gradient buffers are not planned. */
 #include "nn.h"
 
 #include <stdlib.h>
@@ -122,7 +122,7 @@ static int input_needs_grad(const oc_model *m)
     return 0;
 }
 
-/* Marks the fusable (batch norm, activation) pairs; see the top of this file. */
+/* Marks the fusable (batch norm or add, activation) pairs; see the top of this file. */
 static void plan_fusion(oc_model *m)
 {
     for (int i = 0; i < m->n_nodes; i++) {
@@ -135,7 +135,8 @@ static void plan_fusion(oc_model *m)
         oc_node *nd = &m->nodes[i], *next = &m->nodes[i + 1];
         oc_act act = next->op == OC_OP_RELU ? OC_ACT_RELU
                      : next->op == OC_OP_RELU6 ? OC_ACT_RELU6 : OC_ACT_IDENTITY;
-        if (nd->op != OC_OP_BATCHNORM || nd->n_consumers != 1 || next->n_in != 1 ||
+        if ((nd->op != OC_OP_BATCHNORM && nd->op != OC_OP_ADD) || nd->n_consumers != 1 ||
+            next->n_in != 1 ||
             next->in[0] != i || act == OC_ACT_IDENTITY || nd->fused)
             continue;
         nd->fuse_act = act;

@@ -130,6 +130,13 @@ void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
                           const float *y, const float *dy, float *dx, float *dgamma,
                           float *dbeta);
 
+/* y = act(a + b) (any act in the forward); backward (act: identity, ReLU or ReLU6) from the
+ * fused OUTPUT y: da += act'(.) * dy and db += act'(.) * dy (either may be NULL; da may be
+ * db). Bitwise the separate add and activation ops. */
+void oc_add_act_fwd(int64_t n, const float *a, const float *b, oc_act act, float *y);
+void oc_add_act_bwd(int64_t n, oc_act act, const float *y, const float *dy, float *da,
+                    float *db);
+
 /* ---------------------------------------------------------------- pooling */
 
 typedef struct {
