@@ -61,11 +61,12 @@ void *oc_arena_alloc(oc_arena *a, size_t n); /* NULL when the arena is full */
 void oc_arena_reset(oc_arena *a);
 void oc_arena_release(oc_arena *a);
 
-/* ---- thread pool ----
- * oc_parallel runs fn(ctx, tid, nthreads) once on each of nthreads threads (tid = 0..n-1) and
+/* ---- thread pool (threads.c) ----
+ * oc_parallel runs fn(ctx, tid, nthreads) once for each tid = 0..nthreads-1, spread over the
+ * pool's threads and the caller (a thread may run several tids, one after another), and
  * returns when all have finished. The caller splits work by (tid, nthreads) with no locks;
- * reductions keep per-thread partials combined in a fixed order, so results do not depend on
- * scheduling. Nested calls run serially (nthreads = 1). */
+ * reductions keep per-tid partials combined in a fixed order, so results do not depend on
+ * scheduling. Calls made from inside a task run serially (nthreads = 1). */
 typedef void (*oc_parallel_fn)(void *ctx, int tid, int nthreads);
 void oc_parallel(oc_parallel_fn fn, void *ctx);
 /* Same, with at most `max_threads` threads (useful when the work is small). */

@@ -417,26 +417,29 @@ static oc_status bn_infer(oc_model *m, oc_node *nd)
     return OC_OK;
 }
 
+/* With a fused activation (plan.c) nd->y is the activation node's output and the gradient
+ * comes from that node's dy. */
 static void bn_fwd(oc_model *m, oc_node *nd, int n, int training)
 {
     int64_t M = (int64_t)n * nd->H * nd->W;
     if (training)
-        oc_batchnorm_fwd_train(M, nd->C, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0),
-                               oc_nn_param(m, nd, 1), nd->eps, nd->momentum,
-                               oc_nn_param(m, nd, 2), oc_nn_param(m, nd, 3), nd->save_mean,
-                               nd->save_invstd, nd->y);
+        oc_batchnorm_act_fwd_train(M, nd->C, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0),
+                                   oc_nn_param(m, nd, 1), nd->eps, nd->momentum,
+                                   oc_nn_param(m, nd, 2), oc_nn_param(m, nd, 3),
+                                   nd->save_mean, nd->save_invstd, nd->fuse_act, nd->y);
     else
-        oc_batchnorm_fwd_infer(M, nd->C, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0),
-                               oc_nn_param(m, nd, 1), oc_nn_param(m, nd, 2),
-                               oc_nn_param(m, nd, 3), nd->eps, nd->y);
+        oc_batchnorm_act_fwd_infer(M, nd->C, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0),
+                                   oc_nn_param(m, nd, 1), oc_nn_param(m, nd, 2),
+                                   oc_nn_param(m, nd, 3), nd->eps, nd->fuse_act, nd->y);
 }
 
 static void bn_bwd(oc_model *m, oc_node *nd, int n)
 {
     int64_t M = (int64_t)n * nd->H * nd->W;
-    oc_batchnorm_bwd(M, nd->C, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0), nd->save_mean,
-                     nd->save_invstd, nd->dy, oc_nn_din(m, nd, 0), oc_nn_grad(m, nd, 0),
-                     oc_nn_grad(m, nd, 1));
+    const oc_node *out = nd->fuse_act != OC_ACT_IDENTITY ? nd + 1 : nd;
+    oc_batchnorm_act_bwd(M, nd->C, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0), nd->save_mean,
+                         nd->save_invstd, nd->fuse_act, out->y, out->dy, oc_nn_din(m, nd, 0),
+                         oc_nn_grad(m, nd, 0), oc_nn_grad(m, nd, 1));
 }
 
 /* ------------------------------------------------------------------ activations */
@@ -489,11 +492,15 @@ static oc_act act_of(oc_op_type op)
 
 static void act_fwd(oc_model *m, oc_node *nd, int n, int training)
 {
+    if (nd->fused) /* its producer applied it (plan.c) */
+        return;
     oc_act_fwd(act_of(nd->op), nd->alpha, n * oc_nn_size(nd), oc_nn_in(m, nd, 0), nd->y);
 }
 
 static void act_bwd(oc_model *m, oc_node *nd, int n)
 {
+    if (nd->fused)
+        return;
     oc_act_bwd(act_of(nd->op), nd->alpha, n * oc_nn_size(nd), oc_nn_in(m, nd, 0), nd->dy,
                oc_nn_din(m, nd, 0));
 }
@@ -690,16 +697,19 @@ static oc_status add_infer(oc_model *m, oc_node *nd)
     return same_shape_infer(m, nd);
 }
 
+/* With a fused activation (plan.c) nd->y is the activation node's output and the gradient
+ * comes from that node's dy. */
 static void add_fwd(oc_model *m, oc_node *nd, int n, int training)
 {
-    oc_add_fwd(n * oc_nn_size(nd), oc_nn_in(m, nd, 0), oc_nn_in(m, nd, 1), nd->y);
+    oc_add_act_fwd(n * oc_nn_size(nd), oc_nn_in(m, nd, 0), oc_nn_in(m, nd, 1), nd->fuse_act,
+                   nd->y);
 }
 
 static void add_bwd(oc_model *m, oc_node *nd, int n)
 {
-    for (int j = 0; j < 2; j++)
-        if (oc_nn_din(m, nd, j))
-            oc_accumulate(n * oc_nn_size(nd), nd->dy, oc_nn_din(m, nd, j));
+    const oc_node *out = nd->fuse_act != OC_ACT_IDENTITY ? nd + 1 : nd;
+    oc_add_act_bwd(n * oc_nn_size(nd), nd->fuse_act, out->y, out->dy, oc_nn_din(m, nd, 0),
+                   oc_nn_din(m, nd, 1));
 }
 
 static oc_status concat_infer(oc_model *m, oc_node *nd)

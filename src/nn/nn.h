@@ -81,6 +81,13 @@ typedef struct {
     int32_t *argmax;   /* maxpool [N][P][Q][C] */
     float *mask;       /* dropout [N][H][W][C] */
     int dy_zero_at;    /* backward: zero dy just before node dy_zero_at runs backward */
+
+    /* fusion, decided by the planner: a node with fuse_act != OC_ACT_IDENTITY also applies
+     * the activation node right after it (its only consumer), writing that node's y and, in
+     * backward, reading that node's dy; the activation node is then `fused` (does nothing)
+     * and the producer's own y aliases the activation's, its dy is not planned. */
+    oc_act fuse_act;
+    int fused;
 } oc_node;
 
 struct oc_model {
@@ -115,6 +122,7 @@ struct oc_model {
     int dropout_off;    /* test hook: training forwards skip dropout */
     int want_input_grad;
     oc_precision precision; /* conv / dense GEMMs in forward and backward (precision.c) */
+    int no_fusion;      /* test hook: plan every node on its own (plan.c, plan_fusion) */
 };
 
 /* ---- op table (layers.c) ---- */

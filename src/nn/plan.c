@@ -8,7 +8,11 @@
  *  - Inference plans: node i's output lives from step i to its last consumer's step.
  *  - Training plans keep every activation (backward reads them). Activation gradients are
  *    shared by lifetime in backward order: node i's gradient is first written when its last
- *    consumer runs backward (it is zeroed just before) and last read by node i's backward. */
+ *    consumer runs backward (it is zeroed just before) and last read by node i's backward.
+ *
+ * Fusion: a batch norm or an add whose only consumer is a ReLU or ReLU6 right after it runs
+ * both (one pass forward, one backward, bitwise the same results): the activation's buffers
+ * serve both nodes, the producer's own output and gradient buffers are not planned. */
 #include "nn.h"
 
 #include <stdlib.h>
@@ -118,6 +122,28 @@ static int input_needs_grad(const oc_model *m)
     return 0;
 }
 
+/* Marks the fusable (batch norm or add, activation) pairs; see the top of this file. */
+static void plan_fusion(oc_model *m)
+{
+    for (int i = 0; i < m->n_nodes; i++) {
+        m->nodes[i].fuse_act = OC_ACT_IDENTITY;
+        m->nodes[i].fused = 0;
+    }
+    if (m->no_fusion)
+        return;
+    for (int i = 1; i + 1 < m->n_nodes; i++) {
+        oc_node *nd = &m->nodes[i], *next = &m->nodes[i + 1];
+        oc_act act = next->op == OC_OP_RELU ? OC_ACT_RELU
+                     : next->op == OC_OP_RELU6 ? OC_ACT_RELU6 : OC_ACT_IDENTITY;
+        if ((nd->op != OC_OP_BATCHNORM && nd->op != OC_OP_ADD) || nd->n_consumers != 1 ||
+            next->n_in != 1 ||
+            next->in[0] != i || act == OC_ACT_IDENTITY || nd->fused)
+            continue;
+        nd->fuse_act = act;
+        next->fused = 1;
+    }
+}
+
 oc_status oc_model_plan(oc_model *m, int max_batch, int training)
 {
     const int n_nodes = m->n_nodes;
@@ -135,6 +161,7 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
     oc_nn_plan_release(m);
     training = training != 0;
     dy0 = training && input_needs_grad(m);
+    plan_fusion(m);
 
     act = calloc((size_t)n_nodes, sizeof *act);
     grad = calloc((size_t)n_nodes, sizeof *grad);
@@ -166,6 +193,16 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
             grad[i].end = n_nodes - 1 - i;
         }
         nd->dy_zero_at = nd->last_consumer;
+        if (nd->fuse_act != OC_ACT_IDENTITY) {
+            /* node i + 1 holds the output and its gradient (see plan_fusion) */
+            act[i].size = 0;
+            grad[i].size = 0;
+        }
+        if (nd->fused) {
+            act[i].start = training ? 0 : i - 1; /* written by node i - 1 */
+            if (training)
+                grad[i].end = n_nodes - i; /* read by node i - 1's backward */
+        }
 
         /* auxiliary buffers and workspace */
         if (nd->op == OC_OP_BATCHNORM && training)
@@ -226,6 +263,8 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
             nd->y = (float *)(act_base + act[i].off);
         if (grad[i].size)
             nd->dy = (float *)(grad_base + grad[i].off);
+        if (nd->fused)
+            m->nodes[i - 1].y = nd->y; /* the fused producer's output is this one's */
         if (!training)
             continue;
         if (nd->op == OC_OP_BATCHNORM) {

@@ -100,6 +100,95 @@ void oc_accumulate(int64_t n, const float *dy, float *dx)
     ew_run(EW_ACC, n, dy, NULL, dx);
 }
 
+/* ---- add fused with a following ReLU / ReLU6 ---- */
+
+typedef struct {
+    oc_act act;
+    int64_t n;
+    const float *a, *b;   /* forward inputs */
+    const float *y, *dy;  /* backward: the fused output and its gradient */
+    float *out, *da, *db; /* forward output; backward input gradients (either may be NULL) */
+} add_act_job;
+
+/* `act` is a constant after inlining, so each loop vectorises with a select. No restrict:
+ * da may be db (x + x), and the forward may run in place. */
+static inline __attribute__((always_inline)) void add_act_fwd_range(const add_act_job *j,
+                                                                    int64_t i0, int64_t i1,
+                                                                    const oc_act act)
+{
+    for (int64_t i = i0; i < i1; i++) {
+        float v = j->a[i] + j->b[i];
+        v = v < 0.0f ? 0.0f : v; /* as act.c */
+        if (act == OC_ACT_RELU6)
+            v = v > 6.0f ? 6.0f : v;
+        j->out[i] = v;
+    }
+}
+
+static inline __attribute__((always_inline)) void add_act_bwd_range(const add_act_job *j,
+                                                                    int64_t i0, int64_t i1,
+                                                                    const oc_act act)
+{
+    for (int64_t i = i0; i < i1; i++) {
+        float y = j->y[i], g = j->dy[i];
+        float v = act == OC_ACT_RELU6 ? (((y > 0.0f) & (y < 6.0f)) ? g : 0.0f)
+                                      : (y > 0.0f ? g : 0.0f);
+        if (j->da)
+            j->da[i] += v;
+        if (j->db)
+            j->db[i] += v;
+    }
+}
+
+static void add_act_fwd_task(void *ctx, int tid, int nt)
+{
+    const add_act_job *j = ctx;
+    int64_t b, e;
+    oc_split_range(j->n, tid, nt, &b, &e);
+    if (j->act == OC_ACT_RELU6)
+        add_act_fwd_range(j, b, e, OC_ACT_RELU6);
+    else
+        add_act_fwd_range(j, b, e, OC_ACT_RELU);
+}
+
+static void add_act_bwd_task(void *ctx, int tid, int nt)
+{
+    const add_act_job *j = ctx;
+    int64_t b, e;
+    oc_split_range(j->n, tid, nt, &b, &e);
+    if (j->act == OC_ACT_RELU6)
+        add_act_bwd_range(j, b, e, OC_ACT_RELU6);
+    else
+        add_act_bwd_range(j, b, e, OC_ACT_RELU);
+}
+
+void oc_add_act_fwd(int64_t n, const float *a, const float *b, oc_act act, float *y)
+{
+    add_act_job j = {act, n, a, b, NULL, NULL, y, NULL, NULL};
+    if (act != OC_ACT_RELU && act != OC_ACT_RELU6) {
+        oc_add_fwd(n, a, b, y);
+        if (act != OC_ACT_IDENTITY)
+            oc_act_fwd(act, 0.0f, n, y, y);
+        return;
+    }
+    if (n > 0)
+        oc_parallel_n(add_act_fwd_task, &j, ew_threads(n));
+}
+
+void oc_add_act_bwd(int64_t n, oc_act act, const float *y, const float *dy, float *da,
+                    float *db)
+{
+    add_act_job j = {act, n, NULL, NULL, y, dy, NULL, da, db};
+    if (act == OC_ACT_IDENTITY) {
+        oc_accumulate(n, dy, da);
+        oc_accumulate(n, dy, db);
+        return;
+    }
+    OC_ASSERT(act == OC_ACT_RELU || act == OC_ACT_RELU6);
+    if (n > 0 && (da || db))
+        oc_parallel_n(add_act_bwd_task, &j, ew_threads(n));
+}
+
 /* ---- concat over channels ---- */
 
 typedef struct {

@@ -10,7 +10,13 @@
  * in the calling thread (partials table and dx coefficients), 12 KiB in each worker.
  *
  * Extension beyond ops.h: gamma / beta may be NULL (weight 1, bias 0, as affine=False), and
- * dgamma / dbeta may be NULL (not wanted). */
+ * dgamma / dbeta may be NULL (not wanted).
+ *
+ * The _act variants fuse a following ReLU or ReLU6 (oc_batchnorm_act_fusable): forward applies
+ * it in the normalising pass; backward reads the activation's derivative from the fused output
+ * y (ReLU: y > 0, ReLU6: 0 < y < 6, exactly the input tests act.c uses) inside both passes over
+ * dy, so neither the normalised tensor nor its gradient is ever written. The results are
+ * bitwise those of the separate ops. */
 
 /* See act.c: lets GCC vectorise these loops at -O2 (no reassociation, so results are the same
  * as the plain scalar loops). */
@@ -46,7 +52,8 @@
 typedef struct {
     int64_t M;
     int C, c0, ct;                 /* the tile: channels [c0, c0 + ct) */
-    const float *x, *dy;
+    oc_act act;                    /* backward: fused activation, its derivative read from ya */
+    const float *x, *dy, *ya;
     const float *center;           /* [C]: x[0][c] (forward) or the saved mean (backward) */
     double (*part)[2][BN_TILE];    /* [nthreads][2][BN_TILE] */
     int nt_used;                   /* threads the pool really ran (it may give fewer) */
@@ -95,11 +102,55 @@ BN_CLONES static void bn_stats_rows(const bn_reduce_job *j, int64_t m0, int64_t 
     memcpy(out_ss, ss, (size_t)ct * sizeof *ss);
 }
 
+/* The gradient reaching the normalised value through the fused activation `act` (a constant
+ * after inlining): dy where the activation passes it (read from its output y), else 0. */
+static inline __attribute__((always_inline)) float bn_act_grad(oc_act act, float y, float g)
+{
+    if (act == OC_ACT_RELU)
+        return y > 0.0f ? g : 0.0f;
+    if (act == OC_ACT_RELU6)
+        return ((y > 0.0f) & (y < 6.0f)) ? g : 0.0f;
+    return g;
+}
+
+/* bn_dstats_rows with a fused activation between the normalisation and dy. */
+static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_job *j,
+                                                                int64_t m0, int64_t m1,
+                                                                double *out_s, double *out_sx,
+                                                                const oc_act act)
+{
+    const int ct = j->ct;
+    const float *restrict mean = j->center + j->c0;
+    double s[BN_TILE], sx[BN_TILE];
+    for (int c = 0; c < ct; c++)
+        s[c] = sx[c] = 0.0;
+    for (int64_t m = m0; m < m1; m++) {
+        const float *restrict xr = j->x + m * j->C + j->c0;
+        const float *restrict gr = j->dy + m * j->C + j->c0;
+        const float *restrict yr = j->ya + m * j->C + j->c0;
+        for (int c = 0; c < ct; c++) {
+            double g = (double)bn_act_grad(act, yr[c], gr[c]);
+            s[c] += g;
+            sx[c] += g * ((double)xr[c] - (double)mean[c]);
+        }
+    }
+    memcpy(out_s, s, (size_t)ct * sizeof *s);
+    memcpy(out_sx, sx, (size_t)ct * sizeof *sx);
+}
+
 /* Backward: s[c] = sum dy, sx[c] = sum dy * (x - mean). */
 BN_CLONES static void bn_dstats_rows(const bn_reduce_job *j, int64_t m0, int64_t m1,
                                      double *out_s, double *out_sx)
 {
     const int ct = j->ct;
+    if (j->act == OC_ACT_RELU) {
+        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_RELU);
+        return;
+    }
+    if (j->act == OC_ACT_RELU6) {
+        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_RELU6);
+        return;
+    }
     const float *restrict mean = j->center + j->c0;
     double s[BN_TILE], sx[BN_TILE];
     if (ct % BN_VEC == 0) { /* as in bn_stats_rows */
@@ -185,7 +236,8 @@ static void bn_reduce(bn_reduce_job *j, oc_parallel_fn fn, double *s, double *s2
 typedef struct {
     int64_t M;
     int C;
-    const float *x, *dy;
+    oc_act act;       /* fused activation (forward: applied; backward: derivative from ya) */
+    const float *x, *dy, *ya;
     float *out;
     /* forward: per-channel a and b come from mean, gamma, beta and either invstd (training)
      * or var and eps (inference: each thread takes the C square roots itself, since there is
@@ -205,16 +257,38 @@ static inline __attribute__((always_inline)) void bn_affine_loop(const bn_apply_
                                                                  int64_t m0, int64_t m1,
                                                                  int c0, const int cn,
                                                                  const float *a, const float *b,
-                                                                 const float *mu)
+                                                                 const float *mu,
+                                                                 const oc_act act)
 {
     /* (x - mean) * a + beta rather than PyTorch's x * a + (beta - mean * a): one more
      * operation on data already in registers, and no cancellation when mean >> std */
     for (int64_t m = m0; m < m1; m++) { /* y may be x (in-place inference): no restrict */
         const float *xr = j->x + m * j->C + c0;
         float *yr = j->out + m * j->C + c0;
-        for (int c = 0; c < cn; c++)
-            yr[c] = (xr[c] - mu[c]) * a[c] + b[c];
+        for (int c = 0; c < cn; c++) {
+            float v = (xr[c] - mu[c]) * a[c] + b[c];
+            if (act == OC_ACT_RELU || act == OC_ACT_RELU6) /* as act.c */
+                v = v < 0.0f ? 0.0f : v;
+            if (act == OC_ACT_RELU6)
+                v = v > 6.0f ? 6.0f : v;
+            yr[c] = v;
+        }
     }
+}
+
+/* bn_affine_loop for each fused activation. */
+static inline __attribute__((always_inline)) void bn_affine_act(const bn_apply_job *j,
+                                                                int64_t m0, int64_t m1,
+                                                                int c0, const int cn,
+                                                                const float *a, const float *b,
+                                                                const float *mu)
+{
+    if (j->act == OC_ACT_RELU)
+        bn_affine_loop(j, m0, m1, c0, cn, a, b, mu, OC_ACT_RELU);
+    else if (j->act == OC_ACT_RELU6)
+        bn_affine_loop(j, m0, m1, c0, cn, a, b, mu, OC_ACT_RELU6);
+    else
+        bn_affine_loop(j, m0, m1, c0, cn, a, b, mu, OC_ACT_IDENTITY);
 }
 
 BN_CLONES static void bn_affine_rows(const bn_apply_job *j, int64_t m0, int64_t m1)
@@ -233,40 +307,53 @@ BN_CLONES static void bn_affine_rows(const bn_apply_job *j, int64_t m0, int64_t 
             mu[c] = j->mean[c0 + c];
         }
         if (cn == 16 && j->C == 16)
-            bn_affine_loop(j, m0, m1, c0, 16, a, b, mu);
+            bn_affine_act(j, m0, m1, c0, 16, a, b, mu);
         else if (cn == 32 && j->C == 32)
-            bn_affine_loop(j, m0, m1, c0, 32, a, b, mu);
+            bn_affine_act(j, m0, m1, c0, 32, a, b, mu);
         else if (cn == 64 && j->C == 64)
-            bn_affine_loop(j, m0, m1, c0, 64, a, b, mu);
+            bn_affine_act(j, m0, m1, c0, 64, a, b, mu);
         else
-            bn_affine_loop(j, m0, m1, c0, cn, a, b, mu);
+            bn_affine_act(j, m0, m1, c0, cn, a, b, mu);
     }
 }
 
 static inline __attribute__((always_inline)) void bn_dx_loop(const bn_apply_job *j, int64_t m0,
-                                                             int64_t m1, const int cn)
+                                                             int64_t m1, const int cn,
+                                                             const oc_act act)
 {
     const float *restrict k = j->k, *restrict kx = j->kx, *restrict k0 = j->k0;
     const float *restrict mean = j->mean + j->c0;
     for (int64_t m = m0; m < m1; m++) {
         const float *restrict xr = j->x + m * j->C + j->c0;
         const float *restrict gr = j->dy + m * j->C + j->c0;
+        const float *restrict yr = act == OC_ACT_IDENTITY ? gr : j->ya + m * j->C + j->c0;
         float *restrict dr = j->out + m * j->C + j->c0;
         for (int c = 0; c < cn; c++)
-            dr[c] += k[c] * gr[c] + kx[c] * (xr[c] - mean[c]) + k0[c];
+            dr[c] += k[c] * bn_act_grad(act, yr[c], gr[c]) + kx[c] * (xr[c] - mean[c]) + k0[c];
     }
+}
+
+static inline __attribute__((always_inline)) void bn_dx_act(const bn_apply_job *j, int64_t m0,
+                                                            int64_t m1, const int cn)
+{
+    if (j->act == OC_ACT_RELU)
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU);
+    else if (j->act == OC_ACT_RELU6)
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU6);
+    else
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_IDENTITY);
 }
 
 BN_CLONES static void bn_dx_rows(const bn_apply_job *j, int64_t m0, int64_t m1)
 {
     if (j->cn == 16)
-        bn_dx_loop(j, m0, m1, 16);
+        bn_dx_act(j, m0, m1, 16);
     else if (j->cn == 32)
-        bn_dx_loop(j, m0, m1, 32);
+        bn_dx_act(j, m0, m1, 32);
     else if (j->cn == 64)
-        bn_dx_loop(j, m0, m1, 64);
+        bn_dx_act(j, m0, m1, 64);
     else
-        bn_dx_loop(j, m0, m1, j->cn);
+        bn_dx_act(j, m0, m1, j->cn);
 }
 
 static void bn_affine_task(void *ctx, int tid, int nt)
@@ -285,9 +372,23 @@ static void bn_dx_task(void *ctx, int tid, int nt)
     bn_dx_rows(j, b, e);
 }
 
+int oc_batchnorm_act_fusable(oc_act act)
+{
+    return act == OC_ACT_IDENTITY || act == OC_ACT_RELU || act == OC_ACT_RELU6;
+}
+
 void oc_batchnorm_fwd_train(int64_t M, int C, const float *x, const float *gamma,
                             const float *beta, float eps, float momentum, float *running_mean,
                             float *running_var, float *save_mean, float *save_invstd, float *y)
+{
+    oc_batchnorm_act_fwd_train(M, C, x, gamma, beta, eps, momentum, running_mean, running_var,
+                               save_mean, save_invstd, OC_ACT_IDENTITY, y);
+}
+
+void oc_batchnorm_act_fwd_train(int64_t M, int C, const float *x, const float *gamma,
+                                const float *beta, float eps, float momentum,
+                                float *running_mean, float *running_var, float *save_mean,
+                                float *save_invstd, oc_act act, float *y)
 {
     double s[BN_TILE], ss[BN_TILE];
     bn_reduce_job rj = {0};
@@ -334,12 +435,21 @@ void oc_batchnorm_fwd_train(int64_t M, int C, const float *x, const float *gamma
     aj.invstd = save_invstd;
     aj.gamma = gamma;
     aj.beta = beta;
+    aj.act = oc_batchnorm_act_fusable(act) ? act : OC_ACT_IDENTITY;
     oc_parallel_n(bn_affine_task, &aj, bn_threads(M * C));
 }
 
 void oc_batchnorm_fwd_infer(int64_t M, int C, const float *x, const float *gamma,
                             const float *beta, const float *running_mean,
                             const float *running_var, float eps, float *y)
+{
+    oc_batchnorm_act_fwd_infer(M, C, x, gamma, beta, running_mean, running_var, eps,
+                               OC_ACT_IDENTITY, y);
+}
+
+void oc_batchnorm_act_fwd_infer(int64_t M, int C, const float *x, const float *gamma,
+                                const float *beta, const float *running_mean,
+                                const float *running_var, float eps, oc_act act, float *y)
 {
     bn_apply_job aj = {0};
     if (M <= 0 || C <= 0)
@@ -353,6 +463,7 @@ void oc_batchnorm_fwd_infer(int64_t M, int C, const float *x, const float *gamma
     aj.eps = eps;
     aj.gamma = gamma;
     aj.beta = beta;
+    aj.act = oc_batchnorm_act_fusable(act) ? act : OC_ACT_IDENTITY;
     oc_parallel_n(bn_affine_task, &aj, bn_threads(M * C));
 }
 
@@ -365,6 +476,15 @@ void oc_batchnorm_bwd(int64_t M, int C, const float *x, const float *gamma, cons
                       const float *save_invstd, const float *dy, float *dx, float *dgamma,
                       float *dbeta)
 {
+    oc_batchnorm_act_bwd(M, C, x, gamma, save_mean, save_invstd, OC_ACT_IDENTITY, NULL, dy, dx,
+                         dgamma, dbeta);
+}
+
+void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
+                          const float *save_mean, const float *save_invstd, oc_act act,
+                          const float *y, const float *dy, float *dx, float *dgamma,
+                          float *dbeta)
+{
     double s[BN_TILE], sx[BN_TILE];
     float k[BN_CHUNK], kx[BN_CHUNK], k0[BN_CHUNK];
     bn_reduce_job rj = {0};
@@ -374,13 +494,19 @@ void oc_batchnorm_bwd(int64_t M, int C, const float *x, const float *gamma, cons
         return;
     rj.M = M;
     rj.C = C;
+    if (!y || !oc_batchnorm_act_fusable(act))
+        act = OC_ACT_IDENTITY;
     rj.x = x;
     rj.dy = dy;
+    rj.ya = y;
+    rj.act = act;
     rj.center = save_mean;
     aj.M = M;
     aj.C = C;
     aj.x = x;
     aj.dy = dy;
+    aj.ya = y;
+    aj.act = act;
     aj.out = dx;
     aj.mean = save_mean;
     aj.k = k;

@@ -132,6 +132,33 @@ void oc_act_fwd(oc_act act, float alpha, int64_t n, const float *x, float *y);
 /* dx += f'(x) * dy, from the forward INPUT x. */
 void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float *dy, float *dx);
 
+/* ---------------------------------------------------------------- batch norm + activation */
+
+/* Batch normalisation fused with the activation that follows it, for the acts where this
+ * returns 1 (identity, ReLU, ReLU6): y = act(batchnorm(x)) in one pass, the normalised value
+ * never stored. The backward takes the FUSED output y and dy = d(loss)/dy, reads the
+ * activation's derivative from y, and accumulates dx, dgamma, dbeta as oc_batchnorm_bwd does.
+ * Results are bitwise those of the separate batch norm and oc_act calls. */
+int oc_batchnorm_act_fusable(oc_act act);
+void oc_batchnorm_act_fwd_train(int64_t M, int C, const float *x, const float *gamma,
+                                const float *beta, float eps, float momentum,
+                                float *running_mean, float *running_var, float *save_mean,
+                                float *save_invstd, oc_act act, float *y);
+void oc_batchnorm_act_fwd_infer(int64_t M, int C, const float *x, const float *gamma,
+                                const float *beta, const float *running_mean,
+                                const float *running_var, float eps, oc_act act, float *y);
+void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
+                          const float *save_mean, const float *save_invstd, oc_act act,
+                          const float *y, const float *dy, float *dx, float *dgamma,
+                          float *dbeta);
+
+/* y = act(a + b) (any act in the forward); backward (act: identity, ReLU or ReLU6) from the
+ * fused OUTPUT y: da += act'(.) * dy and db += act'(.) * dy (either may be NULL; da may be
+ * db). Bitwise the separate add and activation ops. */
+void oc_add_act_fwd(int64_t n, const float *a, const float *b, oc_act act, float *y);
+void oc_add_act_bwd(int64_t n, oc_act act, const float *y, const float *dy, float *da,
+                    float *db);
+
 /* ---------------------------------------------------------------- pooling */
 
 typedef struct {

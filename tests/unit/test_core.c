@@ -2,6 +2,8 @@
 #include "test.h"
 #include "core/core.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static void tensor_new_and_free(void)
@@ -108,6 +110,67 @@ static void parallel_runs_each_thread_once(void)
     oc_set_threads(0);
 }
 
+/* The pool under churn: 20,000 back-to-back calls of 2..8 tasks each run every task exactly
+ * once and return only after all finished (the counts are read right after each call); a call
+ * made inside a task runs serially (one task, nt = 1); two application threads calling at once
+ * both get every task run. */
+typedef struct {
+    atomic_int hits[8];
+    atomic_int nested_nt;
+} churn_ctx;
+
+static void nested_mark(void *ctx, int tid, int nt)
+{
+    churn_ctx *c = ctx;
+    atomic_store(&c->nested_nt, nt * 100 + tid);
+}
+
+static void churn_task(void *ctx, int tid, int nt)
+{
+    churn_ctx *c = ctx;
+    atomic_fetch_add(&c->hits[tid], 1);
+    if (tid == nt - 1)
+        oc_parallel(nested_mark, c);
+}
+
+static int churn(int rounds)
+{
+    int bad = 0;
+    for (int r = 0; r < rounds; r++) {
+        churn_ctx c;
+        int nt = 2 + r % 7;
+        for (int t = 0; t < 8; t++)
+            atomic_init(&c.hits[t], 0);
+        atomic_init(&c.nested_nt, -1);
+        oc_parallel_n(churn_task, &c, nt);
+        for (int t = 0; t < 8; t++)
+            bad += atomic_load(&c.hits[t]) != (t < nt ? 1 : 0);
+        bad += atomic_load(&c.nested_nt) != 100;
+    }
+    return bad;
+}
+
+static void *churn_thread(void *arg)
+{
+    *(int *)arg = churn(2000);
+    return NULL;
+}
+
+static void parallel_pool_under_churn(void)
+{
+    pthread_t th;
+    int bad_other = -1, bad;
+    oc_set_threads(8);
+    bad = churn(20000);
+    T_CHECK(bad == 0, "%d wrong task counts in back-to-back calls", bad);
+    T_CHECK(pthread_create(&th, NULL, churn_thread, &bad_other) == 0, "pthread_create");
+    bad = churn(2000);
+    pthread_join(th, NULL);
+    T_CHECK(bad == 0 && bad_other == 0, "concurrent callers: %d / %d wrong counts", bad,
+            bad_other);
+    oc_set_threads(0);
+}
+
 static void errors_carry_messages(void)
 {
     T_CHECK(oc_fail(OC_ERR_FORMAT, "bad %s", "thing") == OC_ERR_FORMAT, "status");
@@ -125,6 +188,7 @@ int main(int argc, char **argv)
         {"arena_bumps_and_resets", arena_bumps_and_resets},
         {"rng_streams_are_reproducible_and_distinct", rng_streams_are_reproducible_and_distinct},
         {"parallel_runs_each_thread_once", parallel_runs_each_thread_once},
+        {"parallel_pool_under_churn", parallel_pool_under_churn},
         {"errors_carry_messages", errors_carry_messages},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

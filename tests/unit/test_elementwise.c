@@ -385,6 +385,64 @@ static void null_gradients_are_skipped(void)
     free(x), free(s), free(g), free(dx), free(ds1), free(ds2);
 }
 
+/* The fused add + ReLU / ReLU6 against oc_add_fwd then oc_act_fwd, and its backward against
+ * oc_act_bwd into a zeroed buffer then oc_accumulate into each input: the same bits, with 1 and
+ * 2 threads, on a large input (threaded) and a small odd one; da == db (x + x) gets both
+ * contributions; a NULL gradient is skipped. Sums cross 0 and 6. */
+static void add_act_fused_matches_separate(void)
+{
+    static const int64_t sizes[] = {200003, 37};
+    static const oc_act acts[] = {OC_ACT_RELU, OC_ACT_RELU6};
+    for (int si = 0; si < 2; si++)
+        for (int ai = 0; ai < 2; ai++)
+            for (int threads = 1; threads <= 2; threads++) {
+                const int64_t n = sizes[si];
+                const oc_act act = acts[ai];
+                oc_rng r;
+                float *a, *b, *g, *da1, *db1, *da2, *db2;
+                float *y1 = alloc_f(n), *y2 = alloc_f(n), *t = alloc_f(n);
+                oc_rng_seed(&r, 91 + (uint64_t)si, (uint64_t)ai);
+                a = rand_f(&r, n), b = rand_f(&r, n), g = rand_f(&r, n);
+                da1 = rand_f(&r, n), db1 = rand_f(&r, n);
+                da2 = alloc_f(n), db2 = alloc_f(n);
+                for (int64_t i = 0; i < n; i++) {
+                    a[i] *= 5.0f;
+                    b[i] *= 4.0f;
+                }
+                memcpy(da2, da1, (size_t)n * sizeof(float));
+                memcpy(db2, db1, (size_t)n * sizeof(float));
+                oc_set_threads(threads);
+                oc_add_fwd(n, a, b, t);
+                oc_act_fwd(act, 0.0f, n, t, y1);
+                oc_add_act_fwd(n, a, b, act, y2);
+                T_CHECK(!memcmp(y1, y2, (size_t)n * sizeof(float)),
+                        "n=%lld act %d threads %d: fused forward differs", (long long)n,
+                        (int)act, threads);
+                memset(t, 0, (size_t)n * sizeof(float));
+                oc_act_bwd(act, 0.0f, n, y1, g, t); /* y > 0 iff a + b > 0 (and < 6) */
+                oc_accumulate(n, t, da1);
+                oc_accumulate(n, t, db1);
+                oc_add_act_bwd(n, act, y2, g, da2, db2);
+                T_CHECK(!memcmp(da1, da2, (size_t)n * sizeof(float)) &&
+                            !memcmp(db1, db2, (size_t)n * sizeof(float)),
+                        "n=%lld act %d threads %d: fused backward differs", (long long)n,
+                        (int)act, threads);
+                /* x + x: both contributions land in the one buffer; NULL skipped */
+                oc_accumulate(n, t, da1);
+                oc_add_act_bwd(n, act, y2, g, da2, NULL);
+                oc_add_act_bwd(n, act, y2, g, NULL, NULL);
+                oc_accumulate(n, t, da1);
+                oc_add_act_bwd(n, act, y2, g, da2, da2);
+                oc_accumulate(n, t, da1);
+                T_CHECK(!memcmp(da1, da2, (size_t)n * sizeof(float)),
+                        "n=%lld act %d: aliased / NULL gradients differ", (long long)n,
+                        (int)act);
+                free(a), free(b), free(g), free(da1), free(db1), free(da2), free(db2);
+                free(y1), free(y2), free(t);
+            }
+    oc_set_threads(0);
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -394,6 +452,7 @@ int main(int argc, char **argv)
         {"elementwise_matches_torch", elementwise_matches_torch},
         {"large_matches_plain_loops", large_matches_plain_loops},
         {"null_gradients_are_skipped", null_gradients_are_skipped},
+        {"add_act_fused_matches_separate", add_act_fused_matches_separate},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -433,6 +433,60 @@ static void inference_plan_shares_buffers(void)
     }
 }
 
+/* Planner fusion (batch norm + ReLU / ReLU6, plan.c) gives bit for bit the results of running
+ * every node on its own: training logits, every gradient and running statistic after two
+ * steps, and inference logits; the fused training plan is smaller. */
+static void fusion_matches_separate_nodes(void)
+{
+    const char *names[] = {"resnet20", "mobilenetv2_cifar:width=0.5"};
+    for (int k = 0; k < 2; k++) {
+        oc_model *m[2] = {zoo(names[k], 16, 16, 3, 10), zoo(names[k], 16, 16, 3, 10)};
+        float x[3 * 16 * 16 * 3], dl[30], out[2][30];
+        size_t bytes[2], np = 0, ns = 0;
+        const float *logits;
+        if (!m[0] || !m[1]) {
+            oc_model_free(m[0]);
+            oc_model_free(m[1]);
+            continue;
+        }
+        for (int i = 0; i < 3 * 16 * 16 * 3; i++)
+            x[i] = sinf((float)i * 0.23f);
+        for (int i = 0; i < 30; i++)
+            dl[i] = cosf((float)i * 0.7f);
+        m[1]->no_fusion = 1;
+        for (int v = 0; v < 2; v++) {
+            T_CHECK(oc_model_plan(m[v], 3, 1) == OC_OK, "plan");
+            bytes[v] = oc_model_plan_bytes(m[v]);
+            oc_model_zero_grad(m[v]);
+            for (int step = 0; step < 2; step++) {
+                T_CHECK(oc_model_forward(m[v], x, 3, 1, &logits) == OC_OK, "forward");
+                T_CHECK(oc_model_backward(m[v], dl) == OC_OK, "backward");
+            }
+            memcpy(out[v], logits, sizeof out[v]);
+        }
+        T_CHECK(!memcmp(out[0], out[1], sizeof out[0]), "%s: training logits differ", names[k]);
+        T_CHECK(!memcmp(oc_model_grads(m[0], &np), oc_model_grads(m[1], NULL),
+                        np * sizeof(float)),
+                "%s: gradients differ", names[k]);
+        T_CHECK(!memcmp(oc_model_state(m[0], &ns), oc_model_state(m[1], NULL),
+                        ns * sizeof(float)),
+                "%s: running statistics differ", names[k]);
+        T_CHECK(bytes[0] < bytes[1], "%s: fused plan %zu bytes, unfused %zu", names[k],
+                bytes[0], bytes[1]);
+        for (int v = 0; v < 2; v++) {
+            T_CHECK(oc_model_plan(m[v], 3, 0) == OC_OK, "plan");
+            T_CHECK(oc_model_forward(m[v], x, 3, 0, &logits) == OC_OK, "forward");
+            memcpy(out[v], logits, sizeof out[v]);
+        }
+        T_CHECK(!memcmp(out[0], out[1], sizeof out[0]), "%s: inference logits differ",
+                names[k]);
+        oc_test_note("%s batch 3 at 16x16: training plan fused %.2f MiB, unfused %.2f MiB",
+                     names[k], (double)bytes[0] / 1048576.0, (double)bytes[1] / 1048576.0);
+        oc_model_free(m[0]);
+        oc_model_free(m[1]);
+    }
+}
+
 static void init_follows_pytorch(void)
 {
     oc_model *m = zoo("cnn", 32, 32, 3, 10);
@@ -474,6 +528,7 @@ int main(int argc, char **argv)
         {"gradcheck_every_op", gradcheck_every_op},
         {"plan_once_then_no_allocation", plan_once_then_no_allocation},
         {"inference_plan_shares_buffers", inference_plan_shares_buffers},
+        {"fusion_matches_separate_nodes", fusion_matches_separate_nodes},
         {"init_follows_pytorch", init_follows_pytorch},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

@@ -380,6 +380,78 @@ static void bn_optional_pointers(void)
     free(invstd), free(dg1), free(db1), free(dg2), free(db2);
 }
 
+/* The fused batch norm + activation against batch norm, then oc_act_fwd / oc_act_bwd: the same
+ * bits (forward output, running statistics, dx accumulated onto a non-zero dx, dgamma, dbeta),
+ * for ReLU and ReLU6, with 1 and 2 threads, over channel counts that take the 16-wide, generic
+ * and chunked (> 1024 channels) loops. x is scaled so the normalised values cross 0 and 6 and
+ * some land exactly on 0 (constant channel). */
+static void bn_act_fused_matches_separate(void)
+{
+    static const struct { int64_t M; int C; } shapes[] = {{4096, 16}, {701, 150}, {37, 1100}};
+    static const oc_act acts[] = {OC_ACT_RELU, OC_ACT_RELU6};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (size_t ai = 0; ai < 2; ai++)
+            for (int threads = 1; threads <= 2; threads++) {
+                const int64_t M = shapes[si].M, n = M * shapes[si].C;
+                const int C = shapes[si].C;
+                const oc_act act = acts[ai];
+                oc_rng r;
+                float *x = alloc_f(n), *g = alloc_f(n), *t = alloc_f(n), *y1 = alloc_f(n);
+                float *y2 = alloc_f(n), *dt = alloc_f(n), *dx1 = alloc_f(n), *dx2 = alloc_f(n);
+                float *gamma = alloc_f(C), *beta = alloc_f(C), *rm1 = alloc_f(C);
+                float *rv1 = alloc_f(C), *rm2 = alloc_f(C), *rv2 = alloc_f(C);
+                float *mean = alloc_f(C), *inv = alloc_f(C), *mean2 = alloc_f(C);
+                float *inv2 = alloc_f(C), *dg1 = alloc_f(C), *db1 = alloc_f(C);
+                float *dg2 = alloc_f(C), *db2 = alloc_f(C);
+                oc_rng_seed(&r, 77 + si, (uint64_t)ai);
+                for (int c = 0; c < C; c++) {
+                    gamma[c] = 3.0f * oc_rng_normal(&r);
+                    beta[c] = 2.0f * oc_rng_normal(&r);
+                    rm1[c] = rm2[c] = 0.1f * (float)c;
+                    rv1[c] = rv2[c] = 1.0f + 0.01f * (float)c;
+                }
+                for (int64_t i = 0; i < n; i++) {
+                    x[i] = i % C == 3 ? 1.5f : oc_rng_normal(&r); /* channel 3 constant */
+                    g[i] = oc_rng_normal(&r);
+                    dx1[i] = dx2[i] = 0.25f * oc_rng_normal(&r);
+                }
+                oc_set_threads(threads);
+                /* separate: bn -> t, act(t) -> y1; backward act into dt (zeroed), bn into dx1 */
+                oc_batchnorm_fwd_train(M, C, x, gamma, beta, 1e-5f, 0.1f, rm1, rv1, mean, inv, t);
+                oc_act_fwd(act, 0.0f, n, t, y1);
+                memset(dt, 0, (size_t)n * sizeof(float));
+                oc_act_bwd(act, 0.0f, n, t, g, dt);
+                oc_batchnorm_bwd(M, C, x, gamma, mean, inv, dt, dx1, dg1, db1);
+                /* fused */
+                oc_batchnorm_act_fwd_train(M, C, x, gamma, beta, 1e-5f, 0.1f, rm2, rv2, mean2,
+                                           inv2, act, y2);
+                oc_batchnorm_act_bwd(M, C, x, gamma, mean2, inv2, act, y2, g, dx2, dg2, db2);
+                T_CHECK(memcmp(y1, y2, (size_t)n * sizeof(float)) == 0,
+                        "M=%lld C=%d act %d threads %d: fused forward differs", (long long)M, C,
+                        (int)act, threads);
+                T_CHECK(memcmp(rm1, rm2, (size_t)C * sizeof(float)) == 0 &&
+                            memcmp(rv1, rv2, (size_t)C * sizeof(float)) == 0,
+                        "C=%d: running statistics differ", C);
+                T_CHECK(memcmp(dx1, dx2, (size_t)n * sizeof(float)) == 0,
+                        "M=%lld C=%d act %d threads %d: fused dx differs", (long long)M, C,
+                        (int)act, threads);
+                T_CHECK(memcmp(dg1, dg2, (size_t)C * sizeof(float)) == 0 &&
+                            memcmp(db1, db2, (size_t)C * sizeof(float)) == 0,
+                        "C=%d act %d: fused dgamma / dbeta differ", C, (int)act);
+                /* inference, in place as the planner may run it */
+                oc_batchnorm_fwd_infer(M, C, x, gamma, beta, rm1, rv1, 1e-5f, t);
+                oc_act_fwd(act, 0.0f, n, t, y1);
+                memcpy(y2, x, (size_t)n * sizeof(float));
+                oc_batchnorm_act_fwd_infer(M, C, y2, gamma, beta, rm1, rv1, 1e-5f, act, y2);
+                T_CHECK(memcmp(y1, y2, (size_t)n * sizeof(float)) == 0,
+                        "C=%d act %d: fused inference differs", C, (int)act);
+                free(x), free(g), free(t), free(y1), free(y2), free(dt), free(dx1), free(dx2);
+                free(gamma), free(beta), free(rm1), free(rv1), free(rm2), free(rv2), free(mean);
+                free(inv), free(mean2), free(inv2), free(dg1), free(db1), free(dg2), free(db2);
+            }
+    oc_set_threads(0);
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -388,6 +460,7 @@ int main(int argc, char **argv)
         {"bn_large_batch_matches_oracle", bn_large_batch_matches_oracle},
         {"bn_many_channels_matches_oracle", bn_many_channels_matches_oracle},
         {"bn_optional_pointers", bn_optional_pointers},
+        {"bn_act_fused_matches_separate", bn_act_fused_matches_separate},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }
