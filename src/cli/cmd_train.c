@@ -36,8 +36,11 @@ static void train_help(FILE *out)
             "                       default crop:pad=4,flip for colour images, none for grey\n"
             "  --input HxWxC        input size (default: the dataset's; folders 32x32x3)\n"
             "model and optimisation:\n"
+            "  --recipe NAME        start from a named recipe's settings (the options below\n"
+            "                       still override them); see the list at the end\n"
             "  --model NAME|FILE    zoo name (cnn, resnet20, resnet56, resnet18, mobilenetv2,\n"
-            "                       mobilenetv2_cifar) or a JSON spec (default resnet20)\n"
+            "                       mobilenetv2_cifar, airnet) or a JSON spec (default\n"
+            "                       resnet20, or the recipe's)\n"
             "  --epochs N           default 15\n"
             "  --batch N            default 128\n"
             "  --optimizer NAME     sgd (Nesterov) or adamw (default: sgd with batch norm, else\n"
@@ -51,6 +54,8 @@ static void train_help(FILE *out)
             "  --label-smoothing X  default 0\n"
             "  --ema DECAY          keep an exponential moving average of the weights\n"
             "  --early-stop N       stop after N epochs without improvement\n"
+            "  --keep best|last     write the best model by validation accuracy (default) or\n"
+            "                       the last one\n"
             "  --seed N             default 0; same seed and threads = same bits\n"
             "files and running:\n"
             "  --out FILE           the model (default model.ocm)\n"
@@ -63,7 +68,24 @@ static void train_help(FILE *out)
             "  --quiet              no progress output\n"
             "  -h, --help           this help\n\n"
             "Ctrl-C (or SIGTERM) writes a checkpoint of the current position and exits; a second\n"
-            "Ctrl-C exits at once.\n");
+            "Ctrl-C exits at once.\n\nrecipes (docs/recipes.md):\n");
+    for (const char *const *r = oc_recipe_names(); *r; r++)
+        fprintf(out, "  %-20s %s\n", *r, oc_recipe_summary(*r));
+}
+
+/* The --recipe argument wherever it stands, so it applies before every other option. */
+static const char *find_recipe(int argc, char **argv)
+{
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        if (!strcmp(argv[i], "--recipe") && i + 1 < argc)
+            name = argv[++i];
+        else if (!strncmp(argv[i], "--recipe=", 9))
+            name = argv[i] + 9;
+    }
+    return name;
 }
 
 typedef struct {
@@ -130,6 +152,7 @@ int cmd_train(int argc, char **argv)
         {"log", required_argument, NULL, 'g'},        {"resume", required_argument, NULL, 'R'},
         {"input", required_argument, NULL, 'I'},      {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
+        {"recipe", required_argument, NULL, 'r'},   {"keep", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0}};
     oc_train_config cfg;
     oc_train_summary sum;
@@ -140,6 +163,11 @@ int cmd_train(int argc, char **argv)
 
     oc_train_config_init(&cfg);
     cfg.out = "model.ocm";
+    {
+        const char *recipe = find_recipe(argc, argv);
+        if (recipe && oc_recipe_apply(recipe, &cfg) != OC_OK)
+            return cli_usage_error("train", "%s", oc_last_error());
+    }
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -234,6 +262,12 @@ int cmd_train(int argc, char **argv)
         }
         case 'j': json = 1; break;
         case 'q': ps.quiet = 1; break;
+        case 'r': break; /* applied before the loop */
+        case 'K':
+            if (strcmp(optarg, "best") && strcmp(optarg, "last"))
+                return cli_usage_error("train", "--keep is best or last, not '%s'", optarg);
+            cfg.keep_last = !strcmp(optarg, "last");
+            break;
         case 'h': train_help(stdout); return CLI_OK;
         default: return cli_usage_error("train", "unknown option");
         }

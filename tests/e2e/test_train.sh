@@ -52,6 +52,19 @@ grep -q "precision" "$TMP/last.out" && pass "text has the classification report"
 check "eval --report --tta" "$OCELOT" eval "$TMP/a.ocm" --data "idx:$D" --report "$TMP/r.html" --tta
 grep -q "<svg" "$TMP/r.html" && pass "HTML report has charts" || fail "HTML report has charts"
 
+# the speed-run recipe on the tiny data (grey, stretched to 25x25, the least airnet takes): it
+# trains, records itself, and eval runs airbench's six-view TTA
+R=(--data "idx:$D" --recipe cifar10-fast --input 25x25x1 --batch 32 --lr 0.05 --epochs 2
+   --limit 128 --seed 1 --threads 2 --workers 1 --quiet)
+check "train --recipe cifar10-fast" "$OCELOT" train "${R[@]}" --out "$TMP/fast.ocm"
+head -c 65536 "$TMP/fast.ocm" | grep -a -q '\\"recipe\\":\\"cifar10-fast\\"' \
+    && pass "the model records the recipe" || fail "the model records the recipe"
+check "eval --tta=2" "$OCELOT" eval "$TMP/fast.ocm" --data "idx:$D" --tta=2
+grep -q "flip + shift TTA" "$TMP/last.out" && pass "six-view TTA named" || fail "six-view TTA named" "$(head -2 "$TMP/last.out")"
+check_fails "eval --tta=3" "$OCELOT" eval "$TMP/fast.ocm" --data "idx:$D" --tta=3
+check_fails "train --recipe nope" "$OCELOT" train --data "idx:$D" --recipe nope --out "$TMP/x.ocm"
+"$OCELOT" train --help | grep -q "cifar10-fast" && pass "train --help lists the recipes" || fail "train --help lists the recipes"
+
 # determinism: the same seed and threads give the same bits
 check "train again, same seed" "$OCELOT" train "${T[@]}" --out "$TMP/b.ocm"
 check "same seed, same weights" $PY tests/e2e/same_weights.py "$TMP/a.ocm.ckpt" "$TMP/b.ocm.ckpt"
