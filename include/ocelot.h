@@ -508,6 +508,7 @@ typedef struct {
     double best_val_accuracy;
     int64_t best_epoch;
     double final_train_loss, final_train_accuracy;
+    double final_val_accuracy; /* of the last epoch run (the model written with keep_last) */
     double seconds;            /* wall time of this call */
     double images_per_s;       /* mean training throughput of this call */
     int stopped_early;

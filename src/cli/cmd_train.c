@@ -56,6 +56,9 @@ static void train_help(FILE *out)
             "  --early-stop N       stop after N epochs without improvement\n"
             "  --keep best|last     write the best model by validation accuracy (default) or\n"
             "                       the last one\n"
+            "  --lookahead K        every K steps pull the weights to their moving average and\n"
+            "                       go on from it (airbench's lookahead; 0: off)\n"
+            "  --freeze-after T:E   tensor T (e.g. whiten.bias) trains for E epochs, then stays\n"
             "  --seed N             default 0; same seed and threads = same bits\n"
             "files and running:\n"
             "  --out FILE           the model (default model.ocm)\n"
@@ -153,6 +156,7 @@ int cmd_train(int argc, char **argv)
         {"input", required_argument, NULL, 'I'},      {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
         {"recipe", required_argument, NULL, 'r'},   {"keep", required_argument, NULL, 'K'},
+        {"lookahead", required_argument, NULL, 'A'}, {"freeze-after", required_argument, NULL, 'Z'},
         {NULL, 0, NULL, 0}};
     oc_train_config cfg;
     oc_train_summary sum;
@@ -268,6 +272,13 @@ int cmd_train(int argc, char **argv)
                 return cli_usage_error("train", "--keep is best or last, not '%s'", optarg);
             cfg.keep_last = !strcmp(optarg, "last");
             break;
+        case 'A':
+            if (!cli_parse_int(optarg, 0, 100000, &v))
+                return cli_usage_error("train", "--lookahead must be 0-100000 steps, not '%s'",
+                                       optarg);
+            cfg.lookahead = (int)v;
+            break;
+        case 'Z': cfg.freeze_after = optarg; break;
         case 'h': train_help(stdout); return CLI_OK;
         default: return cli_usage_error("train", "unknown option");
         }
@@ -295,10 +306,18 @@ int cmd_train(int argc, char **argv)
     if (json)
         printf("{\"model\":\"%s\",\"epochs\":%lld,\"best_val_accuracy\":%.6f,\"best_epoch\":%lld,"
                "\"train_loss\":%.6f,\"train_accuracy\":%.6f,\"seconds\":%.3f,"
-               "\"images_per_s\":%.1f,\"stopped_early\":%s}\n",
+               "\"images_per_s\":%.1f,\"stopped_early\":%s,\"final_val_accuracy\":%.6f}\n",
                cfg.out, (long long)sum.epochs_run, sum.best_val_accuracy,
                (long long)sum.best_epoch, sum.final_train_loss, sum.final_train_accuracy,
-               sum.seconds, sum.images_per_s, sum.stopped_early ? "true" : "false");
+               sum.seconds, sum.images_per_s, sum.stopped_early ? "true" : "false",
+               sum.final_val_accuracy);
+    else if (cfg.keep_last)
+        fprintf(stderr,
+                "ocelot train: final validation accuracy %.2f%% (best %.2f%% at epoch %lld); the "
+                "last model written to %s (%.1f s, %.0f img/s)%s\n",
+                100 * sum.final_val_accuracy, 100 * sum.best_val_accuracy,
+                (long long)sum.best_epoch, cfg.out, sum.seconds, sum.images_per_s,
+                sum.stopped_early ? "; stopped early" : "");
     else
         fprintf(stderr,
                 "ocelot train: best validation accuracy %.2f%% at epoch %lld; model written "

@@ -3,7 +3,8 @@
  * _single_tensor_adamw), so that weights after N steps match PyTorch to float rounding.
  *
  * The buffer is processed as a sorted list of spans (one per tensor) carrying that tensor's
- * weight decay. Every update is elementwise, so the work is split by element range across the
+ * weight decay, learning-rate multiplier (norm_lr_scale) and frozen flag (a frozen span is
+ * skipped entirely: no decay, no momentum, as torch skips a parameter without a gradient). Every update is elementwise, so the work is split by element range across the
  * thread pool and the result does not depend on the thread count. */
 #include "core/core.h"
 #include "train/train.h"

@@ -1081,6 +1081,7 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
         if (summary) {
             summary->final_train_loss = j.loss_sum / (double)(j.seen ? j.seen : 1);
             summary->final_train_accuracy = (double)j.correct / (double)(j.seen ? j.seen : 1);
+            summary->final_val_accuracy = val_acc;
         }
         j.loss_sum = 0;
         j.correct = j.seen = 0;
