@@ -145,6 +145,7 @@ typedef struct {
     int64_t shape[4];   /* ocelot layout: conv [K][R][S][C/g], dense [O][I], vectors [C] */
     size_t offset;      /* in floats, into the params buffer (or the state buffer for STATE) */
     size_t numel;
+    int frozen;         /* the spec's "freeze": optimizers leave it as it is */
 } oc_param_info;
 
 /* One layer of the model, for summaries (ocelot info). */
@@ -187,6 +188,15 @@ OC_API void oc_model_free(oc_model *m);
 
 /* Re-initialises every parameter and state tensor as at creation, from `seed`. */
 OC_API void oc_model_init_params(oc_model *m, uint64_t seed);
+/* Sets every conv2d with "init": "whiten" (it must read the input image, have no groups,
+ * stride 1, and 2 x R x S x C filters) from images x[n][H][W][C] (normalised like the model's
+ * input): the eigenvectors v_i of the uncentred covariance of all R x S patches, scaled to
+ * v_i / sqrt(lambda_i + eps), largest eigenvalue first, then their negatives (airbench's
+ * whitening layer); its bias becomes 0. Returns in *count how many layers it set. Errors:
+ * OC_ERR_ARG (n < 1, a whiten layer of another shape), OC_ERR_NOMEM. */
+OC_API oc_status oc_model_init_whiten(oc_model *m, const float *x, int n, double eps, int *count);
+/* The number of conv2d layers with "init": "whiten" (what oc_model_init_whiten would set). */
+OC_API int oc_model_num_whiten(const oc_model *m);
 
 OC_API int oc_model_num_classes(const oc_model *m);
 OC_API void oc_model_input_shape(const oc_model *m, int *height, int *width, int *channels);
@@ -304,6 +314,9 @@ typedef struct {
     int nesterov;        /* SGD; needs momentum > 0 and dampening == 0, as torch */
     double beta1, beta2; /* AdamW */
     double eps;          /* AdamW */
+    double norm_lr_scale; /* > 1: batch-norm shifts (OC_PARAM_NORM_SHIFT) train at this times the
+                             learning rate, their weight decay divided by it so the decay step
+                             lr x wd stays (airbench's bias_scaler); 0 or 1: off */
 } oc_optim_config;
 
 typedef struct oc_optimizer oc_optimizer;
@@ -338,6 +351,11 @@ OC_API float *oc_optimizer_state(oc_optimizer *o, size_t *n);
 OC_API int64_t oc_optimizer_steps(const oc_optimizer *o);
 OC_API void oc_optimizer_set_steps(oc_optimizer *o, int64_t steps);
 OC_API void oc_optimizer_reset(oc_optimizer *o);
+/* Freezes (frozen = 1) or thaws the tensor that starts at `offset` in the params buffer: a
+ * frozen tensor is not updated at all (torch: requires_grad = False, its momentum kept for a
+ * thaw). Tensors whose oc_param_info says frozen start frozen. Errors: OC_ERR_ARG (no tensor
+ * starts there). */
+OC_API oc_status oc_optimizer_set_frozen(oc_optimizer *o, size_t offset, int frozen);
 
 /* ---- learning-rate schedules ----
  * A schedule is a pure function lr(step) of its config, step = 0, 1, ... (optimizer steps taken
@@ -412,6 +430,9 @@ OC_API oc_status oc_ema_new_for_model(oc_ema **out, double decay, int warmup, oc
 OC_API void oc_ema_free(oc_ema *e);
 /* Folds the current weights in (same sizes as at creation). */
 OC_API void oc_ema_update(oc_ema *e, const float *params, const float *state);
+/* The same update with this decay instead of the configured one (schedules such as
+ * airbench's lookahead, whose decay grows over the run). */
+OC_API void oc_ema_update_with(oc_ema *e, double decay, const float *params, const float *state);
 /* The decay the next update will use. */
 OC_API double oc_ema_decay(const oc_ema *e);
 /* The averaged buffers (to evaluate with, or save), and the update count (checkpoints). */
@@ -475,6 +496,24 @@ typedef struct {
     int early_stop;            /* > 0: stop after this many epochs without improvement */
     oc_precision precision;    /* conv / dense arithmetic (oc_model_set_precision); default
                                   OC_PRECISION_F32; recorded in the model's "training" info */
+    const char *recipe;        /* the recipe these settings came from (oc_recipe_apply), kept
+                                  in the model's training info; NULL: none */
+    double peak_at;            /* triangular / onecycle: where the peak lies, as a fraction of
+                                  the (post-warm-up) run; 0: the schedule's default */
+    double lr_start;           /* triangular: first learning rate as a fraction of the peak;
+                                  0: the default 0.2 */
+    double lr_end;             /* cosine / triangular: last learning rate as a fraction of
+                                  the peak; default 0 */
+    double norm_lr_scale;      /* > 1: batch-norm shifts learn this much faster, their decay
+                                  unchanged (oc_optim_config.norm_lr_scale) */
+    int decay_norm;            /* 1: weight decay on batch-norm tensors too (default: not) */
+    int lookahead;             /* > 0: every this many steps, pull the weights to their
+                                  moving average and continue from it (airbench's lookahead;
+                                  ends with the average) */
+    const char *freeze_after;  /* "TENSOR:EPOCHS": that tensor trains for EPOCHS epochs, then
+                                  stays (e.g. "whiten.bias:3"); NULL: none */
+    int keep_last;             /* 1: `out` is the model after the last epoch, not the best one
+                                  by validation accuracy */
     const char *out;           /* the best model by validation accuracy (required) */
     const char *checkpoint;    /* NULL: out + ".ckpt" */
     const char *log_csv;       /* per-epoch CSV log; NULL: out + ".csv" */
@@ -489,6 +528,7 @@ typedef struct {
     double best_val_accuracy;
     int64_t best_epoch;
     double final_train_loss, final_train_accuracy;
+    double final_val_accuracy; /* of the last epoch run (the model written with keep_last) */
     double seconds;            /* wall time of this call */
     double images_per_s;       /* mean training throughput of this call */
     int stopped_early;
@@ -496,6 +536,16 @@ typedef struct {
 
 /* The defaults documented above. */
 OC_API void oc_train_config_init(oc_train_config *cfg);
+
+/* ---- recipes (src/train/recipe.c): named, tested settings for oc_train (docs/recipes.md) */
+/* NULL-terminated list of recipe names ("cifar10-fast", ...). */
+OC_API const char *const *oc_recipe_names(void);
+/* One line describing the recipe, or NULL for an unknown name. */
+OC_API const char *oc_recipe_summary(const char *name);
+/* Overwrites the fields of cfg the recipe sets (model, epochs, batch, optimizer, lr, ...) and
+ * sets cfg->recipe; apply it before the caller's own choices so those still win. Leaves data,
+ * files, seed and workers alone. Errors: OC_ERR_ARG (unknown name, listing the known ones). */
+OC_API oc_status oc_recipe_apply(const char *name, oc_train_config *cfg);
 /* Runs the job. Errors: whatever opening the data or model reports; OC_ERR_NUMERIC when the
  * loss becomes NaN or Inf (the last checkpoint, from the end of the previous epoch, is kept);
  * OC_ERR_INTERRUPTED when *stop was set (a checkpoint of the current position was written
@@ -655,6 +705,12 @@ OC_API oc_status oc_augment_sample(const oc_augment *a, const oc_image *img,
                                    float *out);
 /* Seeds `r` for sample `index` of epoch `epoch` (what the loader uses). */
 OC_API void oc_augment_rng(oc_rng *r, uint64_t seed, int64_t epoch, int64_t index);
+/* oc_augment_sample for dataset sample `index` in epoch `epoch`, its stream seeded by
+ * oc_augment_rng(seed, epoch, index) (what the loader calls). Only this form knows the epoch,
+ * which "altflip" needs; oc_augment_sample treats altflip as a flip with p = 0.5. */
+OC_API oc_status oc_augment_sample_at(const oc_augment *a, const oc_image *img,
+                                      const oc_preprocess *pp, uint64_t seed, int64_t epoch,
+                                      int64_t index, oc_image scratch[2], float *out);
 
 /* ---- batch loader ---- */
 
@@ -728,6 +784,15 @@ OC_API oc_status oc_tar_extract(const char *archive, const char *dest_dir, int *
  *  - calibration (ECE): confidence = the highest probability; 15 equal-width bins (i/15,(i+1)/15]
  *    (a confidence of 0 goes to the first); ECE = sum over bins |B|/N * |accuracy(B) - mean
  *    confidence(B)| (Guo et al. 2017, "On Calibration of Modern Neural Networks"). */
+
+/* Test-time augmentation (src/eval/tta.c): logits[n][classes] of x[n][H][W][C] averaged over
+ * views of each image, as airbench's tta_level. level 0: the image; 1: the image and its mirror,
+ * 1/2 each; 2: 1/4 each for the image and its mirror, 1/8 each for the four views shifted one
+ * pixel up-left or down-right (reflect padding), mirrored or not. x is left unchanged;
+ * scratch holds n*H*W*C floats. Runs inference forwards (plan the model for n first).
+ * Errors: OC_ERR_ARG (level outside 0-2, n < 1, NULL), forward's errors. */
+OC_API oc_status oc_model_forward_tta(oc_model *m, const float *x, int n, int level,
+                                      float *scratch, float *logits);
 
 #define OC_METRICS_ECE_BINS 15
 

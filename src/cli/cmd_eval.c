@@ -28,7 +28,9 @@ static void eval_help(FILE *out)
             "  --json             print the metrics as JSON (schema ocelot.eval/1)\n"
             "  --report FILE      write a self-contained HTML report (curves, confusion heat\n"
             "                     map, per-class bars, most confident mistakes)\n"
-            "  --tta              test-time augmentation: average with the mirrored image\n"
+            "  --tta[=LEVEL]      test-time augmentation, averaging the logits of several views:\n"
+            "                     1 (plain --tta) the image and its mirror; 2 also the four\n"
+            "                     one-pixel diagonal shifts of both (airbench's six views)\n"
             "  --predictions FILE write each image's result as CSV:\n"
             "                     index,label,predicted,confidence (index into the dataset)\n"
             "  --batch N          images per forward pass (default 256)\n"
@@ -63,21 +65,7 @@ static int recorded_val(oc_model *m, oc_dataset *ds, const char *spec, int64_t *
     return ok;
 }
 
-static void flip_batch(float *x, int n, int h, int w, int c)
-{
-    for (int i = 0; i < n; i++)
-        for (int y = 0; y < h; y++) {
-            float *row = x + (((size_t)i * h + y) * w) * c;
-            for (int a = 0, b = w - 1; a < b; a++, b--)
-                for (int k = 0; k < c; k++) {
-                    float t = row[(size_t)a * c + k];
-                    row[(size_t)a * c + k] = row[(size_t)b * c + k];
-                    row[(size_t)b * c + k] = t;
-                }
-        }
-}
-
-static void softmax_into(const float *logits, int n, int k, float *probs, int accumulate)
+static void softmax_into(const float *logits, int n, int k, float *probs)
 {
     for (int i = 0; i < n; i++) {
         const float *l = logits + (size_t)i * k;
@@ -89,7 +77,7 @@ static void softmax_into(const float *logits, int n, int k, float *probs, int ac
             s += exp((double)(l[j] - mx));
         for (int j = 0; j < k; j++) {
             float v = (float)(exp((double)(l[j] - mx)) / s);
-            p[j] = accumulate ? (p[j] + v) * 0.5f : v;
+            p[j] = v;
         }
     }
 }
@@ -100,7 +88,7 @@ int cmd_eval(int argc, char **argv)
                                          {"split", required_argument, NULL, 's'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"report", required_argument, NULL, 'r'},
-                                         {"tta", no_argument, NULL, 'T'},
+                                         {"tta", optional_argument, NULL, 'T'},
                                          {"predictions", required_argument, NULL, 'P'},
                                          {"first", required_argument, NULL, 'F'},
                                          {"batch", required_argument, NULL, 'b'},
@@ -117,7 +105,7 @@ int cmd_eval(int argc, char **argv)
     oc_loader *ld = NULL;
     oc_metrics *met = NULL;
     int64_t *idx = NULL, n = 0;
-    float *probs = NULL;
+    float *probs = NULL, *tta_x = NULL, *tta_logits = NULL;
     const char *which = "all";
     oc_loader_opts lo;
 
@@ -132,7 +120,15 @@ int cmd_eval(int argc, char **argv)
             break;
         case 'j': json = 1; break;
         case 'r': report = optarg; break;
-        case 'T': tta = 1; break;
+        case 'T':
+            if (!optarg)
+                tta = 1;
+            else if (cli_parse_int(optarg, 0, 2, &v))
+                tta = (int)v;
+            else
+                return cli_usage_error("eval", "--tta takes a level 0-2 (--tta=2), not '%s'",
+                                       optarg);
+            break;
         case 'P': pred_path = optarg; break;
         case 'F':
             if (!cli_parse_int(optarg, 1, 2000000000, &first))
@@ -210,6 +206,14 @@ int cmd_eval(int argc, char **argv)
     lo.pp.width = w;
     lo.pp.channels = ch;
     probs = malloc((size_t)batch * (size_t)k * sizeof *probs);
+    if (tta) {
+        tta_x = malloc((size_t)batch * (size_t)h * (size_t)w * (size_t)ch * sizeof *tta_x);
+        tta_logits = malloc((size_t)batch * (size_t)k * sizeof *tta_logits);
+        if (!tta_x || !tta_logits) {
+            fprintf(stderr, "ocelot eval: out of memory\n");
+            goto done;
+        }
+    }
     {
         const char **names = malloc((size_t)k * sizeof *names);
         oc_status st = names ? OC_OK : OC_ERR_NOMEM;
@@ -236,20 +240,12 @@ int cmd_eval(int argc, char **argv)
         const oc_batch *bt;
         const float *logits;
         if (oc_loader_next(ld, &bt) != OC_OK ||
-            oc_model_forward(m, bt->x, bt->n, 0, &logits) != OC_OK) {
+            (tta ? oc_model_forward_tta(m, bt->x, bt->n, tta, tta_x, tta_logits)
+                 : oc_model_forward(m, bt->x, bt->n, 0, &logits)) != OC_OK) {
             cli_error("eval");
             goto done;
         }
-        softmax_into(logits, bt->n, k, probs, 0);
-        if (tta) {
-            /* the loader's batch is ours until the next call: mirror it in place */
-            flip_batch(bt->x, bt->n, h, w, ch);
-            if (oc_model_forward(m, bt->x, bt->n, 0, &logits) != OC_OK) {
-                cli_error("eval");
-                goto done;
-            }
-            softmax_into(logits, bt->n, k, probs, 1);
-        }
+        softmax_into(tta ? tta_logits : logits, bt->n, k, probs);
         for (int i = 0; pred_out && i < bt->n; i++) {
             const float *p = probs + (size_t)i * k;
             int best = 0;
@@ -283,7 +279,8 @@ int cmd_eval(int argc, char **argv)
             goto done;
         }
         printf("%s on %s (%s split, %lld images%s)\n\n%s", model_path, data, which,
-               (long long)n, tta ? ", flip TTA" : "", text);
+               (long long)n, tta == 1 ? ", flip TTA" : tta == 2 ? ", flip + shift TTA" : "",
+               text);
         free(text);
     }
     if (report) {
@@ -339,5 +336,7 @@ done:
     oc_model_free(m);
     free(idx);
     free(probs);
+    free(tta_x);
+    free(tta_logits);
     return rc;
 }

@@ -36,8 +36,11 @@ static void train_help(FILE *out)
             "                       default crop:pad=4,flip for colour images, none for grey\n"
             "  --input HxWxC        input size (default: the dataset's; folders 32x32x3)\n"
             "model and optimisation:\n"
+            "  --recipe NAME        start from a named recipe's settings (the options below\n"
+            "                       still override them); see the list at the end\n"
             "  --model NAME|FILE    zoo name (cnn, resnet20, resnet56, resnet18, mobilenetv2,\n"
-            "                       mobilenetv2_cifar) or a JSON spec (default resnet20)\n"
+            "                       mobilenetv2_cifar, airnet) or a JSON spec (default\n"
+            "                       resnet20, or the recipe's)\n"
             "  --epochs N           default 15\n"
             "  --batch N            default 128\n"
             "  --optimizer NAME     sgd (Nesterov) or adamw (default: sgd with batch norm, else\n"
@@ -51,6 +54,11 @@ static void train_help(FILE *out)
             "  --label-smoothing X  default 0\n"
             "  --ema DECAY          keep an exponential moving average of the weights\n"
             "  --early-stop N       stop after N epochs without improvement\n"
+            "  --keep best|last     write the best model by validation accuracy (default) or\n"
+            "                       the last one\n"
+            "  --lookahead K        every K steps pull the weights to their moving average and\n"
+            "                       go on from it (airbench's lookahead; 0: off)\n"
+            "  --freeze-after T:E   tensor T (e.g. whiten.bias) trains for E epochs, then stays\n"
             "  --seed N             default 0; same seed and threads = same bits\n"
             "  --precision P        fp32 (default) or bf16: conv and dense products with\n"
             "                       bfloat16 operands and fp32 sums, fp32 master weights\n"
@@ -66,7 +74,24 @@ static void train_help(FILE *out)
             "  --quiet              no progress output\n"
             "  -h, --help           this help\n\n"
             "Ctrl-C (or SIGTERM) writes a checkpoint of the current position and exits; a second\n"
-            "Ctrl-C exits at once.\n");
+            "Ctrl-C exits at once.\n\nrecipes (docs/recipes.md):\n");
+    for (const char *const *r = oc_recipe_names(); *r; r++)
+        fprintf(out, "  %-20s %s\n", *r, oc_recipe_summary(*r));
+}
+
+/* The --recipe argument wherever it stands, so it applies before every other option. */
+static const char *find_recipe(int argc, char **argv)
+{
+    const char *name = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        if (!strcmp(argv[i], "--recipe") && i + 1 < argc)
+            name = argv[++i];
+        else if (!strncmp(argv[i], "--recipe=", 9))
+            name = argv[i] + 9;
+    }
+    return name;
 }
 
 typedef struct {
@@ -133,7 +158,10 @@ int cmd_train(int argc, char **argv)
         {"log", required_argument, NULL, 'g'},        {"resume", required_argument, NULL, 'R'},
         {"input", required_argument, NULL, 'I'},      {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
-        {"precision", required_argument, NULL, 'P'},  {NULL, 0, NULL, 0}};
+        {"precision", required_argument, NULL, 'P'},
+        {"recipe", required_argument, NULL, 'r'},   {"keep", required_argument, NULL, 'K'},
+        {"lookahead", required_argument, NULL, 'A'}, {"freeze-after", required_argument, NULL, 'Z'},
+        {NULL, 0, NULL, 0}};
     oc_train_config cfg;
     oc_train_summary sum;
     progress_state ps = {0, 0, -1e9};
@@ -143,6 +171,11 @@ int cmd_train(int argc, char **argv)
 
     oc_train_config_init(&cfg);
     cfg.out = "model.ocm";
+    {
+        const char *recipe = find_recipe(argc, argv);
+        if (recipe && oc_recipe_apply(recipe, &cfg) != OC_OK)
+            return cli_usage_error("train", "%s", oc_last_error());
+    }
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -245,6 +278,19 @@ int cmd_train(int argc, char **argv)
             break;
         case 'j': json = 1; break;
         case 'q': ps.quiet = 1; break;
+        case 'r': break; /* applied before the loop */
+        case 'K':
+            if (strcmp(optarg, "best") && strcmp(optarg, "last"))
+                return cli_usage_error("train", "--keep is best or last, not '%s'", optarg);
+            cfg.keep_last = !strcmp(optarg, "last");
+            break;
+        case 'A':
+            if (!cli_parse_int(optarg, 0, 100000, &v))
+                return cli_usage_error("train", "--lookahead must be 0-100000 steps, not '%s'",
+                                       optarg);
+            cfg.lookahead = (int)v;
+            break;
+        case 'Z': cfg.freeze_after = optarg; break;
         case 'h': train_help(stdout); return CLI_OK;
         default: return cli_usage_error("train", "unknown option");
         }
@@ -272,10 +318,18 @@ int cmd_train(int argc, char **argv)
     if (json)
         printf("{\"model\":\"%s\",\"epochs\":%lld,\"best_val_accuracy\":%.6f,\"best_epoch\":%lld,"
                "\"train_loss\":%.6f,\"train_accuracy\":%.6f,\"seconds\":%.3f,"
-               "\"images_per_s\":%.1f,\"stopped_early\":%s}\n",
+               "\"images_per_s\":%.1f,\"stopped_early\":%s,\"final_val_accuracy\":%.6f}\n",
                cfg.out, (long long)sum.epochs_run, sum.best_val_accuracy,
                (long long)sum.best_epoch, sum.final_train_loss, sum.final_train_accuracy,
-               sum.seconds, sum.images_per_s, sum.stopped_early ? "true" : "false");
+               sum.seconds, sum.images_per_s, sum.stopped_early ? "true" : "false",
+               sum.final_val_accuracy);
+    else if (cfg.keep_last)
+        fprintf(stderr,
+                "ocelot train: final validation accuracy %.2f%% (best %.2f%% at epoch %lld); the "
+                "last model written to %s (%.1f s, %.0f img/s)%s\n",
+                100 * sum.final_val_accuracy, 100 * sum.best_val_accuracy,
+                (long long)sum.best_epoch, cfg.out, sum.seconds, sum.images_per_s,
+                sum.stopped_early ? "; stopped early" : "");
     else
         fprintf(stderr,
                 "ocelot train: best validation accuracy %.2f%% at epoch %lld; model written "

@@ -117,4 +117,12 @@ void oc_sb_base64(oc_sb *s, const uint8_t *data, size_t n);
 /* Monotonic clock in seconds. */
 double oc_now(void);
 
+/* Eigen-decomposition of the symmetric n x n matrix a (row-major; only read) by cyclic
+ * Jacobi rotations (eigen.c): values[n] in descending order, vectors[n][n] with row i the unit
+ * eigenvector of values[i]. Returns the sweeps used, or -1 when n < 1 or it did not converge
+ * (off-diagonal mass above 1e-13 of the total after 64 sweeps). Meant for small matrices (a
+ * whitening layer's 12 x 12 patch covariance): O(n^3) per sweep, n^2 doubles of scratch on
+ * the heap, -1 also on out-of-memory. */
+int oc_eigen_sym(int n, const double *a, double *values, double *vectors);
+
 #endif /* OC_CORE_H */

@@ -109,13 +109,11 @@ static void fill(oc_loader *l, producer *p, slot *s, int64_t seq)
     s->b.n = (int)(hi - lo);
     for (int64_t k = lo; k < hi && st == OC_OK; k++) {
         int64_t i = k - lo, di = l->idx[p->perm[k]];
-        oc_rng r;
         s->idx[i] = di;
-        oc_augment_rng(&r, l->o.seed, epoch, di);
         st = oc_dataset_get(l->ds, di, &p->img, &s->b.labels[i]);
         if (st == OC_OK)
-            st = oc_augment_sample(l->aug, &p->img, &l->o.pp, &r, p->scratch,
-                                   s->b.x + (size_t)i * l->len);
+            st = oc_augment_sample_at(l->aug, &p->img, &l->o.pp, l->o.seed, epoch, di,
+                                      p->scratch, s->b.x + (size_t)i * l->len);
         if (st != OC_OK)
             oc_fail_context(st, "sample %lld (epoch %lld, batch %lld)", (long long)di,
                             (long long)epoch, (long long)batch);

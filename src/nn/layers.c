@@ -114,7 +114,8 @@ static oc_status get_padding(oc_node *nd, const cJSON *j, int allow_same)
     return get_pair(nd, j, "padding", 0, 0, &nd->ph, &nd->pw);
 }
 
-static const char *const init_names[] = {"default", "he_fan_in", "he_fan_out", "normal"};
+static const char *const init_names[] = {"default", "he_fan_in", "he_fan_out", "normal", "dirac",
+                                         "whiten"};
 
 static oc_status get_init(oc_node *nd, const cJSON *j)
 {
@@ -125,13 +126,14 @@ static oc_status get_init(oc_node *nd, const cJSON *j)
     if (v) {
         int found = 0;
         if (cJSON_IsString(v))
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < (int)(sizeof init_names / sizeof *init_names); i++)
                 if (!strcmp(v->valuestring, init_names[i])) {
                     nd->init = (oc_init_kind)i;
                     found = 1;
                 }
         if (!found)
-            return bad(nd, "init must be \"default\", \"he_fan_in\", \"he_fan_out\" or \"normal\"");
+            return bad(nd, "init must be \"default\", \"he_fan_in\", \"he_fan_out\", "
+                           "\"normal\", \"dirac\" or \"whiten\"");
     }
     st = get_float(nd, j, "init_std", 0.01f, 0, 1e6, 0, &nd->init_std);
     if (st != OC_OK)
@@ -310,7 +312,14 @@ static void conv_bwd(oc_model *m, oc_node *nd, int n)
 
 /* ------------------------------------------------------------------ dense */
 
-static const char *const dense_attrs[] = {"units", "bias", "init", "init_std", "bias_init", NULL};
+static void scale_buf(float *x, size_t n, float s)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] *= s;
+}
+
+static const char *const dense_attrs[] = {"units", "bias", "init", "init_std", "bias_init", "scale",
+                                          NULL};
 
 static oc_status dense_parse(oc_node *nd, const cJSON *j)
 {
@@ -327,8 +336,11 @@ static oc_status dense_parse(oc_node *nd, const cJSON *j)
     } else if ((st = get_int(nd, j, "units", 1, 1, &nd->units))) {
         return st;
     }
-    if ((st = get_bool(nd, j, "bias", 1, &nd->bias)) || (st = get_init(nd, j)))
+    if ((st = get_bool(nd, j, "bias", 1, &nd->bias)) || (st = get_init(nd, j)) ||
+        (st = get_float(nd, j, "scale", 1.0f, -1e6, 1e6, 0, &nd->scale)))
         return st;
+    if (nd->init == OC_INIT_DIRAC || nd->init == OC_INIT_WHITEN)
+        return bad(nd, "init \"dirac\" and \"whiten\" are for conv2d");
     return OC_OK;
 }
 
@@ -340,6 +352,8 @@ static void dense_emit(const oc_node *nd, cJSON *j)
         cJSON_AddNumberToObject(j, "units", nd->units);
     cJSON_AddBoolToObject(j, "bias", nd->bias);
     emit_init(nd, j);
+    if (nd->scale != 1.0f)
+        cJSON_AddNumberToObject(j, "scale", (double)nd->scale);
 }
 
 static oc_status dense_infer(oc_model *m, oc_node *nd)
@@ -370,11 +384,16 @@ static void dense_fwd(oc_model *m, oc_node *nd, int n, int training)
     int I = (int)oc_nn_size(input_node(m, nd, 0));
     oc_dense_fwd(n, I, nd->units, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0),
                  nd->bias ? oc_nn_param(m, nd, 1) : NULL, nd->y);
+    if (nd->scale != 1.0f)
+        scale_buf(nd->y, (size_t)n * (size_t)nd->units, nd->scale);
 }
 
 static void dense_bwd(oc_model *m, oc_node *nd, int n)
 {
     int I = (int)oc_nn_size(input_node(m, nd, 0));
+    /* y = s (W x + b): the layer's own dy is read only here, so it is scaled in place */
+    if (nd->scale != 1.0f)
+        scale_buf(nd->dy, (size_t)n * (size_t)nd->units, nd->scale);
     oc_dense_bwd(n, I, nd->units, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0), nd->dy,
                  oc_nn_din(m, nd, 0), oc_nn_grad(m, nd, 0), nd->bias ? oc_nn_grad(m, nd, 1) : NULL);
 }

@@ -52,6 +52,9 @@ oc_status oc_nn_add_tensor(oc_model *m, oc_node *nd, const char *suffix, oc_para
     for (int d = 0; d < ndim; d++)
         t->shape[d] = shape[d];
     t->numel = (size_t)numel;
+    t->frozen = kind != OC_PARAM_STATE &&
+                (((nd->freeze & OC_FREEZE_WEIGHT) && !strcmp(suffix, "weight")) ||
+                 ((nd->freeze & OC_FREEZE_BIAS) && !strcmp(suffix, "bias")));
     t->offset = *counter;
     *counter += (size_t)numel;
     if (nd->nt == 0)
@@ -194,6 +197,11 @@ oc_status oc_nn_build(oc_model **out, const cJSON *spec, int height, int width, 
             goto fail;
         if ((st = oc_nn_op(nd->op)->infer(m, nd)) != OC_OK)
             goto fail;
+        if ((nd->freeze & OC_FREEZE_BIAS) && (nd->nt < 2 || !m->tensors[nd->t0 + 1].frozen)) {
+            st = oc_fail(OC_ERR_FORMAT, "node '%s': freeze names \"bias\" but it has none",
+                         nd->name);
+            goto fail;
+        }
         if (oc_nn_size(nd) > INT32_MAX) {
             st = oc_fail(OC_ERR_SHAPE, "node '%s': output %dx%dx%d is too large", nd->name, nd->H,
                          nd->W, nd->C);
@@ -300,6 +308,18 @@ static void fill_normal(oc_rng *r, float *p, size_t n, double std)
         p[i] = (float)((double)oc_rng_normal(r) * std);
 }
 
+/* torch.nn.init.dirac_(w[:C]) on a [K][R][S][C] conv weight: filter k < min(K, C) becomes
+ * the identity on channel k at the kernel centre (R/2, S/2), zeros elsewhere. */
+static void init_dirac(float *w, const oc_param_info *t)
+{
+    int64_t K = t->shape[0], R = t->shape[1], S = t->shape[2], C = t->shape[3];
+    for (int64_t k = 0; k < K && k < C; k++) {
+        float *f = w + k * R * S * C;
+        memset(f, 0, (size_t)(R * S * C) * sizeof *f);
+        f[((R / 2) * S + S / 2) * C + k] = 1.0f;
+    }
+}
+
 /* PyTorch's initialisers (torch.nn.init): conv / dense weights kaiming_uniform_(a=sqrt(5)),
  * i.e. U(+-1/sqrt(fan_in)), biases U(+-1/sqrt(fan_in)), batch norm gamma 1, beta 0, running
  * mean 0, var 1; or the node's "init". fan_in = C/g*R*S (conv) or I (dense); fan_out = K*R*S
@@ -327,6 +347,11 @@ void oc_model_init_params(oc_model *m, uint64_t seed)
                 case OC_INIT_HE_FAN_IN: fill_normal(&r, p, t->numel, sqrt(2.0 / fan_in)); break;
                 case OC_INIT_HE_FAN_OUT: fill_normal(&r, p, t->numel, sqrt(2.0 / fan_out)); break;
                 case OC_INIT_NORMAL: fill_normal(&r, p, t->numel, (double)nd->init_std); break;
+                case OC_INIT_DIRAC:
+                    fill_uniform(&r, p, t->numel, 1.0 / sqrt(fan_in));
+                    init_dirac(p, t);
+                    break;
+                case OC_INIT_WHITEN: fill_uniform(&r, p, t->numel, 1.0 / sqrt(fan_in)); break;
                 }
                 break;
             case OC_PARAM_BIAS:

@@ -38,8 +38,15 @@ typedef enum {
     OC_INIT_DEFAULT = 0, /* PyTorch default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
     OC_INIT_HE_FAN_IN,   /* kaiming_normal_(mode='fan_in', relu): N(0, 2/fan_in) */
     OC_INIT_HE_FAN_OUT,  /* kaiming_normal_(mode='fan_out', relu): N(0, 2/fan_out) */
-    OC_INIT_NORMAL       /* N(0, init_std^2) */
+    OC_INIT_NORMAL,      /* N(0, init_std^2) */
+    OC_INIT_DIRAC,       /* the default, then filter k < C is the identity on channel k
+                          * (torch.nn.init.dirac_ on the first C filters, airbench) */
+    OC_INIT_WHITEN       /* the default until oc_model_init_whiten sets it from data */
 } oc_init_kind;
+
+/* Bits of oc_node.freeze: tensors the optimizers leave alone ("freeze" in the spec). */
+#define OC_FREEZE_WEIGHT 1u
+#define OC_FREEZE_BIAS 2u
 
 typedef struct {
     char *name;
@@ -60,6 +67,8 @@ typedef struct {
     oc_init_kind init;
     float init_std;
     int bias_zero; /* "bias_init": "zeros" */
+    float scale;   /* dense: output multiplier (1 = none) */
+    unsigned freeze; /* OC_FREEZE_* bits */
 
     /* inferred by oc_nn_infer */
     int H, W, C;          /* per-image output shape */

@@ -10,10 +10,18 @@
 /* Spec files larger than this are refused (a spec of thousands of nodes is < 1 MB). */
 #define OC_SPEC_MAX_BYTES ((long)64 << 20)
 
-static int attr_allowed(const oc_op_def *def, const char *key)
+/* Ops whose tensors "freeze" can name. */
+static int has_params(oc_op_type op)
+{
+    return op == OC_OP_CONV2D || op == OC_OP_DENSE || op == OC_OP_BATCHNORM;
+}
+
+static int attr_allowed(oc_op_type op, const oc_op_def *def, const char *key)
 {
     if (!strcmp(key, "name") || !strcmp(key, "op") || !strcmp(key, "inputs"))
         return 1;
+    if (!strcmp(key, "freeze"))
+        return has_params(op);
     for (const char *const *a = def->attrs; *a; a++)
         if (!strcmp(*a, key))
             return 1;
@@ -50,7 +58,7 @@ oc_status oc_nn_parse_node(oc_node *nd, const cJSON *j, int index)
     nd->op = (oc_op_type)opi;
     def = oc_nn_op(nd->op);
     cJSON_ArrayForEach(e, j) {
-        if (!attr_allowed(def, e->string))
+        if (!attr_allowed(nd->op, def, e->string))
             return oc_fail(OC_ERR_FORMAT, "node '%s': unknown attribute '%s' for %s", nd->name,
                            e->string, def->name);
     }
@@ -58,6 +66,26 @@ oc_status oc_nn_parse_node(oc_node *nd, const cJSON *j, int index)
     nd->kh = nd->kw = nd->sh = nd->sw = nd->dh = nd->dw = nd->groups = 1;
     nd->count_include_pad = 1;
     nd->alpha = 0.01f;
+    nd->freeze = 0;
+    if ((e = cJSON_GetObjectItemCaseSensitive(j, "freeze")) != NULL) {
+        /* true: every tensor; or a list of tensor names ("weight", "bias") */
+        int ok = cJSON_IsBool(e) || cJSON_IsArray(e);
+        const cJSON *f;
+        if (cJSON_IsTrue(e))
+            nd->freeze = OC_FREEZE_WEIGHT | OC_FREEZE_BIAS;
+        const cJSON *list = cJSON_IsArray(e) ? e : NULL;
+        cJSON_ArrayForEach(f, list) {
+            if (cJSON_IsString(f) && !strcmp(f->valuestring, "weight"))
+                nd->freeze |= OC_FREEZE_WEIGHT;
+            else if (cJSON_IsString(f) && !strcmp(f->valuestring, "bias"))
+                nd->freeze |= OC_FREEZE_BIAS;
+            else
+                ok = 0;
+        }
+        if (!ok)
+            return oc_fail(OC_ERR_FORMAT, "node '%s': freeze must be true, false or a list of "
+                                          "\"weight\" and \"bias\"", nd->name);
+    }
     return def->parse(nd, j);
 }
 
@@ -87,6 +115,15 @@ cJSON *oc_nn_spec(const oc_model *m)
                 cJSON_AddItemToArray(ins, cJSON_CreateString(m->nodes[nd->in[k]].name));
         }
         oc_nn_op(nd->op)->emit(nd, j);
+        if (nd->freeze) {
+            cJSON *f = cJSON_AddArrayToObject(j, "freeze");
+            if (!f)
+                goto fail;
+            if (nd->freeze & OC_FREEZE_WEIGHT)
+                cJSON_AddItemToArray(f, cJSON_CreateString("weight"));
+            if (nd->freeze & OC_FREEZE_BIAS)
+                cJSON_AddItemToArray(f, cJSON_CreateString("bias"));
+        }
     }
     return root;
 fail:

@@ -10,6 +10,10 @@
  *                    1x1 projection shortcuts (11,173,962 parameters)
  *  mobilenetv2       torchvision's MobileNetV2 (3,504,872 parameters at 1000 classes)
  *  mobilenetv2_cifar the same with a stride-1 stem and the first stride-2 stage at stride 1
+ *  airnet            Keller Jordan's airbench94 speed-run net: a frozen 2x2 whitening conv,
+ *                    three conv groups (64, 256, 256) with frozen-scale batch norm and GELU,
+ *                    max-pool 3, a bias-free linear layer scaled by 1/9 (1,972,792 parameters
+ *                    at 10 classes, 1,440 of them frozen)
  * Options follow the name: "mobilenetv2:width=0.5" (width multiplier, torchvision's
  * width_mult with channels rounded to multiples of 8). */
 #include "nn.h"
@@ -20,7 +24,7 @@
 #include <string.h>
 
 static const char *const zoo_names[] = {"cnn",      "resnet20",    "resnet56",         "resnet18",
-                                        "mobilenetv2", "mobilenetv2_cifar", NULL};
+                                        "mobilenetv2", "mobilenetv2_cifar", "airnet", NULL};
 
 const char *const *oc_zoo_names(void)
 {
@@ -293,6 +297,55 @@ static void build_mobilenetv2(builder *b, double width, int cifar)
     dense_classes(b, "classifier.1", "normal", 1, 0.01);
 }
 
+/* "freeze": ["weight"] */
+static void freeze_weight(builder *b, cJSON *j)
+{
+    cJSON *f = j ? cJSON_AddArrayToObject(j, "freeze") : NULL;
+    if (!f || !cJSON_AddItemToArray(f, cJSON_CreateString("weight")))
+        b->oom = 1;
+}
+
+/* airbench94 (KellerJordan/cifar10-airbench, legacy/airbench94.py): whiten (conv 2x2, 24
+ * filters, init from the data, weight frozen) -> GELU -> 3 x ConvGroup -> MaxPool(3) ->
+ * Linear(256, classes, no bias) x 1/9. A ConvGroup is conv3x3 -> maxpool 2 -> BN -> GELU ->
+ * conv3x3 -> BN -> GELU, convs bias-free with dirac init, batch norms with eps 1e-12, torch
+ * momentum 0.4 (airbench's "0.6" is 1 - momentum) and a frozen scale of 1. Node names follow
+ * torch_zoo.py's twin. */
+static void build_airnet(builder *b, int channels)
+{
+    static const int widths[3] = {64, 256, 256};
+    cJSON *j;
+    char n[64];
+    conv(b, "whiten", NULL, 2 * 2 * 2 * channels, 2, 1, 0, 1, 1, "whiten");
+    j = cJSON_GetArrayItem(b->nodes, cJSON_GetArraySize(b->nodes) - 1);
+    str(j, "bias_init", "zeros");
+    freeze_weight(b, j);
+    simple(b, "whiten_act", "gelu", NULL);
+    for (int g = 0; g < 3; g++)
+        for (int k = 1; k <= 2; k++) {
+            snprintf(n, sizeof n, "layers.%d.conv%d", g, k);
+            conv(b, n, NULL, widths[g], 3, 1, -1, 1, 0, "dirac");
+            if (k == 1) {
+                snprintf(n, sizeof n, "layers.%d.pool", g);
+                num(add_node(b, n, "maxpool", NULL, NULL), "kernel", 2);
+            }
+            snprintf(n, sizeof n, "layers.%d.norm%d", g, k);
+            j = add_node(b, n, "batchnorm", NULL, NULL);
+            num(j, "eps", 1e-12);
+            num(j, "momentum", 0.4);
+            freeze_weight(b, j);
+            snprintf(n, sizeof n, "layers.%d.act%d", g, k);
+            simple(b, n, "gelu", NULL);
+        }
+    num(add_node(b, "pool", "maxpool", NULL, NULL), "kernel", 3);
+    simple(b, "flatten", "flatten", NULL);
+    j = add_node(b, "head", "dense", NULL, NULL);
+    str(j, "units", "classes");
+    if (j)
+        cJSON_AddBoolToObject(j, "bias", 0);
+    num(j, "scale", 1.0 / 9.0);
+}
+
 /* Parses "width=X" options of the mobilenets; other models take none. */
 static oc_status parse_options(const char *name, int accepts_width, double *width)
 {
@@ -357,6 +410,8 @@ oc_status oc_zoo_spec(const char *name, int height, int width, int channels, int
         build_resnet(&b, 9, 3, cifar_planes, 1);
     else if (!strcmp(zoo_names[z], "resnet18"))
         build_resnet(&b, 2, 4, r18_planes, 0);
+    else if (!strcmp(zoo_names[z], "airnet"))
+        build_airnet(&b, channels);
     else
         build_mobilenetv2(&b, wm, !strcmp(zoo_names[z], "mobilenetv2_cifar"));
     if (b.oom) {

@@ -92,7 +92,11 @@ static void ema_range(void *ctx, size_t b, size_t e)
 
 void oc_ema_update(oc_ema *e, const float *params, const float *state)
 {
-    double d = oc_ema_decay(e);
+    oc_ema_update_with(e, oc_ema_decay(e), params, state);
+}
+
+void oc_ema_update_with(oc_ema *e, double d, const float *params, const float *state)
+{
     ema_ctx c = {e->params, params, (float)d, (float)(1.0 - d)};
     oc_train_parallel_range(e->n_params, ema_range, &c);
     c.avg = e->state;

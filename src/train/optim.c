@@ -3,7 +3,8 @@
  * _single_tensor_adamw), so that weights after N steps match PyTorch to float rounding.
  *
  * The buffer is processed as a sorted list of spans (one per tensor) carrying that tensor's
- * weight decay. Every update is elementwise, so the work is split by element range across the
+ * weight decay, learning-rate multiplier (norm_lr_scale) and frozen flag (a frozen span is
+ * skipped entirely: no decay, no momentum, as torch skips a parameter without a gradient). Every update is elementwise, so the work is split by element range across the
  * thread pool and the result does not depend on the thread count. */
 #include "core/core.h"
 #include "train/train.h"
@@ -14,7 +15,9 @@
 
 typedef struct {
     size_t offset, numel;
-    double wd; /* this tensor's weight decay (0 when its kind is excluded) */
+    double wd;      /* this tensor's weight decay (0 when its kind is excluded) */
+    double lr_mult; /* its learning rate is lr x lr_mult */
+    int frozen;     /* not updated */
 } span;
 
 struct oc_optimizer {
@@ -70,6 +73,8 @@ static oc_status check_config(const oc_optim_config *c)
         return oc_fail(OC_ERR_ARG, "optimizer: invalid learning rate %g", c->lr);
     if (!finite_nonneg(c->weight_decay))
         return oc_fail(OC_ERR_ARG, "optimizer: invalid weight decay %g", c->weight_decay);
+    if (!finite_nonneg(c->norm_lr_scale))
+        return oc_fail(OC_ERR_ARG, "optimizer: invalid norm lr scale %g", c->norm_lr_scale);
     if (c->type == OC_OPTIM_SGD) {
         if (!finite_nonneg(c->momentum))
             return oc_fail(OC_ERR_ARG, "sgd: invalid momentum %g", c->momentum);
@@ -132,6 +137,12 @@ oc_status oc_optimizer_new(oc_optimizer **out, const oc_optim_config *cfg, size_
         s->offset = t->offset;
         s->numel = t->numel;
         s->wd = (cfg->no_decay >> (unsigned)t->kind) & 1u ? 0.0 : cfg->weight_decay;
+        s->lr_mult = 1.0;
+        s->frozen = t->frozen != 0;
+        if (t->kind == OC_PARAM_NORM_SHIFT && cfg->norm_lr_scale > 0) {
+            s->lr_mult = cfg->norm_lr_scale;
+            s->wd /= cfg->norm_lr_scale;
+        }
     }
     qsort(o->spans, (size_t)o->n_spans, sizeof *o->spans, span_cmp);
     for (int i = 1; i < o->n_spans; i++)
@@ -206,6 +217,16 @@ void oc_optimizer_set_steps(oc_optimizer *o, int64_t steps)
     o->steps = steps < 0 ? 0 : steps;
 }
 
+oc_status oc_optimizer_set_frozen(oc_optimizer *o, size_t offset, int frozen)
+{
+    for (int i = 0; o && i < o->n_spans; i++)
+        if (o->spans[i].offset == offset) {
+            o->spans[i].frozen = frozen != 0;
+            return OC_OK;
+        }
+    return oc_fail(OC_ERR_ARG, "optimizer: no tensor starts at offset %zu", offset);
+}
+
 void oc_optimizer_reset(oc_optimizer *o)
 {
     if (o->n_state)
@@ -271,15 +292,18 @@ static void step_span(const step_ctx *c, const span *s, size_t b, size_t e)
     size_t n = e - b;
     float *p = c->p + b;
     const float *g = c->g + b;
+    double lr = cfg->lr * s->lr_mult;
+    if (s->frozen)
+        return;
     if (cfg->type == OC_OPTIM_SGD) {
         float *buf = c->o->n_state ? c->o->state + b : NULL;
-        sgd_update(n, p, g, buf, (float)cfg->lr, (float)s->wd, (float)cfg->momentum,
+        sgd_update(n, p, g, buf, (float)lr, (float)s->wd, (float)cfg->momentum,
                         (float)(1.0 - cfg->dampening), cfg->nesterov, c->first);
     } else {
         float *m = c->o->state + b, *v = c->o->state + c->o->n + b;
-        adamw_update(n, p, g, m, v, (float)(1.0 - cfg->lr * s->wd), (float)cfg->beta1,
+        adamw_update(n, p, g, m, v, (float)(1.0 - lr * s->wd), (float)cfg->beta1,
                           (float)cfg->beta2, (float)(1.0 - cfg->beta1), (float)(1.0 - cfg->beta2),
-                          (float)sqrt(c->bc2), (float)cfg->eps, (float)(-(cfg->lr / c->bc1)));
+                          (float)sqrt(c->bc2), (float)cfg->eps, (float)(-(lr / c->bc1)));
     }
 }
 

@@ -20,6 +20,8 @@
 
 #define HISTORY_HEADER "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n"
 #define STAT_SAMPLES 5000 /* images used to estimate the input mean and std */
+#define WHITEN_SAMPLES 5000 /* images whose patches set a whitening layer (airbench's 5000) */
+#define WHITEN_EPS 5e-4     /* added to its eigenvalues (airbench) */
 
 void oc_train_config_init(oc_train_config *c)
 {
@@ -45,6 +47,10 @@ typedef struct {
     double lr, momentum, weight_decay, warmup_epochs, label_smoothing, val_split, ema_decay;
     int64_t limit;
     uint64_t seed;
+    /* recipe knobs (optional in checkpoints written before them) */
+    char recipe[64], freeze_tensor[256];
+    double peak_at, lr_start, lr_end, norm_lr_scale;
+    int decay_norm, lookahead, freeze_epochs, keep_last;
 } run_config;
 
 static cJSON *config_to_json(const run_config *r)
@@ -73,6 +79,16 @@ static cJSON *config_to_json(const run_config *r)
     cJSON_AddNumberToObject(o, "ema_decay", r->ema_decay);
     cJSON_AddNumberToObject(o, "early_stop", r->early_stop);
     cJSON_AddStringToObject(o, "precision", r->precision);
+    cJSON_AddStringToObject(o, "recipe", r->recipe);
+    cJSON_AddNumberToObject(o, "peak_at", r->peak_at);
+    cJSON_AddNumberToObject(o, "lr_start", r->lr_start);
+    cJSON_AddNumberToObject(o, "lr_end", r->lr_end);
+    cJSON_AddNumberToObject(o, "norm_lr_scale", r->norm_lr_scale);
+    cJSON_AddNumberToObject(o, "decay_norm", r->decay_norm);
+    cJSON_AddNumberToObject(o, "lookahead", r->lookahead);
+    cJSON_AddStringToObject(o, "freeze_tensor", r->freeze_tensor);
+    cJSON_AddNumberToObject(o, "freeze_epochs", r->freeze_epochs);
+    cJSON_AddNumberToObject(o, "keep_last", r->keep_last);
     return o;
 }
 
@@ -131,6 +147,21 @@ static oc_status config_from_json(const cJSON *o, run_config *r)
     /* checkpoints from before bf16 training have no precision: they ran fp32 */
     if (!json_str(o, "precision", r->precision, sizeof r->precision))
         snprintf(r->precision, sizeof r->precision, "fp32");
+    v[0] = v[1] = v[2] = v[3] = v[4] = v[5] = v[6] = v[7] = 0;
+    json_str(o, "recipe", r->recipe, sizeof r->recipe);
+    json_str(o, "freeze_tensor", r->freeze_tensor, sizeof r->freeze_tensor);
+    json_num(o, "peak_at", &r->peak_at);
+    json_num(o, "lr_start", &r->lr_start);
+    json_num(o, "lr_end", &r->lr_end);
+    json_num(o, "norm_lr_scale", &r->norm_lr_scale);
+    json_num(o, "decay_norm", &v[0]);
+    json_num(o, "lookahead", &v[1]);
+    json_num(o, "freeze_epochs", &v[2]);
+    json_num(o, "keep_last", &v[3]);
+    r->keep_last = (int)v[3];
+    r->decay_norm = (int)v[0];
+    r->lookahead = (int)v[1];
+    r->freeze_epochs = (int)v[2];
     return OC_OK;
 }
 
@@ -153,6 +184,7 @@ typedef struct {
     float *swap_params;  /* backups while the EMA weights are swapped in */
     float *swap_state;
     int classes;
+    int freeze_idx;      /* tensor of freeze_after, or -1 */
     /* position and running sums (all saved in checkpoints) */
     int64_t epoch, batch_done, global_step;
     double loss_sum, seconds_before;
@@ -211,6 +243,35 @@ static oc_status resolve_config(job *j, const oc_train_config *c)
     if (c->precision != OC_PRECISION_F32 && c->precision != OC_PRECISION_BF16)
         return oc_fail(OC_ERR_ARG, "train: unknown precision %d", (int)c->precision);
     snprintf(r->precision, sizeof r->precision, "%s", oc_precision_name(c->precision));
+    snprintf(r->recipe, sizeof r->recipe, "%s", c->recipe ? c->recipe : "");
+    r->peak_at = c->peak_at;
+    r->lr_start = c->lr_start;
+    r->lr_end = c->lr_end;
+    r->norm_lr_scale = c->norm_lr_scale;
+    r->decay_norm = c->decay_norm != 0;
+    r->lookahead = c->lookahead;
+    r->keep_last = c->keep_last != 0;
+    if (c->freeze_after && *c->freeze_after) {
+        const char *colon = strrchr(c->freeze_after, ':');
+        char *end;
+        long e = colon ? strtol(colon + 1, &end, 10) : -1;
+        if (!colon || colon == c->freeze_after || colon[1] == 0 || *end || e < 0 || e > 100000 ||
+            (size_t)(colon - c->freeze_after) >= sizeof r->freeze_tensor)
+            return oc_fail(OC_ERR_ARG, "train: freeze-after '%s' must be TENSOR:EPOCHS, e.g. "
+                                       "whiten.bias:3", c->freeze_after);
+        snprintf(r->freeze_tensor, sizeof r->freeze_tensor, "%.*s",
+                 (int)(colon - c->freeze_after), c->freeze_after);
+        r->freeze_epochs = (int)e;
+    }
+    if (!(r->peak_at >= 0 && r->peak_at < 1) || !(r->lr_start >= 0 && r->lr_start <= 1) ||
+        !(r->lr_end >= 0 && r->lr_end <= 1))
+        return oc_fail(OC_ERR_ARG, "train: peak_at must be in [0, 1), lr_start and lr_end in "
+                                   "[0, 1]");
+    if (!(r->norm_lr_scale >= 0 && r->norm_lr_scale <= 1e6) || r->lookahead < 0)
+        return oc_fail(OC_ERR_ARG, "train: norm_lr_scale must be 0-1e6 and lookahead >= 0");
+    if (r->lookahead > 0 && r->ema_decay > 0)
+        return oc_fail(OC_ERR_ARG, "train: lookahead and an EMA of the weights exclude each "
+                                   "other (both keep the average)");
     if (r->epochs < 1 || r->epochs > 100000)
         return oc_fail(OC_ERR_ARG, "train: epochs must be 1-100000, not %d", r->epochs);
     if (r->batch < 1 || r->batch > 65536)
@@ -356,6 +417,64 @@ done:
     return st;
 }
 
+/* Sets the model's whitening layers (if any) from the first WHITEN_SAMPLES training images,
+ * normalised and unaugmented, as airbench does before its first step. */
+static oc_status init_whitening(job *j)
+{
+    int64_t n = j->n_train < WHITEN_SAMPLES ? j->n_train : WHITEN_SAMPLES;
+    const oc_preprocess *pp = oc_model_preprocess(j->model);
+    size_t len = (size_t)pp->height * (size_t)pp->width * (size_t)pp->channels;
+    oc_image img = {0}, scratch[2] = {{0}, {0}};
+    float *x;
+    oc_status st = OC_OK;
+    if (oc_model_num_whiten(j->model) == 0)
+        return OC_OK;
+    x = malloc((size_t)n * len * sizeof *x);
+    if (!x)
+        return oc_fail(OC_ERR_NOMEM, "train: out of memory for the whitening images");
+    for (int64_t k = 0; k < n && st == OC_OK; k++) {
+        st = oc_dataset_get(j->ds, j->train_idx[k], &img, NULL);
+        if (st == OC_OK)
+            st = oc_augment_sample(NULL, &img, pp, NULL, scratch, x + (size_t)k * len);
+    }
+    if (st == OC_OK)
+        st = oc_model_init_whiten(j->model, x, (int)n, WHITEN_EPS, NULL);
+    oc_image_release(&img);
+    oc_image_release(&scratch[0]);
+    oc_image_release(&scratch[1]);
+    free(x);
+    return st;
+}
+
+/* airbench's lookahead after optimizer step `step` of `total`: every k steps the average
+ * moves towards the weights with decay 0.95^k (t/T)^3 — nearly a copy early, a slow average
+ * late — and the weights restart from it; the last step leaves the average in the model. */
+static void lookahead_step(job *j, int64_t step, int64_t total)
+{
+    int k = j->rc.lookahead;
+    size_t n;
+    if (step % k == 0) {
+        double f = (double)step / (double)total;
+        oc_ema_update_with(j->ema, pow(0.95, k) * f * f * f, oc_model_params(j->model, &n),
+                           oc_model_state(j->model, &n));
+        oc_ema_copy_to_model(j->ema, j->model);
+    }
+    if (step == total)
+        oc_ema_copy_to_model(j->ema, j->model);
+}
+
+/* The freeze-after tensor trains in epochs [0, freeze_epochs) (a tensor the spec freezes
+ * never does). */
+static oc_status apply_freeze(job *j)
+{
+    const oc_param_info *t;
+    if (j->freeze_idx < 0)
+        return OC_OK;
+    t = oc_model_tensor(j->model, j->freeze_idx);
+    return oc_optimizer_set_frozen(j->opt, t->offset,
+                                   t->frozen || j->epoch >= j->rc.freeze_epochs);
+}
+
 static oc_status make_loaders(job *j, int64_t start_epoch, int64_t start_batch)
 {
     oc_loader_opts o;
@@ -401,14 +520,21 @@ static oc_status make_optimizer(job *j)
         oc.nesterov = j->rc.momentum > 0;
     }
     /* batch-norm scale and shift carry no capacity that decay should fight (as in most
-     * CIFAR / ImageNet recipes); biases do decay, as in torch's default */
-    oc.no_decay = OC_NO_DECAY_NORM;
+     * CIFAR / ImageNet recipes); biases do decay, as in torch's default. airbench decays
+     * everything (decay_norm). */
+    oc.no_decay = j->rc.decay_norm ? 0 : OC_NO_DECAY_NORM;
+    oc.norm_lr_scale = j->rc.norm_lr_scale;
     st = oc_optimizer_new_for_model(&j->opt, &oc, j->model);
     if (st != OC_OK)
         return st;
     oc_sched_type_parse(j->rc.schedule, &type);
     j->sched = oc_schedule_defaults(type, j->rc.lr, per_epoch * j->rc.epochs);
     j->sched.warmup_steps = (int64_t)(j->rc.warmup_epochs * (double)per_epoch);
+    if (j->rc.peak_at > 0)
+        j->sched.pct_start = j->rc.peak_at;
+    if (j->rc.lr_start > 0 && type == OC_SCHED_TRIANGULAR)
+        j->sched.div_factor = 1.0 / j->rc.lr_start;
+    j->sched.lr_min = j->rc.lr_end * j->rc.lr;
     if (type == OC_SCHED_STEP) {
         /* the classic recipe: divide by 10 at 50% and 75% of the run */
         j->sched.n_milestones = 2;
@@ -418,7 +544,18 @@ static oc_status make_optimizer(job *j)
     st = oc_schedule_check(&j->sched);
     if (st != OC_OK)
         return st;
-    if (j->rc.ema_decay > 0) {
+    if (j->rc.freeze_tensor[0]) {
+        j->freeze_idx = oc_model_find_tensor(j->model, j->rc.freeze_tensor);
+        if (j->freeze_idx < 0 || oc_model_tensor(j->model, j->freeze_idx)->kind == OC_PARAM_STATE)
+            return oc_fail(OC_ERR_ARG, "train: freeze-after names '%s', which is no trainable "
+                                       "tensor of the model", j->rc.freeze_tensor);
+    }
+    if (j->rc.lookahead > 0) {
+        /* the average lives in an EMA whose decay is given at each update; nothing to swap */
+        st = oc_ema_new_for_model(&j->ema, 0, 0, j->model);
+        if (st != OC_OK)
+            return st;
+    } else if (j->rc.ema_decay > 0) {
         size_t np, ns;
         st = oc_ema_new_for_model(&j->ema, j->rc.ema_decay, 1, j->model);
         if (st != OC_OK)
@@ -441,7 +578,7 @@ static void ema_swap(job *j, int on)
 {
     size_t np, ns;
     float *p = oc_model_params(j->model, &np), *s = oc_model_state(j->model, &ns);
-    if (!j->ema)
+    if (!j->ema || j->rc.lookahead > 0)
         return;
     if (on) {
         memcpy(j->swap_params, p, np * sizeof *p);
@@ -730,11 +867,13 @@ static void report(job *j, oc_train_event ev, double t_start, int64_t steps_this
     j->cfg->progress(&p, j->cfg->progress_user);
 }
 
-static oc_status save_best(job *j)
+/* Writes the model to `out` (the best one, or the last with keep_last), recording the
+ * validation accuracy it had. */
+static oc_status save_model(job *j, double val_acc)
 {
     oc_status st;
     ema_swap(j, 1);
-    st = stamp_model(j, j->best_acc);
+    st = stamp_model(j, val_acc);
     if (st == OC_OK)
         st = oc_model_save(j->model, j->cfg->out);
     ema_swap(j, 0);
@@ -754,6 +893,7 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
         return oc_fail(OC_ERR_ARG, "train: a dataset and an output path are required");
     memset(&j, 0, sizeof j);
     j.cfg = cfg;
+    j.freeze_idx = -1;
     snprintf(j.ckpt_path, sizeof j.ckpt_path, "%s", cfg->checkpoint ? cfg->checkpoint : "");
     if (!cfg->checkpoint)
         snprintf(j.ckpt_path, sizeof j.ckpt_path, "%s.ckpt", cfg->out);
@@ -809,6 +949,8 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
             pp->channels = c;
             pp->resize = OC_RESIZE_STRETCH;
             st = input_stats(&j, pp);
+            if (st == OC_OK)
+                st = init_whitening(&j);
             if (st != OC_OK)
                 goto fail;
         }
@@ -847,6 +989,9 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
         char line[256];
         epoch_t0 = oc_now();
         train_seconds = 0;
+        st = apply_freeze(&j);
+        if (st != OC_OK)
+            goto fail;
         while (j.batch_done < per_epoch) {
             const oc_batch *b;
             const float *logits;
@@ -882,7 +1027,7 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
             }
             if (st != OC_OK)
                 goto fail;
-            if (j.ema)
+            if (j.ema && j.rc.lookahead == 0)
                 oc_ema_update(j.ema, oc_model_params(j.model, &(size_t){0}),
                               oc_model_state(j.model, &(size_t){0}));
             j.loss_sum += loss * b->n;
@@ -895,6 +1040,8 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
             }
             j.seen += b->n;
             j.global_step++;
+            if (j.rc.lookahead > 0)
+                lookahead_step(&j, j.global_step, per_epoch * j.rc.epochs);
             steps_this_call++;
             images_this_call += b->n;
             train_seconds += oc_now() - t0;
@@ -935,8 +1082,8 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
         /* the next epoch's position, then files: best model, CSV, checkpoint */
         j.epoch++;
         j.batch_done = 0;
-        if (improved) {
-            st = save_best(&j);
+        if (improved || j.rc.keep_last) {
+            st = save_model(&j, val_acc);
             if (st != OC_OK)
                 goto fail;
         }
@@ -949,6 +1096,7 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
         if (summary) {
             summary->final_train_loss = j.loss_sum / (double)(j.seen ? j.seen : 1);
             summary->final_train_accuracy = (double)j.correct / (double)(j.seen ? j.seen : 1);
+            summary->final_val_accuracy = val_acc;
         }
         j.loss_sum = 0;
         j.correct = j.seen = 0;

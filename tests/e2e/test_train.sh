@@ -52,6 +52,40 @@ grep -q "precision" "$TMP/last.out" && pass "text has the classification report"
 check "eval --report --tta" "$OCELOT" eval "$TMP/a.ocm" --data "idx:$D" --report "$TMP/r.html" --tta
 grep -q "<svg" "$TMP/r.html" && pass "HTML report has charts" || fail "HTML report has charts"
 
+# the speed-run recipe on the tiny data (grey, stretched to 25x25, the least airnet takes): it
+# trains, records itself, and eval runs airbench's six-view TTA
+R=(--data "idx:$D" --recipe cifar10-fast --input 25x25x1 --batch 32 --lr 0.05 --epochs 2
+   --limit 128 --seed 1 --threads 2 --workers 1 --quiet)
+check "train --recipe cifar10-fast" "$OCELOT" train "${R[@]}" --out "$TMP/fast.ocm"
+head -c 65536 "$TMP/fast.ocm" | grep -a -q '\\"recipe\\":\\"cifar10-fast\\"' \
+    && pass "the model records the recipe" || fail "the model records the recipe"
+check "eval --tta=2" "$OCELOT" eval "$TMP/fast.ocm" --data "idx:$D" --tta=2
+grep -q "flip + shift TTA" "$TMP/last.out" && pass "six-view TTA named" || fail "six-view TTA named" "$(head -2 "$TMP/last.out")"
+check_fails "eval --tta=3" "$OCELOT" eval "$TMP/fast.ocm" --data "idx:$D" --tta=3
+check_fails "train --recipe nope" "$OCELOT" train --data "idx:$D" --recipe nope --out "$TMP/x.ocm"
+"$OCELOT" train --help | grep -q "cifar10-fast" && pass "train --help lists the recipes" || fail "train --help lists the recipes"
+# freeze-after: with a constant rate and no lookahead, 1 and 2 epochs of the same run share
+# epoch 1; after it whiten.bias stays, the rest moves on; the data-set whitening weight is frozen
+F=("${R[@]}" --schedule constant --lookahead 0 --freeze-after whiten.bias:1 --keep last)
+check "train 1 epoch, freeze-after" "$OCELOT" train "${F[@]}" --epochs 1 --out "$TMP/f1.ocm"
+check "train 2 epochs, freeze-after" "$OCELOT" train "${F[@]}" --epochs 2 --out "$TMP/f2.ocm"
+if $PY - "$TMP/f1.ocm" "$TMP/f2.ocm" <<'PY'
+import json, struct, sys
+def tensors(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    h = json.loads(data[8:8 + n])
+    return {k: data[8 + n + t["data_offsets"][0]:8 + n + t["data_offsets"][1]]
+            for k, t in h.items() if k != "__metadata__"}
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+assert a["whiten.bias"] == b["whiten.bias"], "whiten.bias moved after its epoch"
+assert a["whiten.weight"] == b["whiten.weight"], "the frozen whitening weight moved"
+assert a["head.weight"] != b["head.weight"], "head.weight did not train in epoch 2"
+assert a["layers.0.norm1.weight"] == b["layers.0.norm1.weight"], "a frozen batch-norm scale moved"
+PY
+then pass "freeze-after and frozen tensors hold"; else fail "freeze-after and frozen tensors hold"; fi
+check_fails "train --freeze-after nope:1" "$OCELOT" train "${R[@]}" --freeze-after nope:1 --out "$TMP/x.ocm"
+
 # determinism: the same seed and threads give the same bits
 # bf16 training (AVX512_BF16 CPUs): learns the task like fp32, records bf16 in the model's
 # training info, and the saved model evaluates (in fp32)

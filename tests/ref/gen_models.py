@@ -55,6 +55,7 @@ CASES = [
     ("model_resnet18", "resnet18", 4, 16, 16, 3, 10, "sincos"),
     ("model_mobilenetv2", "mobilenetv2", 8, 64, 64, 3, 5, "hash"),
     ("model_mobilenetv2_cifar", "mobilenetv2_cifar:width=0.5", 4, 32, 32, 3, 10, "hash"),
+    ("model_airnet", "airnet", 4, 32, 32, 3, 10, "hash"),
 ]
 XSEED = 12345
 CLEAR_TARGET = 1e-3  # float32 rounding of these unit-scale values is ~1e-6

@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ZOO = ("cnn", "resnet20", "resnet56", "resnet18", "mobilenetv2", "mobilenetv2_cifar")
+ZOO = ("cnn", "resnet20", "resnet56", "resnet18", "mobilenetv2", "mobilenetv2_cifar", "airnet")
 
 
 # ----------------------------------------------------------------------------- cnn (Keras)
@@ -196,6 +196,45 @@ class MobileNetV2(nn.Module):
         return self.classifier(x)
 
 
+class AirGroup(nn.Module):
+    """airbench94's ConvGroup (legacy/airbench94.py), written out."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding="same", bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.norm1 = nn.BatchNorm2d(cout, eps=1e-12, momentum=0.4)
+        self.act1 = nn.GELU()
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding="same", bias=False)
+        self.norm2 = nn.BatchNorm2d(cout, eps=1e-12, momentum=0.4)
+        self.act2 = nn.GELU()
+
+    def forward(self, x):
+        x = self.act1(self.norm1(self.pool(self.conv1(x))))
+        return self.act2(self.norm2(self.conv2(x)))
+
+
+class AirNet(nn.Module):
+    """airbench94's network: whitening conv 2x2 (24), GELU, groups 64/256/256, MaxPool(3),
+    Linear(256, classes, bias=False) x 1/9. Freezing is the optimizer's business in ocelot, so
+    every tensor keeps requires_grad here (the gradients compare one to one)."""
+
+    def __init__(self, channels, classes):
+        super().__init__()
+        self.whiten = nn.Conv2d(channels, 2 * channels * 4, 2, bias=True)
+        self.whiten_act = nn.GELU()
+        self.layers = nn.ModuleList([AirGroup(2 * channels * 4, 64), AirGroup(64, 256),
+                                     AirGroup(256, 256)])
+        self.pool = nn.MaxPool2d(3)
+        self.head = nn.Linear(256, classes, bias=False)
+
+    def forward(self, x):
+        x = self.whiten_act(self.whiten(x))
+        for g in self.layers:
+            x = g(x)
+        return self.head(self.pool(x).flatten(1)) / 9
+
+
 # ----------------------------------------------------------------------------- API
 
 def _parse(name):
@@ -224,6 +263,8 @@ def build(name, height=32, width=32, channels=3, classes=10):
         return MobileNetV2(channels, classes, wm, cifar=False)
     if base == "mobilenetv2_cifar":
         return MobileNetV2(channels, classes, wm, cifar=True)
+    if base == "airnet":
+        return AirNet(channels, classes)
     raise ValueError("unknown zoo model %r (known: %s)" % (name, ", ".join(ZOO)))
 
 

@@ -307,6 +307,11 @@ static void mobilenetv2_cifar_matches_pytorch(void)
     run_case("model_mobilenetv2_cifar", "mobilenetv2_cifar:width=0.5", RECIPE_HASH);
 }
 
+static void airnet_matches_pytorch(void)
+{
+    run_case("model_airnet", "airnet", RECIPE_HASH);
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -316,6 +321,7 @@ int main(int argc, char **argv)
         {"resnet18_matches_pytorch", resnet18_matches_pytorch},
         {"mobilenetv2_matches_pytorch", mobilenetv2_matches_pytorch},
         {"mobilenetv2_cifar_matches_pytorch", mobilenetv2_cifar_matches_pytorch},
+        {"airnet_matches_pytorch", airnet_matches_pytorch},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

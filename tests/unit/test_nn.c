@@ -35,6 +35,7 @@ static void zoo_param_counts(void)
         {"resnet18", 32, 32, 3, 10, 11173962},
         {"mobilenetv2", 224, 224, 3, 1000, 3504872},
         {"mobilenetv2_cifar", 32, 32, 3, 10, 2236682},
+        {"airnet", 32, 32, 3, 10, 1972792},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         oc_model *m = zoo(cases[i].name, cases[i].h, cases[i].w, cases[i].c, cases[i].k);
@@ -105,6 +106,16 @@ static void spec_errors_are_clear(void)
     expect_error("{\"nodes\":[{\"name\":\"x\",\"op\":\"relu\"},{\"name\":\"x\",\"op\":\"relu\"}]}",
                  OC_ERR_FORMAT, "'x' is used twice");
     expect_error("{\"nodes\":[}", OC_ERR_FORMAT, "invalid JSON");
+    expect_error("{\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"filters\":4,\"kernel\":3,"
+                 "\"bias\":false,\"freeze\":[\"bias\"]}]}",
+                 OC_ERR_FORMAT, "node 'c': freeze names \"bias\" but it has none");
+    expect_error("{\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"filters\":4,\"kernel\":3,"
+                 "\"freeze\":[\"gamma\"]}]}",
+                 OC_ERR_FORMAT, "node 'c': freeze must be true, false or a list");
+    expect_error("{\"nodes\":[{\"name\":\"r\",\"op\":\"relu\",\"freeze\":true}]}",
+                 OC_ERR_FORMAT, "unknown attribute 'freeze' for relu");
+    expect_error("{\"nodes\":[{\"name\":\"d\",\"op\":\"dense\",\"units\":4,\"init\":\"dirac\"}]}",
+                 OC_ERR_FORMAT, "node 'd': init \"dirac\" and \"whiten\" are for conv2d");
     expect_error("{\"format\":\"ocelot-graph\",\"version\":2,\"nodes\":[]}", OC_ERR_FORMAT,
                  "version 2 is not supported");
     {
@@ -120,8 +131,9 @@ static void spec_errors_are_clear(void)
 
 static void json_round_trip(void)
 {
-    const char *names[] = {"cnn", "resnet20", "resnet56", "mobilenetv2_cifar:width=0.75"};
-    for (int i = 0; i < 4; i++) {
+    const char *names[] = {"cnn", "resnet20", "resnet56", "mobilenetv2_cifar:width=0.75",
+                           "airnet"};
+    for (int i = 0; i < 5; i++) {
         oc_model *a = zoo(names[i], 32, 32, 3, 10), *b = NULL;
         char *ja, *jb;
         if (!a)
@@ -162,7 +174,8 @@ static void json_round_trip(void)
  * straddle a kink (those are detected and skipped, see kink_signature). */
 static const char *all_ops_spec =
     "{\"format\":\"ocelot-graph\",\"version\":1,\"nodes\":["
-    "{\"name\":\"c1\",\"op\":\"conv2d\",\"filters\":6,\"kernel\":3,\"padding\":\"same\"},"
+    "{\"name\":\"c1\",\"op\":\"conv2d\",\"filters\":6,\"kernel\":3,\"padding\":\"same\","
+    "\"init\":\"dirac\"},"
     "{\"name\":\"bn1\",\"op\":\"batchnorm\"},"
     "{\"name\":\"g\",\"op\":\"gelu\"},"
     "{\"name\":\"c2\",\"op\":\"conv2d\",\"filters\":6,\"kernel\":[3,2],\"stride\":2,"
@@ -188,7 +201,7 @@ static const char *all_ops_spec =
     "{\"name\":\"id\",\"op\":\"identity\"},"
     "{\"name\":\"dr\",\"op\":\"dropout\",\"p\":0.3},"
     "{\"name\":\"fl\",\"op\":\"flatten\"},"
-    "{\"name\":\"out\",\"op\":\"dense\",\"units\":\"classes\"}]}";
+    "{\"name\":\"out\",\"op\":\"dense\",\"units\":\"classes\",\"scale\":-0.7}]}";
 
 #define GN 2
 #define GH 5

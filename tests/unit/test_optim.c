@@ -232,9 +232,9 @@ static void threads_bitwise(void)
 {
     enum { N = 300007 };
     oc_param_info info[3] = {
-        {"w", OC_PARAM_WEIGHT, 1, {200000}, 3, 200000},
-        {"b", OC_PARAM_BIAS, 1, {17}, 200003, 17},
-        {"g", OC_PARAM_NORM_SCALE, 1, {99986}, 200020, 99986},
+        {"w", OC_PARAM_WEIGHT, 1, {200000}, 3, 200000, 0},
+        {"b", OC_PARAM_BIAS, 1, {17}, 200003, 17, 0},
+        {"g", OC_PARAM_NORM_SCALE, 1, {99986}, 200020, 99986, 0},
     };
     oc_optim_type types[2] = {OC_OPTIM_SGD, OC_OPTIM_ADAMW};
     float *g = malloc(N * sizeof *g), *p1 = malloc(N * sizeof *p1), *p4 = malloc(N * sizeof *p4);
@@ -279,11 +279,11 @@ static void threads_bitwise(void)
 
 static void rejects_bad_arguments(void)
 {
-    oc_param_info ok[2] = {{"a", OC_PARAM_WEIGHT, 1, {10}, 0, 10},
-                           {"s", OC_PARAM_STATE, 1, {10}, 0, 10}};
-    oc_param_info overlap[2] = {{"a", OC_PARAM_WEIGHT, 1, {10}, 0, 10},
-                                {"b", OC_PARAM_BIAS, 1, {5}, 8, 5}};
-    oc_param_info outside[1] = {{"far", OC_PARAM_WEIGHT, 1, {10}, 95, 10}};
+    oc_param_info ok[2] = {{"a", OC_PARAM_WEIGHT, 1, {10}, 0, 10, 0},
+                           {"s", OC_PARAM_STATE, 1, {10}, 0, 10, 0}};
+    oc_param_info overlap[2] = {{"a", OC_PARAM_WEIGHT, 1, {10}, 0, 10, 0},
+                                {"b", OC_PARAM_BIAS, 1, {5}, 8, 5, 0}};
+    oc_param_info outside[1] = {{"far", OC_PARAM_WEIGHT, 1, {10}, 95, 10, 0}};
     oc_optim_config c = oc_optim_defaults(OC_OPTIM_SGD);
     oc_optimizer *o = NULL;
     oc_optim_type ty;
