@@ -5,11 +5,11 @@
 #   make test-san             unit tests under AddressSanitizer + UBSan (in build-san/)
 #   make BUILD=dir            build somewhere else (parallel work trees, sanitizer builds)
 #   make SAN=address,undefined
-#   make OPENMP=0             portable single-threaded build
+#   make THREADS=0            portable single-threaded build (no thread pool)
 #   make install PREFIX=/usr/local
 BUILD    ?= build
 PREFIX   ?= /usr/local
-OPENMP   ?= 1
+THREADS  ?= 1
 SAN      ?=
 OPT      ?= -O2
 SOVERSION := 0
@@ -24,9 +24,8 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden
             $(shell pkg-config --cflags libpng libwebp libcjson libmicrohttpd liblzma 2>/dev/null)
 LIBS     := -ljpeg $(shell pkg-config --libs libpng libwebp libcjson libmicrohttpd liblzma 2>/dev/null || \
             echo -lpng16 -lwebp -lcjson -lmicrohttpd -llzma) -lz -lpthread -lm
-ifeq ($(OPENMP),1)
-ALL_CFLAGS += -fopenmp
-LIBS       += -fopenmp
+ifeq ($(THREADS),1)
+ALL_CFLAGS += -DOC_THREADS=1
 endif
 ifneq ($(SAN),)
 ALL_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -109,9 +108,6 @@ check:
 # to link without libunistring-dev.
 PC_REQUIRES_PRIVATE := libpng libwebp libcjson liblzma zlib
 PC_LIBS_PRIVATE     := -lmicrohttpd -ljpeg -lpthread -lm
-ifeq ($(OPENMP),1)
-PC_LIBS_PRIVATE     += -fopenmp
-endif
 ifneq ($(SAN),)
 PC_LIBS_PRIVATE     += -fsanitize=$(SAN)
 endif

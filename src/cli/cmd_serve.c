@@ -60,11 +60,11 @@ int cmd_serve(int argc, char **argv)
     long v;
     double mb;
 
-    /* Serving alternates short forward passes with idle waits. OpenMP's default spin-waiting
-     * then burns the cores other processes need (measured on a loaded 2-core machine: 0.5
-     * requests/s spinning against 210 passive), and per-thread malloc arenas let resident
-     * memory creep under sustained load. libgomp and glibc read these settings when the
-     * process starts, so set them and start again, once, unless the user chose otherwise. */
+    /* Serving alternates short forward passes with idle waits. Spinning pool workers then burn
+     * the cores other processes need (measured on a loaded 2-core machine with the earlier
+     * OpenMP build: 0.5 requests/s spinning against 210 passive), and per-thread malloc arenas
+     * let resident memory creep under sustained load. glibc reads MALLOC_ARENA_MAX when the
+     * process starts, so set both and start again, once, unless the user chose otherwise. */
     if (!getenv("OMP_WAIT_POLICY") && !getenv("OCELOT_SERVE_REEXEC")) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
         setenv("MALLOC_ARENA_MAX", "2", 0);

@@ -1,5 +1,5 @@
-/* The process-wide thread pool (pthreads; the build's OPENMP switch turns threading on, and
- * OPENMP=0 runs everything on the calling thread).
+/* The process-wide thread pool (pthreads; the build's THREADS switch turns threading on, and
+ * THREADS=0 runs everything on the calling thread).
  *
  * A parallel call with nt threads publishes nt tasks, fn(ctx, 0, nt) .. fn(ctx, nt - 1, nt).
  * The caller and the pool's workers claim tasks one at a time with an atomic counter, and the
@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef _OPENMP
+#ifdef OC_THREADS
 #define OC_POOL 1
 #include <linux/futex.h>
 #include <pthread.h>
