@@ -61,6 +61,8 @@ static void run_serial(oc_parallel_fn fn, void *ctx, int nt)
 
 /* Most worker threads the pool starts (the caller is one more). */
 #define POOL_MAX_WORKERS 255
+/* Task index of a claim word whose job is being written: above any task count. */
+#define POOL_CLOSED 0x7fffffffu
 /* Spin iterations of an idle worker before it sleeps (each a pause, about 10-40 ns). */
 #define POOL_SPIN 8192
 
@@ -173,6 +175,11 @@ static void pool_run(oc_parallel_fn fn, void *ctx, int nt)
     if (pool.n_workers < nt - 1)
         pool_grow(nt - 1);
     gen = (atomic_load(&pool.claim) >> 32) + 1;
+    /* Close the claim word under the new generation before the job fields change: a claimer
+     * that read the old (fully claimed) word and then the new fields would otherwise see a task
+     * index below the new nt and win its compare-and-swap on the old word, running a task of
+     * the new job that is then claimed a second time. */
+    atomic_store(&pool.claim, gen << 32 | POOL_CLOSED);
     atomic_store_explicit(&pool.fn, fn, memory_order_relaxed);
     atomic_store_explicit(&pool.ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&pool.nt, nt, memory_order_relaxed);
