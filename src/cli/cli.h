@@ -27,6 +27,8 @@ void cli_install_log(int verbose);
 /* Option parsing helpers: parse a whole string as a number, reject trailing junk. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 int cli_parse_double(const char *s, double lo, double hi, double *out);
+/* --precision for `cmd`: 0 with *out set, or the usage error (unknown name, CPU without it). */
+int cli_parse_precision(const char *cmd, const char *s, oc_precision *out);
 
 int cmd_version(int argc, char **argv);
 int cmd_model_info(int argc, char **argv);

@@ -292,12 +292,8 @@ int cmd_bench_model(int argc, char **argv)
             o.warmup = (int)v;
             break;
         case 'p':
-            if (oc_precision_parse(optarg, &o.precision) != OC_OK)
-                return cli_usage_error("bench", "--precision must be fp32 or bf16, not '%s'",
-                                       optarg);
-            if (!oc_precision_supported(o.precision))
-                return cli_usage_error("bench", "--precision %s needs a CPU with AVX512_BF16; "
-                                                "this one has none", optarg);
+            if (cli_parse_precision("bench", optarg, &o.precision) != 0)
+                return CLI_USAGE;
             break;
         case 's':
             if (!cli_parse_int(optarg, 0, 2147483647, &v))

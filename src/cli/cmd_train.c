@@ -269,12 +269,8 @@ int cmd_train(int argc, char **argv)
             break;
         }
         case 'P':
-            if (oc_precision_parse(optarg, &cfg.precision) != OC_OK)
-                return cli_usage_error("train", "--precision must be fp32 or bf16, not '%s'",
-                                       optarg);
-            if (!oc_precision_supported(cfg.precision))
-                return cli_usage_error("train", "--precision %s needs a CPU with AVX512_BF16; "
-                                                "this one has none", optarg);
+            if (cli_parse_precision("train", optarg, &cfg.precision) != 0)
+                return CLI_USAGE;
             break;
         case 'j': json = 1; break;
         case 'q': ps.quiet = 1; break;

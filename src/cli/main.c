@@ -73,6 +73,16 @@ int cli_parse_int(const char *s, long lo, long hi, long *out)
     return 1;
 }
 
+int cli_parse_precision(const char *cmd, const char *s, oc_precision *out)
+{
+    if (oc_precision_parse(s, out) != OC_OK)
+        return cli_usage_error(cmd, "--precision must be fp32 or bf16, not '%s'", s);
+    if (!oc_precision_supported(*out))
+        return cli_usage_error(cmd, "--precision %s needs a CPU with AVX512_BF16; this one has none",
+                               s);
+    return 0;
+}
+
 int cli_parse_double(const char *s, double lo, double hi, double *out)
 {
     char *end;
