@@ -79,7 +79,7 @@ void oc_gemm_ref(int transa, int transb, int M, int N, int K, float alpha, const
 
 /* ---------------------------------------------------------------- simple path */
 
-static void scale_c(int M, int N, float beta, float *C, int ldc)
+void oc_gemm_scale_c(int M, int N, float beta, float *C, int ldc)
 {
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * ldc;
@@ -97,7 +97,7 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
 void oc_gemm_simple(int transa, int transb, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    scale_c(M, N, beta, C, ldc);
+    oc_gemm_scale_c(M, N, beta, C, ldc);
     if (alpha == 0.0f)
         return;
     for (int i = 0; i < M; i++) {
@@ -365,32 +365,53 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
     }
 }
 
+oc_gemm_range oc_gemm_thread_range(int split, int M, int N, int K, int mr, int nr, int tid,
+                                   int nt)
+{
+    oc_gemm_range r = {0, M, 0, N, 0, K};
+    int64_t b, e;
+    if (split == 2) {
+        oc_split_range(K, tid, nt, &b, &e);
+        r.k0 = (int)b;
+        r.k1 = (int)e;
+    } else if (split == 0) {
+        oc_split_range((M + mr - 1) / mr, tid, nt, &b, &e);
+        r.m0 = (int)(b * mr);
+        r.m1 = e * mr < M ? (int)(e * mr) : M;
+    } else {
+        oc_split_range((N + nr - 1) / nr, tid, nt, &b, &e);
+        r.n0 = (int)(b * nr);
+        r.n1 = e * nr < N ? (int)(e * nr) : N;
+    }
+    return r;
+}
+
+void oc_gemm_ksplit_reduce(int M, int N, int nt, const float *part, float alpha, float beta,
+                           float *C, int ldc)
+{
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        for (int jn = 0; jn < N; jn++) {
+            float s = part[(size_t)i * N + jn];
+            for (int t = 1; t < nt; t++)
+                s += part[((size_t)t * M + i) * N + jn];
+            c[jn] = beta == 0.0f ? alpha * s : alpha * s + beta * c[jn];
+        }
+    }
+}
+
 static void gemm_worker(void *ctx, int tid, int nt)
 {
     gemm_job *j = ctx;
-    int64_t b, e;
-    if (j->split == 2) {
-        if (tid == 0)
-            j->ksplit_nt = nt;
-        oc_split_range(j->K, tid, nt, &b, &e);
-        if (nt == 1) /* nested in a parallel region: no partials needed */
-            blocked_range(j, 0, j->M, 0, j->N, 0, j->K, j->alpha, j->beta, j->C, j->ldc);
-        else
-            blocked_range(j, 0, j->M, 0, j->N, (int)b, (int)e, 1.0f, 0.0f,
-                          j->part + (size_t)tid * j->M * j->N, j->N);
-    } else if (j->split == 0) {
-        int tiles = (j->M + j->kern->mr - 1) / j->kern->mr;
-        oc_split_range(tiles, tid, nt, &b, &e);
-        b *= j->kern->mr;
-        e = e * j->kern->mr < j->M ? e * j->kern->mr : j->M;
-        blocked_range(j, (int)b, (int)e, 0, j->N, 0, j->K, j->alpha, j->beta, j->C, j->ldc);
-    } else {
-        int tiles = (j->N + j->kern->nr - 1) / j->kern->nr;
-        oc_split_range(tiles, tid, nt, &b, &e);
-        b *= j->kern->nr;
-        e = e * j->kern->nr < j->N ? e * j->kern->nr : j->N;
-        blocked_range(j, 0, j->M, (int)b, (int)e, 0, j->K, j->alpha, j->beta, j->C, j->ldc);
-    }
+    oc_gemm_range r = oc_gemm_thread_range(j->split, j->M, j->N, j->K, j->kern->mr, j->kern->nr,
+                                           tid, nt);
+    if (j->split == 2 && tid == 0)
+        j->ksplit_nt = nt;
+    if (j->split == 2 && nt > 1) /* partial sums; nt 1 (nested in a parallel region): direct */
+        blocked_range(j, r.m0, r.m1, r.n0, r.n1, r.k0, r.k1, 1.0f, 0.0f,
+                      j->part + (size_t)tid * j->M * j->N, j->N);
+    else
+        blocked_range(j, r.m0, r.m1, r.n0, r.n1, r.k0, r.k1, j->alpha, j->beta, j->C, j->ldc);
 }
 
 void oc_gemm_blocked(const oc_gemm_kernel *kern, int transa, int transb, int M, int N, int K,
@@ -407,7 +428,7 @@ void oc_gemm_blocked(const oc_gemm_kernel *kern, int transa, int transb, int M, 
     if (M <= 0 || N <= 0)
         return;
     if (K <= 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, C, ldc);
+        oc_gemm_scale_c(M, N, beta, C, ldc);
         return;
     }
     job.split = m_tiles >= n_tiles ? 0 : 1;
@@ -428,17 +449,8 @@ void oc_gemm_blocked(const oc_gemm_kernel *kern, int transa, int transb, int M, 
         }
     }
     oc_parallel_n(gemm_worker, &job, max_threads);
-    if (job.split == 2 && job.ksplit_nt > 1) {
-        for (int i = 0; i < M; i++) {
-            float *c = C + (size_t)i * ldc;
-            for (int jn = 0; jn < N; jn++) {
-                float s = job.part[(size_t)i * N + jn];
-                for (int t = 1; t < job.ksplit_nt; t++)
-                    s += job.part[((size_t)t * M + i) * N + jn];
-                c[jn] = beta == 0.0f ? alpha * s : alpha * s + beta * c[jn];
-            }
-        }
-    }
+    if (job.split == 2 && job.ksplit_nt > 1)
+        oc_gemm_ksplit_reduce(M, N, job.ksplit_nt, job.part, alpha, beta, C, ldc);
 }
 
 /* ---------------------------------------------------------------- dispatch */

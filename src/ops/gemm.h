@@ -58,4 +58,19 @@ void oc_gemm_blocked(const oc_gemm_kernel *kern, int transa, int transb, int M, 
 void oc_gemm_simple(int transa, int transb, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* Pieces the fp32 and the bf16 drivers share. */
+/* C = beta * C over M x N (beta 0 writes zeros, so NaNs in C do not survive). */
+void oc_gemm_scale_c(int M, int N, float beta, float *C, int ldc);
+/* The part of a split product that thread tid of nt computes: split 0 shares out row tiles of
+ * mr rows, split 1 column tiles of nr columns, split 2 slices of K (each into its own partial
+ * C, which oc_gemm_ksplit_reduce adds up). */
+typedef struct {
+    int m0, m1, n0, n1, k0, k1;
+} oc_gemm_range;
+oc_gemm_range oc_gemm_thread_range(int split, int M, int N, int K, int mr, int nr, int tid,
+                                   int nt);
+/* C = alpha * (sum of the nt partials part[t][M][N], in thread order) + beta * C. */
+void oc_gemm_ksplit_reduce(int M, int N, int nt, const float *part, float alpha, float beta,
+                           float *C, int ldc);
+
 #endif /* OC_GEMM_H */

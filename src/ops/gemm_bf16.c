@@ -17,6 +17,7 @@
 #include "ops.h"
 
 #include "core/core.h"
+#include "ops/gemm.h"
 #include "ops/gemm_bf16.h"
 
 #include <pthread.h>
@@ -270,41 +271,15 @@ static void blocked_range(const bf16_job *j, int m0, int m1, int n0, int n1, int
 static void bf16_worker(void *ctx, int tid, int nt)
 {
     bf16_job *j = ctx;
-    int64_t b, e;
-    if (j->split == 2) {
-        if (tid == 0)
-            j->ksplit_nt = nt;
-        oc_split_range(j->K, tid, nt, &b, &e);
-        if (nt == 1) /* nested in a parallel region: no partials needed */
-            blocked_range(j, 0, j->M, 0, j->N, 0, j->K, j->alpha, j->beta, j->C, j->ldc);
-        else
-            blocked_range(j, 0, j->M, 0, j->N, (int)b, (int)e, 1.0f, 0.0f,
-                          j->part + (size_t)tid * j->M * j->N, j->N);
-    } else if (j->split == 0) {
-        int tiles = (j->M + OC_BF16_MR - 1) / OC_BF16_MR;
-        oc_split_range(tiles, tid, nt, &b, &e);
-        b *= OC_BF16_MR;
-        e = e * OC_BF16_MR < j->M ? e * OC_BF16_MR : j->M;
-        blocked_range(j, (int)b, (int)e, 0, j->N, 0, j->K, j->alpha, j->beta, j->C, j->ldc);
-    } else {
-        int tiles = (j->N + OC_BF16_NR - 1) / OC_BF16_NR;
-        oc_split_range(tiles, tid, nt, &b, &e);
-        b *= OC_BF16_NR;
-        e = e * OC_BF16_NR < j->N ? e * OC_BF16_NR : j->N;
-        blocked_range(j, 0, j->M, (int)b, (int)e, 0, j->K, j->alpha, j->beta, j->C, j->ldc);
-    }
-}
-
-static void scale_c(int M, int N, float beta, float *C, int ldc)
-{
-    for (int i = 0; i < M; i++) {
-        float *c = C + (size_t)i * ldc;
-        if (beta == 0.0f)
-            memset(c, 0, (size_t)N * sizeof *c);
-        else if (beta != 1.0f)
-            for (int j = 0; j < N; j++)
-                c[j] *= beta;
-    }
+    oc_gemm_range r = oc_gemm_thread_range(j->split, j->M, j->N, j->K, OC_BF16_MR, OC_BF16_NR,
+                                           tid, nt);
+    if (j->split == 2 && tid == 0)
+        j->ksplit_nt = nt;
+    if (j->split == 2 && nt > 1) /* partial sums; nt 1 (nested in a parallel region): direct */
+        blocked_range(j, r.m0, r.m1, r.n0, r.n1, r.k0, r.k1, 1.0f, 0.0f,
+                      j->part + (size_t)tid * j->M * j->N, j->N);
+    else
+        blocked_range(j, r.m0, r.m1, r.n0, r.n1, r.k0, r.k1, j->alpha, j->beta, j->C, j->ldc);
 }
 
 void oc_gemm_bf16(int transa, int transb, int M, int N, int K, float alpha, const float *A,
@@ -322,7 +297,7 @@ void oc_gemm_bf16(int transa, int transb, int M, int N, int K, float alpha, cons
     OC_ASSERT(K <= 0 || lda >= (transa ? M : K));
     OC_ASSERT(K <= 0 || ldb >= (transb ? K : N));
     if (K <= 0 || alpha == 0.0f) {
-        scale_c(M, N, beta, C, ldc);
+        oc_gemm_scale_c(M, N, beta, C, ldc);
         return;
     }
     if (!oc_bf16_supported()) {
@@ -345,15 +320,6 @@ void oc_gemm_bf16(int transa, int transb, int M, int N, int K, float alpha, cons
         }
     }
     oc_parallel_n(bf16_worker, &job, max_threads);
-    if (job.split == 2 && job.ksplit_nt > 1) {
-        for (int i = 0; i < M; i++) {
-            float *c = C + (size_t)i * ldc;
-            for (int jn = 0; jn < N; jn++) {
-                float s = job.part[(size_t)i * N + jn];
-                for (int t = 1; t < job.ksplit_nt; t++)
-                    s += job.part[((size_t)t * M + i) * N + jn];
-                c[jn] = beta == 0.0f ? alpha * s : alpha * s + beta * c[jn];
-            }
-        }
-    }
+    if (job.split == 2 && job.ksplit_nt > 1)
+        oc_gemm_ksplit_reduce(M, N, job.ksplit_nt, job.part, alpha, beta, C, ldc);
 }
