@@ -386,18 +386,38 @@ oc_gemm_range oc_gemm_thread_range(int split, int M, int N, int K, int mr, int n
     return r;
 }
 
+typedef struct {
+    int M, N, nt;
+    const float *part;
+    float alpha, beta;
+    float *C;
+    int ldc;
+} ksplit_reduce_job;
+
+static void ksplit_reduce_task(void *ctx, int tid, int nt)
+{
+    const ksplit_reduce_job *j = ctx;
+    int64_t i0, i1;
+    oc_split_range(j->M, tid, nt, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++) {
+        float *c = j->C + (size_t)i * j->ldc;
+        for (int jn = 0; jn < j->N; jn++) {
+            float s = j->part[(size_t)i * j->N + jn];
+            for (int t = 1; t < j->nt; t++)
+                s += j->part[((size_t)t * j->M + i) * j->N + jn];
+            c[jn] = j->beta == 0.0f ? j->alpha * s : j->alpha * s + j->beta * c[jn];
+        }
+    }
+}
+
+/* Rows of C split over the pool; every element sums its partials in thread order, so the
+ * result does not depend on the split. */
 void oc_gemm_ksplit_reduce(int M, int N, int nt, const float *part, float alpha, float beta,
                            float *C, int ldc)
 {
-    for (int i = 0; i < M; i++) {
-        float *c = C + (size_t)i * ldc;
-        for (int jn = 0; jn < N; jn++) {
-            float s = part[(size_t)i * N + jn];
-            for (int t = 1; t < nt; t++)
-                s += part[((size_t)t * M + i) * N + jn];
-            c[jn] = beta == 0.0f ? alpha * s : alpha * s + beta * c[jn];
-        }
-    }
+    ksplit_reduce_job j = {M, N, nt, part, alpha, beta, C, ldc};
+    /* below ~64 K partials waking a thread costs more than the sums */
+    oc_parallel_n(ksplit_reduce_task, &j, (int64_t)M * N * nt < 65536 ? 1 : M);
 }
 
 static void gemm_worker(void *ctx, int tid, int nt)

@@ -64,6 +64,46 @@ typedef struct {
     const int32_t *argmax_in;
 } pool_ctx;
 
+/* AVX-512 twin of max_window (pool_avx512.c); the prototype must match that file. */
+void oc_maxpool_window_avx512(int C, int W, const float *xn, int h0, int h1, int w0, int w1,
+                              float *y, int32_t *am);
+
+static int simd_allowed = 1;
+
+/* Test hook, no public API (tests/unit/test_pool.c declares it): 0 forces the portable loop so
+ * it is tested on machines with AVX-512 too. Not thread safe: call it between kernel calls. */
+void oc_pool_allow_simd(int allow);
+void oc_pool_allow_simd(int allow)
+{
+    simd_allowed = allow != 0;
+}
+
+/* Maximum and its flat index (h * W + w) over the window rows [h0, h1), columns [w0, w1) of one
+ * image xn, per channel. Every window holds a real input (oc_pool_shape_init), so the first one
+ * seeds the maximum, as the first comparison against -inf would. PyTorch's test: a strict '>'
+ * keeps the first maximum in row-major window order, and a NaN always takes over, so NaNs
+ * propagate. */
+static void max_window(int C, int W, const float *xn, int h0, int h1, int w0, int w1,
+                       float *restrict y, int32_t *restrict am)
+{
+    if (simd_allowed && __builtin_cpu_supports("avx512f")) {
+        oc_maxpool_window_avx512(C, W, xn, h0, h1, w0, w1, y, am);
+        return;
+    }
+    memcpy(y, xn + ((int64_t)h0 * W + w0) * C, (size_t)C * sizeof *y);
+    for (int ch = 0; ch < C; ch++)
+        am[ch] = h0 * W + w0;
+    for (int h = h0; h < h1; h++)
+        for (int w = (h == h0 ? w0 + 1 : w0); w < w1; w++) {
+            const float *restrict xp = xn + ((int64_t)h * W + w) * C;
+            for (int ch = 0; ch < C; ch++)
+                if (xp[ch] > y[ch] || isnan(xp[ch])) {
+                    y[ch] = xp[ch];
+                    am[ch] = h * W + w;
+                }
+        }
+}
+
 static void maxpool_fwd_task(void *ctx, int tid, int nt)
 {
     const pool_ctx *c = ctx;
@@ -73,29 +113,13 @@ static void maxpool_fwd_task(void *ctx, int tid, int nt)
     oc_split_range((int64_t)s->N * s->P, tid, nt, &a, &e);
     for (int64_t j = a; j < e; j++) {
         int n = (int)(j / s->P), p = (int)(j % s->P);
+        const float *xn = c->x + (int64_t)n * s->H * s->W * C;
         for (int q = 0; q < s->Q; q++) {
             float *restrict yp = c->y + (j * s->Q + q) * C;
             int32_t *restrict ap = c->argmax + (j * s->Q + q) * C;
             int h0, h1, w0, w1;
             window(s, p, q, &h0, &h1, &w0, &w1);
-            for (int ch = 0; ch < C; ch++) {
-                yp[ch] = -INFINITY;
-                ap[ch] = -1;
-            }
-            /* PyTorch's test: row-major window order with a strict '>' keeps the first maximum,
-             * and a NaN always takes over, so NaNs propagate */
-            for (int h = h0; h < h1; h++)
-                for (int w = w0; w < w1; w++) {
-                    const float *restrict xp = c->x + (((int64_t)n * s->H + h) * s->W + w) * C;
-                    int32_t idx = h * s->W + w;
-                    for (int ch = 0; ch < C; ch++) {
-                        float v = xp[ch];
-                        if (ap[ch] < 0 || v > yp[ch] || isnan(v)) {
-                            yp[ch] = v;
-                            ap[ch] = idx;
-                        }
-                    }
-                }
+            max_window(C, s->W, xn, h0, h1, w0, w1, yp, ap);
         }
     }
 }

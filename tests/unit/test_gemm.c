@@ -81,6 +81,7 @@ static const shape3 shapes[] = {
     {13, 31, 63}, {28, 16, 50},  {29, 17, 51}, {6, 16, 300}, {7, 47, 257},   {61, 97, 127},
     {100, 200, 300}, {341, 40, 30}, {45, 3, 600}, {200, 16, 100}, {333, 7, 19}, {3, 3103, 5},
     {16, 40, 2000}, {20, 9, 4000}, {30, 17, 1100}, /* long K: split over K with 2 threads */
+    {181, 190, 1600}, /* K split with enough partials that their sum is split over rows */
 };
 #define N_SHAPES (int)(sizeof shapes / sizeof shapes[0])
 

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+void oc_pool_allow_simd(int allow); /* src/ops/pool.c test hook */
+
 static oc_pool_shape mk(int N, int H, int W, int C, int R, int S, int sh, int sw, int ph, int pw,
                         int cip)
 {
@@ -180,6 +182,39 @@ static void maxpool_first_max_and_padding_never_wins(void)
             (double)dx[5], (double)dx[15]);
 }
 
+/* The AVX-512 window must keep the portable loop's answer bit for bit where it is delicate:
+ * ties (first maximum wins), NaN (takes over, the last NaN's index), channel tails. */
+static void maxpool_simd_nan_and_ties_match_portable(void)
+{
+    static const float vals[4] = {-1.0f, 0.0f, 1.0f, NAN};
+    oc_pool_shape s = mk(2, 9, 10, 37, 3, 3, 2, 2, 1, 1, 1);
+    oc_rng r;
+    T_CHECK(oc_pool_shape_init(&s) == 0, "shape");
+    int64_t nx = x_numel(&s), ny = y_numel(&s);
+    float *x = malloc((size_t)nx * 4), *y[2] = {malloc((size_t)ny * 4), malloc((size_t)ny * 4)};
+    int32_t *am[2] = {malloc((size_t)ny * 4), malloc((size_t)ny * 4)};
+    int64_t nans = 0;
+    oc_rng_seed(&r, 42, 1);
+    for (int64_t i = 0; i < nx; i++)
+        x[i] = vals[oc_rng_below(&r, 4)];
+    for (int simd = 0; simd < 2; simd++) {
+        oc_pool_allow_simd(simd);
+        oc_maxpool_fwd(&s, x, y[simd], am[simd]);
+    }
+    oc_pool_allow_simd(1);
+    for (int64_t i = 0; i < ny; i++)
+        nans += isnan(y[0][i]);
+    T_CHECK(nans > 0 && nans < ny, "the data must give NaN and non-NaN maxima (%lld of %lld)",
+            (long long)nans, (long long)ny);
+    T_CHECK(!memcmp(y[0], y[1], (size_t)ny * 4), "maxima differ between SIMD and portable");
+    T_CHECK(!memcmp(am[0], am[1], (size_t)ny * 4), "argmax differs between SIMD and portable");
+    free(x);
+    for (int i = 0; i < 2; i++) {
+        free(y[i]);
+        free(am[i]);
+    }
+}
+
 /* ---------------------------------------------------------------- gradient check */
 
 enum { OP_MAX, OP_AVG, OP_GAP };
@@ -338,22 +373,27 @@ static int def_case(oc_pool_shape s, uint64_t seed)
 
 static void kernels_match_definitions(void)
 {
-    oc_rng r;
-    int done = 0;
-    def_case(mk(3, 32, 32, 16, 2, 2, 2, 2, 0, 0, 1), 1);
-    def_case(mk(2, 9, 11, 17, 3, 3, 2, 2, 1, 1, 0), 2);
-    def_case(mk(2, 9, 11, 17, 3, 3, 2, 2, 1, 1, 1), 3);
-    oc_rng_seed(&r, 5, 5);
-    while (done < 30) {
-        int R = 1 + (int)oc_rng_below(&r, 4), S = 1 + (int)oc_rng_below(&r, 4);
-        oc_pool_shape s = mk(1 + (int)oc_rng_below(&r, 3), 1 + (int)oc_rng_below(&r, 12),
-                             1 + (int)oc_rng_below(&r, 12), 1 + (int)oc_rng_below(&r, 35), R, S,
-                             1 + (int)oc_rng_below(&r, 3), 1 + (int)oc_rng_below(&r, 3),
-                             (int)oc_rng_below(&r, (uint64_t)R / 2 + 1),
-                             (int)oc_rng_below(&r, (uint64_t)S / 2 + 1), (int)oc_rng_below(&r, 2));
-        done += def_case(s, 10 + (uint64_t)done);
+    for (int simd = 1; simd >= 0; simd--) {
+        oc_rng r;
+        int done = 0;
+        oc_pool_allow_simd(simd);
+        def_case(mk(3, 32, 32, 16, 2, 2, 2, 2, 0, 0, 1), 1);
+        def_case(mk(2, 9, 11, 17, 3, 3, 2, 2, 1, 1, 0), 2);
+        def_case(mk(2, 9, 11, 17, 3, 3, 2, 2, 1, 1, 1), 3);
+        oc_rng_seed(&r, 5, 5);
+        while (done < 30) {
+            int R = 1 + (int)oc_rng_below(&r, 4), S = 1 + (int)oc_rng_below(&r, 4);
+            int N = 1 + (int)oc_rng_below(&r, 3), H = 1 + (int)oc_rng_below(&r, 12);
+            int W = 1 + (int)oc_rng_below(&r, 12), C = 1 + (int)oc_rng_below(&r, 35);
+            int sh = 1 + (int)oc_rng_below(&r, 3), sw = 1 + (int)oc_rng_below(&r, 3);
+            int ph = (int)oc_rng_below(&r, (uint64_t)R / 2 + 1);
+            int pw = (int)oc_rng_below(&r, (uint64_t)S / 2 + 1);
+            oc_pool_shape s = mk(N, H, W, C, R, S, sh, sw, ph, pw, (int)oc_rng_below(&r, 2));
+            done += def_case(s, 10 + (uint64_t)done);
+        }
     }
-    oc_test_note("33 shapes, max/avg fwd+bwd, 1 and 2 threads");
+    oc_pool_allow_simd(1);
+    oc_test_note("33 shapes, max/avg fwd+bwd, 1 and 2 threads, SIMD and portable");
 }
 
 static void global_avgpool_matches_definition(void)
@@ -469,6 +509,7 @@ int main(int argc, char **argv)
     static const oc_test_case cases[] = {
         {"shape_init_computes_and_rejects", shape_init_computes_and_rejects},
         {"maxpool_first_max_and_padding_never_wins", maxpool_first_max_and_padding_never_wins},
+        {"maxpool_simd_nan_and_ties_match_portable", maxpool_simd_nan_and_ties_match_portable},
         {"gradient_check", gradient_check},
         {"kernels_match_definitions", kernels_match_definitions},
         {"global_avgpool_matches_definition", global_avgpool_matches_definition},
