@@ -231,6 +231,12 @@ OC_API void oc_model_zero_grad(oc_model *m);
 /* Bytes of the current plan's arena (activations, their gradients, scratch); 0 before any
  * plan. E.g. oc_model_plan(m, 1, 0) then this = activation memory of one image. */
 OC_API size_t oc_model_plan_bytes(const oc_model *m);
+/* Layer profile: while on, forward and backward add each node's wall time to per-node
+ * counters (a fused activation's time counts in its producer). Turning it on (again) starts the
+ * counters at zero. oc_model_node_time gives node i's seconds in forward and in backward so far;
+ * it returns 0 when profiling is off or i is out of range. Errors: OC_ERR_NOMEM. */
+OC_API oc_status oc_model_set_profiling(oc_model *m, int enabled);
+OC_API int oc_model_node_time(const oc_model *m, int i, double *fwd_s, double *bwd_s);
 /* Also computes d(loss)/d(input) in backward (saliency, adversarial attacks); off by default
  * (it costs the first layer's input gradient). Changing it drops the plan; the next forward
  * plans again. oc_model_input_grad returns [n][H][W][C] of the last backward, or NULL when off
@@ -450,7 +456,7 @@ OC_API oc_status oc_ema_copy_to_model(oc_ema *e, oc_model *m);
 
 typedef enum {
     OC_TRAIN_STEP = 0,  /* after each optimizer step */
-    OC_TRAIN_EPOCH      /* after each epoch's validation (val_* and improved are set) */
+    OC_TRAIN_EPOCH      /* after each epoch (and its validation, when `validated`) */
 } oc_train_event;
 
 typedef struct {
@@ -462,6 +468,8 @@ typedef struct {
     double lr;
     double images_per_s;            /* training throughput of this epoch so far */
     double elapsed_s, eta_s;        /* whole run */
+    int validated;                  /* OC_TRAIN_EPOCH: 0 when val_every skipped this epoch's
+                                       validation (val_* and improved are then 0) */
     double val_loss, val_accuracy;  /* OC_TRAIN_EPOCH only */
     int improved;                   /* OC_TRAIN_EPOCH: best validation accuracy so far */
     const char *val_name;           /* "val" or "test" (validating on the official test split) */
@@ -514,6 +522,8 @@ typedef struct {
                                   stays (e.g. "whiten.bias:3"); NULL: none */
     int keep_last;             /* 1: `out` is the model after the last epoch, not the best one
                                   by validation accuracy */
+    int val_every;             /* > 1: validate only every this many epochs and after the last
+                                  (the best model is chosen among those); 0 or 1: every epoch */
     const char *out;           /* the best model by validation accuracy (required) */
     const char *checkpoint;    /* NULL: out + ".ckpt" */
     const char *log_csv;       /* per-epoch CSV log; NULL: out + ".csv" */

@@ -37,6 +37,8 @@ static void bench_help(FILE *out)
             "  --precision P      fp32 (default) or bf16: conv and dense products with bfloat16\n"
             "                     operands and fp32 sums (needs a CPU with AVX512_BF16)\n"
             "  --seed N           seed of the weights and the synthetic data (default 0)\n"
+            "  --profile          also time every layer (forward and backward) and print where a\n"
+            "                     step's time goes; adds two clock reads per layer\n"
             "  --json             print the result as JSON (schema ocelot.bench/1)\n"
             "  -h, --help         this help\n\n"
             "GFLOP/s counts the model's forward FLOPs (multiply-add = 2) per image, times 3 for a\n"
@@ -82,7 +84,7 @@ static int is_model_file(const char *path)
 }
 
 typedef struct {
-    int train, batch, iters, warmup, json;
+    int train, batch, iters, warmup, json, profile;
     oc_precision precision;
     int h, w, c, classes;   /* 0: not given */
     uint64_t seed;
@@ -121,7 +123,12 @@ static int run_bench(oc_model *m, const bench_opts *o, const float *x, const int
         }
     }
     for (int it = 0; it < o->warmup + o->iters; it++) {
-        double t0 = now_s();
+        double t0;
+        if (it == o->warmup && o->profile && oc_model_set_profiling(m, 1) != OC_OK) {
+            rc = cli_error("starting the layer profile");
+            goto done;
+        }
+        t0 = now_s();
         if (oc_model_forward(m, x, o->batch, o->train, &logits) != OC_OK) {
             rc = cli_error("forward");
             goto done;
@@ -197,6 +204,28 @@ static int print_json(const bench_opts *o, oc_model *m, const bench_result *r, d
     cJSON_AddNumberToObject(j, "peak_rss_mib", rss_mib);
     if (o->train)
         cJSON_AddNumberToObject(j, "final_loss", r->final_loss);
+    if (o->profile) {
+        cJSON *layers = cJSON_AddArrayToObject(j, "profile");
+        double sum = 0;
+        if (!layers)
+            goto nomem;
+        for (int i = 1; i < oc_model_num_nodes(m); i++) {
+            oc_node_info info;
+            double f = 0, b = 0;
+            cJSON *l = cJSON_CreateObject();
+            if (!l)
+                goto nomem;
+            cJSON_AddItemToArray(layers, l);
+            oc_model_node_info(m, i, &info);
+            oc_model_node_time(m, i, &f, &b);
+            sum += f + b;
+            cJSON_AddStringToObject(l, "node", info.name);
+            cJSON_AddStringToObject(l, "op", info.op);
+            cJSON_AddNumberToObject(l, "forward_ms", 1e3 * f / o->iters);
+            cJSON_AddNumberToObject(l, "backward_ms", 1e3 * b / o->iters);
+        }
+        cJSON_AddNumberToObject(j, "profile_other_ms", 1e3 * (r->total_s - sum) / o->iters);
+    }
     text = cJSON_Print(j);
     cJSON_Delete(j);
     if (!text)
@@ -208,6 +237,32 @@ nomem:
     cJSON_Delete(j);
     fprintf(stderr, "ocelot bench: out of memory\n");
     return CLI_FAIL;
+}
+
+/* Per layer, ms per timed iteration and share of the whole; "other" is what no layer ran (the
+ * loss, the optimizer step, copying the input). */
+static void print_profile(const bench_opts *o, oc_model *m, const bench_result *r)
+{
+    double sum = 0;
+    printf("\n  %-28s %-12s %10s %10s %7s\n", "layer", "op", "fwd ms", o->train ? "bwd ms" : "",
+           "share");
+    for (int i = 1; i < oc_model_num_nodes(m); i++) {
+        oc_node_info info;
+        double f = 0, b = 0;
+        oc_model_node_info(m, i, &info);
+        oc_model_node_time(m, i, &f, &b);
+        sum += f + b;
+        if (f + b <= 0)
+            continue; /* fused into its producer */
+        printf("  %-28s %-12s %10.3f ", info.name, info.op, 1e3 * f / o->iters);
+        if (o->train)
+            printf("%10.3f", 1e3 * b / o->iters);
+        else
+            printf("%10s", "");
+        printf(" %6.1f%%\n", 100.0 * (f + b) / r->total_s);
+    }
+    printf("  %-28s %-12s %21.3f %6.1f%%\n", "other", "", 1e3 * (r->total_s - sum) / o->iters,
+           100.0 * (r->total_s - sum) / r->total_s);
 }
 
 static void print_text(const bench_opts *o, oc_model *m, const bench_result *r, double gflop,
@@ -228,6 +283,8 @@ static void print_text(const bench_opts *o, oc_model *m, const bench_result *r, 
            (double)oc_model_plan_bytes(m) / 1048576.0);
     if (o->train)
         printf("  final loss %.4f\n", r->final_loss);
+    if (o->profile)
+        print_profile(o, m, r);
 }
 
 int cmd_bench_model(int argc, char **argv)
@@ -238,8 +295,9 @@ int cmd_bench_model(int argc, char **argv)
         {"classes", required_argument, NULL, 'k'}, {"iters", required_argument, NULL, 'n'},
         {"warmup", required_argument, NULL, 'w'},  {"precision", required_argument, NULL, 'p'},
         {"seed", required_argument, NULL, 's'},    {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    bench_opts o = {0, 0, 20, 3, 0, OC_PRECISION_F32, 0, 0, 0, 0, 0, NULL};
+        {"profile", no_argument, NULL, 'P'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    bench_opts o = {0, 0, 20, 3, 0, 0, OC_PRECISION_F32, 0, 0, 0, 0, 0, NULL};
     bench_result res = {0};
     oc_model *m = NULL;
     float *x = NULL;
@@ -301,6 +359,7 @@ int cmd_bench_model(int argc, char **argv)
             o.seed = (uint64_t)v;
             break;
         case 'j': o.json = 1; break;
+        case 'P': o.profile = 1; break;
         case 'h': bench_help(stdout); return CLI_OK;
         default: return cli_usage_error("bench", "unknown option");
         }

@@ -54,6 +54,7 @@ static void train_help(FILE *out)
             "  --label-smoothing X  default 0\n"
             "  --ema DECAY          keep an exponential moving average of the weights\n"
             "  --early-stop N       stop after N epochs without improvement\n"
+            "  --val-every N        validate every N epochs and after the last (default 1)\n"
             "  --keep best|last     write the best model by validation accuracy (default) or\n"
             "                       the last one\n"
             "  --lookahead K        every K steps pull the weights to their moving average and\n"
@@ -133,6 +134,14 @@ static void on_progress(const oc_train_progress *p, void *user)
         fflush(stderr);
         return;
     }
+    if (!p->validated) {
+        fprintf(stderr, "%sepoch %lld/%lld  loss %.4f  acc %.2f%%  (%s not run: --val-every)  "
+                        "%.0f img/s  elapsed %s\n",
+                ps->tty ? "\r\033[K" : "", (long long)p->epoch, (long long)p->epochs, p->loss,
+                100 * p->accuracy, p->val_name, p->images_per_s, el);
+        fflush(stderr);
+        return;
+    }
     fprintf(stderr, "%sepoch %lld/%lld  loss %.4f  acc %.2f%%  %s_loss %.4f  %s_acc %.2f%%%s  "
                     "%.0f img/s  elapsed %s\n",
             ps->tty ? "\r\033[K" : "", (long long)p->epoch, (long long)p->epochs, p->loss,
@@ -161,6 +170,7 @@ int cmd_train(int argc, char **argv)
         {"precision", required_argument, NULL, 'P'},
         {"recipe", required_argument, NULL, 'r'},   {"keep", required_argument, NULL, 'K'},
         {"lookahead", required_argument, NULL, 'A'}, {"freeze-after", required_argument, NULL, 'Z'},
+        {"val-every", required_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     oc_train_config cfg;
     oc_train_summary sum;
@@ -287,6 +297,12 @@ int cmd_train(int argc, char **argv)
             cfg.lookahead = (int)v;
             break;
         case 'Z': cfg.freeze_after = optarg; break;
+        case 'V':
+            if (!cli_parse_int(optarg, 1, 100000, &v))
+                return cli_usage_error("train", "--val-every must be 1-100000 epochs, not '%s'",
+                                       optarg);
+            cfg.val_every = (int)v;
+            break;
         case 'h': train_help(stdout); return CLI_OK;
         default: return cli_usage_error("train", "unknown option");
         }

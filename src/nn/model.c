@@ -275,6 +275,7 @@ void oc_model_free(oc_model *m)
         free(nd->dx_ptr);
     }
     free(m->nodes);
+    free(m->prof);
     for (int i = 0; i < m->n_tensors; i++)
         free((char *)m->tensors[i].name);
     free(m->tensors);

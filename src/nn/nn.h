@@ -132,6 +132,7 @@ struct oc_model {
     int want_input_grad;
     oc_precision precision; /* conv / dense GEMMs in forward and backward (precision.c) */
     int no_fusion;      /* test hook: plan every node on its own (plan.c, plan_fusion) */
+    double *prof;       /* [n_nodes][2] seconds in forward, backward (profile.c); NULL: off */
 };
 
 /* ---- op table (layers.c) ---- */

@@ -320,7 +320,10 @@ oc_status oc_model_forward(oc_model *m, const float *x, int n, int training,
     math = oc_nn_math_enter(m);
     for (int i = 1; i < m->n_nodes; i++) {
         oc_node *nd = &m->nodes[i];
+        double t0 = m->prof ? oc_now() : 0.0;
         oc_nn_op(nd->op)->fwd(m, nd, n, training);
+        if (m->prof)
+            m->prof[2 * i] += oc_now() - t0;
     }
     oc_math_set(math);
     m->fwd_n = n;
@@ -343,12 +346,15 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
     math = oc_nn_math_enter(m);
     for (int i = last; i >= 1; i--) {
         oc_node *nd = &m->nodes[i];
+        double t0 = m->prof ? oc_now() : 0.0;
         for (int k = 0; k < nd->n_in; k++) {
             oc_node *in = &m->nodes[nd->in[k]];
             if (in->dy && in->dy_zero_at == i)
                 memset(in->dy, 0, (size_t)n * (size_t)oc_nn_size(in) * sizeof(float));
         }
         oc_nn_op(nd->op)->bwd(m, nd, n);
+        if (m->prof)
+            m->prof[2 * i + 1] += oc_now() - t0;
     }
     oc_math_set(math);
     return OC_OK;

@@ -50,7 +50,7 @@ typedef struct {
     /* recipe knobs (optional in checkpoints written before them) */
     char recipe[64], freeze_tensor[256];
     double peak_at, lr_start, lr_end, norm_lr_scale;
-    int decay_norm, lookahead, freeze_epochs, keep_last;
+    int decay_norm, lookahead, freeze_epochs, keep_last, val_every;
 } run_config;
 
 static cJSON *config_to_json(const run_config *r)
@@ -89,6 +89,7 @@ static cJSON *config_to_json(const run_config *r)
     cJSON_AddStringToObject(o, "freeze_tensor", r->freeze_tensor);
     cJSON_AddNumberToObject(o, "freeze_epochs", r->freeze_epochs);
     cJSON_AddNumberToObject(o, "keep_last", r->keep_last);
+    cJSON_AddNumberToObject(o, "val_every", r->val_every);
     return o;
 }
 
@@ -158,7 +159,9 @@ static oc_status config_from_json(const cJSON *o, run_config *r)
     json_num(o, "lookahead", &v[1]);
     json_num(o, "freeze_epochs", &v[2]);
     json_num(o, "keep_last", &v[3]);
+    json_num(o, "val_every", &v[4]);
     r->keep_last = (int)v[3];
+    r->val_every = (int)v[4];
     r->decay_norm = (int)v[0];
     r->lookahead = (int)v[1];
     r->freeze_epochs = (int)v[2];
@@ -251,6 +254,9 @@ static oc_status resolve_config(job *j, const oc_train_config *c)
     r->decay_norm = c->decay_norm != 0;
     r->lookahead = c->lookahead;
     r->keep_last = c->keep_last != 0;
+    if (c->val_every < 0 || c->val_every > 100000)
+        return oc_fail(OC_ERR_ARG, "train: val-every %d must be 0-100000 epochs", c->val_every);
+    r->val_every = c->val_every;
     if (c->freeze_after && *c->freeze_after) {
         const char *colon = strrchr(c->freeze_after, ':');
         char *end;
@@ -837,7 +843,8 @@ static void job_free(job *j)
 }
 
 static void report(job *j, oc_train_event ev, double t_start, int64_t steps_this_call,
-                   double train_seconds, double val_loss, double val_acc, int improved)
+                   double train_seconds, int validated, double val_loss, double val_acc,
+                   int improved)
 {
     oc_train_progress p;
     int64_t per_epoch = oc_loader_num_batches(j->train_loader);
@@ -860,6 +867,7 @@ static void report(job *j, oc_train_event ev, double t_start, int64_t steps_this
     p.eta_s = steps_this_call > 0
                   ? elapsed / (double)steps_this_call * (double)(p.total_steps - j->global_step)
                   : 0;
+    p.validated = validated;
     p.val_loss = val_loss;
     p.val_accuracy = val_acc;
     p.improved = improved;
@@ -985,7 +993,7 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
 
     while (j.epoch < j.rc.epochs) {
         double val_loss, val_acc;
-        int improved;
+        int improved, validated;
         char line[256];
         epoch_t0 = oc_now();
         train_seconds = 0;
@@ -1046,7 +1054,7 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
             images_this_call += b->n;
             train_seconds += oc_now() - t0;
             j.batch_done++;
-            report(&j, OC_TRAIN_STEP, t_start, steps_this_call, train_seconds, 0, 0, 0);
+            report(&j, OC_TRAIN_STEP, t_start, steps_this_call, train_seconds, 0, 0, 0, 0);
             if (cfg->stop && *cfg->stop) {
                 /* the position saved is the next batch: --resume continues exactly there */
                 st = save_checkpoint(&j, j.seconds_before + oc_now() - t_start);
@@ -1059,14 +1067,26 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
                 goto fail;
             }
         }
-        st = validate(&j, &val_loss, &val_acc);
-        if (st != OC_OK)
-            goto fail;
-        improved = j.best_epoch == 0 || val_acc > j.best_acc;
-        snprintf(line, sizeof line, "%lld,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n",
-                 (long long)j.epoch + 1, j.loss_sum / (double)(j.seen ? j.seen : 1),
-                 (double)j.correct / (double)(j.seen ? j.seen : 1), val_loss, val_acc,
-                 oc_optimizer_lr(j.opt), oc_now() - epoch_t0);
+        /* with val_every, the last epoch (and so every run's result) is always validated */
+        validated = j.rc.val_every <= 1 || (j.epoch + 1) % j.rc.val_every == 0 ||
+                    j.epoch + 1 == j.rc.epochs;
+        val_loss = val_acc = 0;
+        if (validated) {
+            st = validate(&j, &val_loss, &val_acc);
+            if (st != OC_OK)
+                goto fail;
+        }
+        improved = validated && (j.best_epoch == 0 || val_acc > j.best_acc);
+        if (validated)
+            snprintf(line, sizeof line, "%lld,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f\n",
+                     (long long)j.epoch + 1, j.loss_sum / (double)(j.seen ? j.seen : 1),
+                     (double)j.correct / (double)(j.seen ? j.seen : 1), val_loss, val_acc,
+                     oc_optimizer_lr(j.opt), oc_now() - epoch_t0);
+        else /* empty validation cells: a gap in the report's curves */
+            snprintf(line, sizeof line, "%lld,%.6f,%.6f,,,%.6g,%.3f\n", (long long)j.epoch + 1,
+                     j.loss_sum / (double)(j.seen ? j.seen : 1),
+                     (double)j.correct / (double)(j.seen ? j.seen : 1), oc_optimizer_lr(j.opt),
+                     oc_now() - epoch_t0);
         st = history_add(&j, line);
         if (st != OC_OK)
             goto fail;
@@ -1074,15 +1094,15 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
             j.best_acc = val_acc;
             j.best_epoch = j.epoch + 1;
             j.since_best = 0;
-        } else {
+        } else if (validated) {
             j.since_best++;
         }
-        report(&j, OC_TRAIN_EPOCH, t_start, steps_this_call, train_seconds, val_loss, val_acc,
-               improved);
+        report(&j, OC_TRAIN_EPOCH, t_start, steps_this_call, train_seconds, validated, val_loss,
+               val_acc, improved);
         /* the next epoch's position, then files: best model, CSV, checkpoint */
         j.epoch++;
         j.batch_done = 0;
-        if (improved || j.rc.keep_last) {
+        if (improved || (j.rc.keep_last && validated)) {
             st = save_model(&j, val_acc);
             if (st != OC_OK)
                 goto fail;
@@ -1096,7 +1116,8 @@ oc_status oc_train(const oc_train_config *cfg, oc_train_summary *summary)
         if (summary) {
             summary->final_train_loss = j.loss_sum / (double)(j.seen ? j.seen : 1);
             summary->final_train_accuracy = (double)j.correct / (double)(j.seen ? j.seen : 1);
-            summary->final_val_accuracy = val_acc;
+            if (validated)
+                summary->final_val_accuracy = val_acc;
         }
         j.loss_sum = 0;
         j.correct = j.seen = 0;

@@ -29,6 +29,20 @@ check "train loss finite" "$PY" -c "import json,math,sys; d=json.load(open(sys.a
 check "text output" sh -c "'$OCELOT' bench cnn $B --batch 4 | grep -q 'images/s'"
 check "--input and --classes" sh -c "'$OCELOT' bench cnn $B --input 16x16x1 --classes 3 --json > '$TMP/s.json' && '$PY' -c \"import json,sys; d=json.load(open(sys.argv[1])); assert (d['height'], d['channels'], d['classes']) == (16, 1, 3)\" '$TMP/s.json'"
 check "--precision fp32" "$OCELOT" bench cnn $B --precision fp32
+# --profile: one entry per layer, times that add up to no more than the step, and a text table
+check "train --profile --json" sh -c "'$OCELOT' bench resnet20 --train --batch 8 $B --profile --json > '$TMP/p.json'"
+check "profile: every layer timed, sums within the step" "$PY" - "$TMP/p.json" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+prof = d["profile"]
+names = [l["node"] for l in prof]
+assert len(names) == len(set(names)) > 20, names
+assert any(l["op"] == "conv2d" and l["forward_ms"] > 0 and l["backward_ms"] > 0 for l in prof)
+total = sum(l["forward_ms"] + l["backward_ms"] for l in prof)
+assert 0 < total <= d["latency_ms"]["mean"] * 1.001, (total, d["latency_ms"])
+assert d["profile_other_ms"] >= -1e-6 and abs(total + d["profile_other_ms"] - d["latency_ms"]["mean"]) < 1e-3 * d["latency_ms"]["mean"] + 1e-6
+PYEOF
+check "profile text table" sh -c "'$OCELOT' bench cnn $B --profile | grep -q '^  other'"
 check "--help" sh -c "'$OCELOT' bench --help | grep -q -- --train"
 
 # a JSON spec file and a model file are accepted as MODEL

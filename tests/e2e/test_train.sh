@@ -59,6 +59,11 @@ R=(--data "idx:$D" --recipe cifar10-fast --input 25x25x1 --batch 32 --lr 0.05 --
 check "train --recipe cifar10-fast" "$OCELOT" train "${R[@]}" --out "$TMP/fast.ocm"
 head -c 65536 "$TMP/fast.ocm" | grep -a -q '\\"recipe\\":\\"cifar10-fast\\"' \
     && pass "the model records the recipe" || fail "the model records the recipe"
+# the recipe validates only at the end (val_every 10): epoch 1's validation cells are empty
+awk -F, 'NR == 2 && $4 == "" && $5 == "" { e = 1 } NR == 3 && $5 != "" { l = 1 } END { exit !(e && l) }' \
+    "$TMP/fast.ocm.csv" && pass "--val-every: skipped epochs leave empty cells, the last is validated" \
+    || fail "--val-every: skipped epochs leave empty cells, the last is validated" "$(cat "$TMP/fast.ocm.csv")"
+check_fails "train --val-every 0" "$OCELOT" train "${R[@]}" --val-every 0 --out "$TMP/x.ocm"
 check "eval --tta=2" "$OCELOT" eval "$TMP/fast.ocm" --data "idx:$D" --tta=2
 grep -q "flip + shift TTA" "$TMP/last.out" && pass "six-view TTA named" || fail "six-view TTA named" "$(head -2 "$TMP/last.out")"
 check_fails "eval --tta=3" "$OCELOT" eval "$TMP/fast.ocm" --data "idx:$D" --tta=3
