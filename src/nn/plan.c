@@ -10,8 +10,8 @@
  *    shared by lifetime in backward order: node i's gradient is first written when its last
  *    consumer runs backward (it is zeroed just before) and last read by node i's backward.
  *
- * Fusion: a batch norm or an add whose only consumer is a ReLU or ReLU6 right after it runs
- * both (one pass forward, one backward, bitwise the same results): the activation's buffers
+ * Fusion: a batch norm or an add whose only consumer is a ReLU or ReLU6 (batch norm: or GELU)
+ * right after it runs both (one pass forward, one backward, bitwise the same results): the activation's buffers
  * serve both nodes, the producer's own output and gradient buffers are not planned. */
 #include "nn.h"
 
@@ -133,8 +133,10 @@ static void plan_fusion(oc_model *m)
         return;
     for (int i = 1; i + 1 < m->n_nodes; i++) {
         oc_node *nd = &m->nodes[i], *next = &m->nodes[i + 1];
-        oc_act act = next->op == OC_OP_RELU ? OC_ACT_RELU
-                     : next->op == OC_OP_RELU6 ? OC_ACT_RELU6 : OC_ACT_IDENTITY;
+        oc_act act = next->op == OC_OP_RELU    ? OC_ACT_RELU
+                     : next->op == OC_OP_RELU6 ? OC_ACT_RELU6
+                     : next->op == OC_OP_GELU && nd->op == OC_OP_BATCHNORM ? OC_ACT_GELU
+                                                                           : OC_ACT_IDENTITY;
         if ((nd->op != OC_OP_BATCHNORM && nd->op != OC_OP_ADD) || nd->n_consumers != 1 ||
             next->n_in != 1 ||
             next->in[0] != i || act == OC_ACT_IDENTITY || nd->fused)

@@ -13,7 +13,7 @@
  *
  * Sigmoid, SiLU and GELU use exp_nonpos(), a polynomial exp for arguments <= 0 that vectorises
  * (libm's expf does not); GELU is the exact erf form, with erf from a polynomial accurate to
- * 1.5e-7 (erf_as below). Large arrays are split
+ * 1.5e-7 (erf_as; both in act_math.h). Large arrays are split
  * over the thread pool in fixed chunks; elementwise work has no reductions, so the result does
  * not depend on the thread count. */
 /* GCC 12 at -O2 vectorises only loops whose trip count is a known multiple of the vector width
@@ -25,6 +25,7 @@
 #endif
 
 #include "core/core.h"
+#include "act_math.h"
 #include "ops.h"
 
 #include <math.h>
@@ -34,58 +35,6 @@
 /* Below this many elements one thread is faster than waking the pool. */
 #define ACT_PAR_MIN 32768
 
-/* e^x for x <= 0 (inputs below -87.3 are clamped, so the result stays a normal float).
- * Cephes' expf polynomial after x = n ln2 + r, |r| <= ln2/2; relative error about 2 ulp.
- * Rounding to n uses the 1.5 * 2^23 trick, which needs no SSE4.1 round instruction. */
-static inline float exp_nonpos(float x)
-{
-    const float shifter = 12582912.0f; /* 1.5 * 2^23 */
-    float t, n, r, p;
-    int32_t bits;
-    x = x < -87.3f ? -87.3f : x;
-    t = x * 1.44269504088896341f + shifter;
-    n = t - shifter;
-    r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    bits = ((int32_t)n + 127) << 23;
-    memcpy(&t, &bits, sizeof t);
-    return p * t;
-}
-
-/* sigmoid(x) without overflow: with e = exp(-|x|) in (0, 1], 1/(1+e) or e/(1+e). */
-static inline float sigmoidf(float x)
-{
-    float e = exp_nonpos(x < 0.0f ? x : -x);
-    float r = 1.0f / (1.0f + e);
-    return x < 0.0f ? e * r : r;
-}
-
-/* erf by Abramowitz & Stegun 7.1.26: erf|x| = 1 - t (a1 + t (a2 + ...)) e^{-x^2}, t = 1/(1+p|x|),
- * absolute error <= 1.5e-7. This is the formula PyTorch's vectorised CPU GELU uses (ATen's
- * Vectorized<float>::erf), so it matches torch.nn.GELU() closely, and unlike libm's erff it
- * vectorises. */
-static inline float erf_as(float x)
-{
-    float a = x < 0.0f ? -x : x;
-    float t = 1.0f / (1.0f + 0.3275911f * a);
-    float r = 1.061405429f;
-    r = r * t - 1.453152027f;
-    r = r * t + 1.421413741f;
-    r = r * t - 0.284496736f;
-    r = r * t + 0.254829592f;
-    float e = 1.0f - r * t * exp_nonpos(-a * a);
-    return x < 0.0f ? -e : e;
-}
-
-#define INV_SQRT2 0.70710678118654752f
-#define INV_SQRT_2PI 0.39894228040143268f
 
 /* Compiled twice, for AVX2+FMA and for baseline x86-64; the loader picks one by CPU. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -118,7 +67,7 @@ ACT_CLONES static void act_fwd_range(oc_act act, float alpha, int64_t n, const f
         break;
     case OC_ACT_GELU:
         for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] * 0.5f * (1.0f + erf_as(x[i] * INV_SQRT2));
+            y[i] = oc_gelu(x[i]);
         break;
     case OC_ACT_SILU:
         for (int64_t i = 0; i < n; i++)
@@ -165,11 +114,8 @@ ACT_CLONES static void act_bwd_range(oc_act act, float alpha, int64_t n, const f
         break;
     case OC_ACT_GELU:
         /* d/dx x Phi(x) = Phi(x) + x phi(x) */
-        for (int64_t i = 0; i < n; i++) {
-            float cdf = 0.5f * (1.0f + erf_as(x[i] * INV_SQRT2));
-            float pdf = INV_SQRT_2PI * exp_nonpos(-0.5f * x[i] * x[i]);
-            dx[i] += dy[i] * (cdf + x[i] * pdf);
-        }
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += oc_gelu_grad(x[i], dy[i]);
         break;
     case OC_ACT_SILU:
         /* d/dx x s(x) = s (1 + x (1 - s)) */

@@ -12,11 +12,12 @@
  * Extension beyond ops.h: gamma / beta may be NULL (weight 1, bias 0, as affine=False), and
  * dgamma / dbeta may be NULL (not wanted).
  *
- * The _act variants fuse a following ReLU or ReLU6 (oc_batchnorm_act_fusable): forward applies
- * it in the normalising pass; backward reads the activation's derivative from the fused output
- * y (ReLU: y > 0, ReLU6: 0 < y < 6, exactly the input tests act.c uses) inside both passes over
- * dy, so neither the normalised tensor nor its gradient is ever written. The results are
- * bitwise those of the separate ops. */
+ * The _act variants fuse a following ReLU, ReLU6 or GELU (oc_batchnorm_act_fusable): forward
+ * applies it in the normalising pass; backward gets the activation's derivative inside both
+ * passes over dy, for ReLU / ReLU6 from the fused output y (y > 0, 0 < y < 6, exactly the
+ * input tests act.c uses), for GELU from the normalised value, recomputed from x with the
+ * forward's own per-channel coefficients and expression. Neither the normalised tensor nor its
+ * gradient is ever written, and the results are bitwise those of the separate ops. */
 
 /* See act.c: lets GCC vectorise these loops at -O2 (no reassociation, so results are the same
  * as the plain scalar loops). */
@@ -24,6 +25,7 @@
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math")
 #endif
 
+#include "act_math.h"
 #include "core/core.h"
 #include "ops.h"
 
@@ -54,6 +56,9 @@ typedef struct {
     int C, c0, ct;                 /* the tile: channels [c0, c0 + ct) */
     oc_act act;                    /* backward: fused activation, its derivative read from ya */
     const float *x, *dy, *ya;
+    const float *fa, *fb;          /* GELU: the forward's a and b (bn_affine_loop) for the
+                                      channels from fa_c0 on */
+    int fa_c0;
     const float *center;           /* [C]: x[0][c] (forward) or the saved mean (backward) */
     double (*part)[2][BN_TILE];    /* [nthreads][2][BN_TILE] */
     int nt_used;                   /* threads the pool really ran (it may give fewer) */
@@ -102,14 +107,25 @@ BN_CLONES static void bn_stats_rows(const bn_reduce_job *j, int64_t m0, int64_t 
     memcpy(out_ss, ss, (size_t)ct * sizeof *ss);
 }
 
+/* The normalised value as the forward pass computed it (bn_affine_loop: same operands, same
+ * order, no contraction under -std=c11), for GELU's derivative. */
+static inline __attribute__((always_inline)) float bn_z(float x, float mu, float a, float b)
+{
+    return (x - mu) * a + b;
+}
+
 /* The gradient reaching the normalised value through the fused activation `act` (a constant
- * after inlining): dy where the activation passes it (read from its output y), else 0. */
-static inline __attribute__((always_inline)) float bn_act_grad(oc_act act, float y, float g)
+ * after inlining): ReLU / ReLU6 pass dy where their output y says so, else 0; GELU scales it
+ * by its derivative at the normalised value z. */
+static inline __attribute__((always_inline)) float bn_act_grad(oc_act act, float y, float z,
+                                                              float g)
 {
     if (act == OC_ACT_RELU)
         return y > 0.0f ? g : 0.0f;
     if (act == OC_ACT_RELU6)
         return ((y > 0.0f) & (y < 6.0f)) ? g : 0.0f;
+    if (act == OC_ACT_GELU)
+        return oc_gelu_grad(z, g);
     return g;
 }
 
@@ -121,15 +137,18 @@ static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_
 {
     const int ct = j->ct;
     const float *restrict mean = j->center + j->c0;
+    const float *restrict fa = act == OC_ACT_GELU ? j->fa + (j->c0 - j->fa_c0) : mean;
+    const float *restrict fb = act == OC_ACT_GELU ? j->fb + (j->c0 - j->fa_c0) : mean;
     double s[BN_TILE], sx[BN_TILE];
     for (int c = 0; c < ct; c++)
         s[c] = sx[c] = 0.0;
     for (int64_t m = m0; m < m1; m++) {
         const float *restrict xr = j->x + m * j->C + j->c0;
         const float *restrict gr = j->dy + m * j->C + j->c0;
-        const float *restrict yr = j->ya + m * j->C + j->c0;
+        const float *restrict yr = act == OC_ACT_GELU ? gr : j->ya + m * j->C + j->c0;
         for (int c = 0; c < ct; c++) {
-            double g = (double)bn_act_grad(act, yr[c], gr[c]);
+            float z = act == OC_ACT_GELU ? bn_z(xr[c], mean[c], fa[c], fb[c]) : 0.0f;
+            double g = (double)bn_act_grad(act, yr[c], z, gr[c]);
             s[c] += g;
             sx[c] += g * ((double)xr[c] - (double)mean[c]);
         }
@@ -149,6 +168,10 @@ BN_CLONES static void bn_dstats_rows(const bn_reduce_job *j, int64_t m0, int64_t
     }
     if (j->act == OC_ACT_RELU6) {
         bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_RELU6);
+        return;
+    }
+    if (j->act == OC_ACT_GELU) {
+        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_GELU);
         return;
     }
     const float *restrict mean = j->center + j->c0;
@@ -248,6 +271,7 @@ typedef struct {
      * k[i] for channel c0 + i */
     int c0, cn;
     const float *k, *kx, *k0;
+    const float *fa, *fb; /* backward with GELU: the forward's a and b, like k: [cn] */
 } bn_apply_job;
 
 /* The row loops of the elementwise passes for a channel count `cn` that is a compile-time
@@ -271,6 +295,8 @@ static inline __attribute__((always_inline)) void bn_affine_loop(const bn_apply_
                 v = v < 0.0f ? 0.0f : v;
             if (act == OC_ACT_RELU6)
                 v = v > 6.0f ? 6.0f : v;
+            if (act == OC_ACT_GELU)
+                v = oc_gelu(v);
             yr[c] = v;
         }
     }
@@ -287,6 +313,8 @@ static inline __attribute__((always_inline)) void bn_affine_act(const bn_apply_j
         bn_affine_loop(j, m0, m1, c0, cn, a, b, mu, OC_ACT_RELU);
     else if (j->act == OC_ACT_RELU6)
         bn_affine_loop(j, m0, m1, c0, cn, a, b, mu, OC_ACT_RELU6);
+    else if (j->act == OC_ACT_GELU)
+        bn_affine_loop(j, m0, m1, c0, cn, a, b, mu, OC_ACT_GELU);
     else
         bn_affine_loop(j, m0, m1, c0, cn, a, b, mu, OC_ACT_IDENTITY);
 }
@@ -323,13 +351,19 @@ static inline __attribute__((always_inline)) void bn_dx_loop(const bn_apply_job 
 {
     const float *restrict k = j->k, *restrict kx = j->kx, *restrict k0 = j->k0;
     const float *restrict mean = j->mean + j->c0;
+    const float *restrict fa = act == OC_ACT_GELU ? j->fa : mean;
+    const float *restrict fb = act == OC_ACT_GELU ? j->fb : mean;
     for (int64_t m = m0; m < m1; m++) {
         const float *restrict xr = j->x + m * j->C + j->c0;
         const float *restrict gr = j->dy + m * j->C + j->c0;
-        const float *restrict yr = act == OC_ACT_IDENTITY ? gr : j->ya + m * j->C + j->c0;
+        const float *restrict yr =
+            act == OC_ACT_IDENTITY || act == OC_ACT_GELU ? gr : j->ya + m * j->C + j->c0;
         float *restrict dr = j->out + m * j->C + j->c0;
-        for (int c = 0; c < cn; c++)
-            dr[c] += k[c] * bn_act_grad(act, yr[c], gr[c]) + kx[c] * (xr[c] - mean[c]) + k0[c];
+        for (int c = 0; c < cn; c++) {
+            float z = act == OC_ACT_GELU ? bn_z(xr[c], mean[c], fa[c], fb[c]) : 0.0f;
+            dr[c] += k[c] * bn_act_grad(act, yr[c], z, gr[c]) + kx[c] * (xr[c] - mean[c]) +
+                     k0[c];
+        }
     }
 }
 
@@ -340,6 +374,8 @@ static inline __attribute__((always_inline)) void bn_dx_act(const bn_apply_job *
         bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU);
     else if (j->act == OC_ACT_RELU6)
         bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU6);
+    else if (j->act == OC_ACT_GELU)
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_GELU);
     else
         bn_dx_loop(j, m0, m1, cn, OC_ACT_IDENTITY);
 }
@@ -374,7 +410,8 @@ static void bn_dx_task(void *ctx, int tid, int nt)
 
 int oc_batchnorm_act_fusable(oc_act act)
 {
-    return act == OC_ACT_IDENTITY || act == OC_ACT_RELU || act == OC_ACT_RELU6;
+    return act == OC_ACT_IDENTITY || act == OC_ACT_RELU || act == OC_ACT_RELU6 ||
+           act == OC_ACT_GELU;
 }
 
 void oc_batchnorm_fwd_train(int64_t M, int C, const float *x, const float *gamma,
@@ -476,17 +513,17 @@ void oc_batchnorm_bwd(int64_t M, int C, const float *x, const float *gamma, cons
                       const float *save_invstd, const float *dy, float *dx, float *dgamma,
                       float *dbeta)
 {
-    oc_batchnorm_act_bwd(M, C, x, gamma, save_mean, save_invstd, OC_ACT_IDENTITY, NULL, dy, dx,
-                         dgamma, dbeta);
+    oc_batchnorm_act_bwd(M, C, x, gamma, NULL, save_mean, save_invstd, OC_ACT_IDENTITY, NULL, dy,
+                         dx, dgamma, dbeta);
 }
 
 void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
-                          const float *save_mean, const float *save_invstd, oc_act act,
-                          const float *y, const float *dy, float *dx, float *dgamma,
+                          const float *beta, const float *save_mean, const float *save_invstd,
+                          oc_act act, const float *y, const float *dy, float *dx, float *dgamma,
                           float *dbeta)
 {
     double s[BN_TILE], sx[BN_TILE];
-    float k[BN_CHUNK], kx[BN_CHUNK], k0[BN_CHUNK];
+    float k[BN_CHUNK], kx[BN_CHUNK], k0[BN_CHUNK], fa[BN_CHUNK], fb[BN_CHUNK];
     bn_reduce_job rj = {0};
     bn_apply_job aj = {0};
 
@@ -494,7 +531,7 @@ void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
         return;
     rj.M = M;
     rj.C = C;
-    if (!y || !oc_batchnorm_act_fusable(act))
+    if ((!y && act != OC_ACT_GELU) || !oc_batchnorm_act_fusable(act))
         act = OC_ACT_IDENTITY;
     rj.x = x;
     rj.dy = dy;
@@ -512,9 +549,18 @@ void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
     aj.k = k;
     aj.kx = kx;
     aj.k0 = k0;
+    aj.fa = rj.fa = fa;
+    aj.fb = rj.fb = fb;
     for (int cc = 0; cc < C; cc += BN_CHUNK) {
         aj.c0 = cc;
         aj.cn = C - cc < BN_CHUNK ? C - cc : BN_CHUNK;
+        rj.fa_c0 = cc;
+        if (act == OC_ACT_GELU) /* exactly as bn_affine_rows forms them in training */
+            for (int c = 0; c < aj.cn; c++) {
+                float g = gamma ? gamma[cc + c] : 1.0f;
+                fa[c] = save_invstd[cc + c] * g;
+                fb[c] = beta ? beta[cc + c] : 0.0f;
+            }
         for (int c0 = cc; c0 < cc + aj.cn; c0 += BN_TILE) {
             rj.c0 = c0;
             rj.ct = cc + aj.cn - c0 < BN_TILE ? cc + aj.cn - c0 : BN_TILE;

@@ -135,10 +135,12 @@ void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float 
 /* ---------------------------------------------------------------- batch norm + activation */
 
 /* Batch normalisation fused with the activation that follows it, for the acts where this
- * returns 1 (identity, ReLU, ReLU6): y = act(batchnorm(x)) in one pass, the normalised value
- * never stored. The backward takes the FUSED output y and dy = d(loss)/dy, reads the
- * activation's derivative from y, and accumulates dx, dgamma, dbeta as oc_batchnorm_bwd does.
- * Results are bitwise those of the separate batch norm and oc_act calls. */
+ * returns 1 (identity, ReLU, ReLU6, GELU): y = act(batchnorm(x)) in one pass, the normalised
+ * value never stored. The backward takes the FUSED output y and dy = d(loss)/dy, gets the
+ * activation's derivative from y (ReLU, ReLU6) or from the normalised value recomputed from x,
+ * gamma and beta (GELU; y may then be NULL), and accumulates dx, dgamma, dbeta as
+ * oc_batchnorm_bwd does. Results are bitwise those of the separate batch norm and oc_act
+ * calls. */
 int oc_batchnorm_act_fusable(oc_act act);
 void oc_batchnorm_act_fwd_train(int64_t M, int C, const float *x, const float *gamma,
                                 const float *beta, float eps, float momentum,
@@ -148,8 +150,8 @@ void oc_batchnorm_act_fwd_infer(int64_t M, int C, const float *x, const float *g
                                 const float *beta, const float *running_mean,
                                 const float *running_var, float eps, oc_act act, float *y);
 void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
-                          const float *save_mean, const float *save_invstd, oc_act act,
-                          const float *y, const float *dy, float *dx, float *dgamma,
+                          const float *beta, const float *save_mean, const float *save_invstd,
+                          oc_act act, const float *y, const float *dy, float *dx, float *dgamma,
                           float *dbeta);
 
 /* y = act(a + b) (any act in the forward); backward (act: identity, ReLU or ReLU6) from the

@@ -451,10 +451,12 @@ static void inference_plan_shares_buffers(void)
  * steps, and inference logits; the fused training plan is smaller. */
 static void fusion_matches_separate_nodes(void)
 {
-    const char *names[] = {"resnet20", "mobilenetv2_cifar:width=0.5"};
-    for (int k = 0; k < 2; k++) {
-        oc_model *m[2] = {zoo(names[k], 16, 16, 3, 10), zoo(names[k], 16, 16, 3, 10)};
-        float x[3 * 16 * 16 * 3], dl[30], out[2][30];
+    /* batch norm + ReLU, ReLU6 and GELU (airnet), add + ReLU */
+    const char *names[] = {"resnet20", "mobilenetv2_cifar:width=0.5", "airnet"};
+    const int hw[] = {16, 16, 28};
+    for (int k = 0; k < 3; k++) {
+        oc_model *m[2] = {zoo(names[k], hw[k], hw[k], 3, 10), zoo(names[k], hw[k], hw[k], 3, 10)};
+        float x[3 * 28 * 28 * 3], dl[30], out[2][30];
         size_t bytes[2], np = 0, ns = 0;
         const float *logits;
         if (!m[0] || !m[1]) {
@@ -462,7 +464,7 @@ static void fusion_matches_separate_nodes(void)
             oc_model_free(m[1]);
             continue;
         }
-        for (int i = 0; i < 3 * 16 * 16 * 3; i++)
+        for (int i = 0; i < 3 * hw[k] * hw[k] * 3; i++)
             x[i] = sinf((float)i * 0.23f);
         for (int i = 0; i < 30; i++)
             dl[i] = cosf((float)i * 0.7f);
@@ -493,8 +495,9 @@ static void fusion_matches_separate_nodes(void)
         }
         T_CHECK(!memcmp(out[0], out[1], sizeof out[0]), "%s: inference logits differ",
                 names[k]);
-        oc_test_note("%s batch 3 at 16x16: training plan fused %.2f MiB, unfused %.2f MiB",
-                     names[k], (double)bytes[0] / 1048576.0, (double)bytes[1] / 1048576.0);
+        oc_test_note("%s batch 3 at %dx%d: training plan fused %.2f MiB, unfused %.2f MiB",
+                     names[k], hw[k], hw[k], (double)bytes[0] / 1048576.0,
+                     (double)bytes[1] / 1048576.0);
         oc_model_free(m[0]);
         oc_model_free(m[1]);
     }

@@ -382,15 +382,15 @@ static void bn_optional_pointers(void)
 
 /* The fused batch norm + activation against batch norm, then oc_act_fwd / oc_act_bwd: the same
  * bits (forward output, running statistics, dx accumulated onto a non-zero dx, dgamma, dbeta),
- * for ReLU and ReLU6, with 1 and 2 threads, over channel counts that take the 16-wide, generic
+ * for ReLU, ReLU6 and GELU (the latter with y not passed to backward), with 1 and 2 threads, over channel counts that take the 16-wide, generic
  * and chunked (> 1024 channels) loops. x is scaled so the normalised values cross 0 and 6 and
  * some land exactly on 0 (constant channel). */
 static void bn_act_fused_matches_separate(void)
 {
     static const struct { int64_t M; int C; } shapes[] = {{4096, 16}, {701, 150}, {37, 1100}};
-    static const oc_act acts[] = {OC_ACT_RELU, OC_ACT_RELU6};
+    static const oc_act acts[] = {OC_ACT_RELU, OC_ACT_RELU6, OC_ACT_GELU};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
-        for (size_t ai = 0; ai < 2; ai++)
+        for (size_t ai = 0; ai < 3; ai++)
             for (int threads = 1; threads <= 2; threads++) {
                 const int64_t M = shapes[si].M, n = M * shapes[si].C;
                 const int C = shapes[si].C;
@@ -425,7 +425,8 @@ static void bn_act_fused_matches_separate(void)
                 /* fused */
                 oc_batchnorm_act_fwd_train(M, C, x, gamma, beta, 1e-5f, 0.1f, rm2, rv2, mean2,
                                            inv2, act, y2);
-                oc_batchnorm_act_bwd(M, C, x, gamma, mean2, inv2, act, y2, g, dx2, dg2, db2);
+                oc_batchnorm_act_bwd(M, C, x, gamma, beta, mean2, inv2, act,
+                                     act == OC_ACT_GELU ? NULL : y2, g, dx2, dg2, db2);
                 T_CHECK(memcmp(y1, y2, (size_t)n * sizeof(float)) == 0,
                         "M=%lld C=%d act %d threads %d: fused forward differs", (long long)M, C,
                         (int)act, threads);
