@@ -7,10 +7,18 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Forced: these sit inside loops of target_clones functions, where GCC would otherwise call
+ * them out of line, one element at a time, and the loops would not vectorise. */
+#if defined(__GNUC__)
+#define OC_ACT_INLINE static inline __attribute__((always_inline))
+#else
+#define OC_ACT_INLINE static inline
+#endif
+
 /* e^x for x <= 0 (inputs below -87.3 are clamped, so the result stays a normal float).
  * Cephes' expf polynomial after x = n ln2 + r, |r| <= ln2/2; relative error about 2 ulp.
  * Rounding to n uses the 1.5 * 2^23 trick, which needs no SSE4.1 round instruction. */
-static inline float exp_nonpos(float x)
+OC_ACT_INLINE float exp_nonpos(float x)
 {
     const float shifter = 12582912.0f; /* 1.5 * 2^23 */
     float t, n, r, p;
@@ -33,7 +41,7 @@ static inline float exp_nonpos(float x)
 }
 
 /* sigmoid(x) without overflow: with e = exp(-|x|) in (0, 1], 1/(1+e) or e/(1+e). */
-static inline float sigmoidf(float x)
+OC_ACT_INLINE float sigmoidf(float x)
 {
     float e = exp_nonpos(x < 0.0f ? x : -x);
     float r = 1.0f / (1.0f + e);
@@ -44,7 +52,7 @@ static inline float sigmoidf(float x)
  * absolute error <= 1.5e-7. This is the formula PyTorch's vectorised CPU GELU uses (ATen's
  * Vectorized<float>::erf), so it matches torch.nn.GELU() closely, and unlike libm's erff it
  * vectorises. */
-static inline float erf_as(float x)
+OC_ACT_INLINE float erf_as(float x)
 {
     float a = x < 0.0f ? -x : x;
     float t = 1.0f / (1.0f + 0.3275911f * a);
@@ -61,13 +69,13 @@ static inline float erf_as(float x)
 #define INV_SQRT_2PI 0.39894228040143268f
 
 /* GELU, exact erf form: x Phi(x). */
-static inline float oc_gelu(float x)
+OC_ACT_INLINE float oc_gelu(float x)
 {
     return x * 0.5f * (1.0f + erf_as(x * INV_SQRT2));
 }
 
 /* d/dx x Phi(x) = Phi(x) + x phi(x), times dy. */
-static inline float oc_gelu_grad(float x, float dy)
+OC_ACT_INLINE float oc_gelu_grad(float x, float dy)
 {
     float cdf = 0.5f * (1.0f + erf_as(x * INV_SQRT2));
     float pdf = INV_SQRT_2PI * exp_nonpos(-0.5f * x * x);
