@@ -306,7 +306,10 @@ static void conv_bwd(oc_model *m, oc_node *nd, int n)
     oc_nn_conv_shape(m, nd, n, &s);
     if (dx)
         oc_conv2d_bwd_data(&s, nd->dy, oc_nn_param(m, nd, 0), dx, m->ws);
-    oc_conv2d_bwd_weights(&s, oc_nn_in(m, nd, 0), nd->dy, oc_nn_grad(m, nd, 0),
+    /* a frozen weight (the spec's "freeze", e.g. airnet's whitening filters) gets no gradient:
+     * no optimizer reads it, and it is the costliest product of the layer */
+    oc_conv2d_bwd_weights(&s, oc_nn_in(m, nd, 0), nd->dy,
+                          m->tensors[nd->t0].frozen ? NULL : oc_nn_grad(m, nd, 0),
                           nd->bias ? oc_nn_grad(m, nd, 1) : NULL, m->ws);
 }
 

@@ -294,14 +294,21 @@ static void bias_sum_task(void *ctx, int tid, int nt)
     }
 }
 
-/* db[K] += sum over rows of dy[rows][K], via fixed row blocks (part holds blocks*K floats). */
-static void bias_sum(const float *dy, int64_t rows, int K, float *part, float *db)
+/* db[K] += sum over rows of dy[rows][K], via `blocks` fixed row blocks (part holds blocks*K
+ * floats). */
+static void bias_sum_blocks(const float *dy, int64_t rows, int K, float *part, float *db,
+                            int blocks)
 {
-    bsum_ctx c = {dy, part, rows, K, red_blocks(rows)};
+    bsum_ctx c = {dy, part, rows, K, blocks};
     oc_parallel_n(bias_sum_task, &c, c.blocks);
     for (int blk = 0; blk < c.blocks; blk++)
         for (int k = 0; k < K; k++)
             db[k] += part[(int64_t)blk * K + k];
+}
+
+static void bias_sum(const float *dy, int64_t rows, int K, float *part, float *db)
+{
+    bias_sum_blocks(dy, rows, K, part, db, red_blocks(rows));
 }
 
 /* ---------------------------------------------------------------- im2col / col2im */
@@ -888,6 +895,15 @@ void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *
 {
     const int G = s->groups, Cg = s->C / G, Kg = s->K / G;
     const int64_t rows = (int64_t)s->N * s->P * s->Q;
+    if (!dw) {
+        /* a frozen weight: the bias alone, in the same blocks as below where the workspace
+         * holds them (every shape but depthwise reserves them), else in as many as it holds */
+        size_t fit = oc_conv2d_bwd_weights_workspace(s) / ((size_t)s->K * sizeof(float));
+        int blocks = red_blocks(rows);
+        if (db)
+            bias_sum_blocks(dy, rows, s->K, ws, db, (size_t)blocks < fit ? blocks : (int)fit);
+        return;
+    }
     if (is_depthwise(s)) {
         const int RS = s->R * s->S, C = s->C;
         const int64_t part_floats = (int64_t)(RS + 1) * C;

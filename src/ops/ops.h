@@ -45,7 +45,7 @@ void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
                         void *ws);
 void oc_conv2d_bwd_data_ref(const oc_conv_shape *s, const float *dy, const float *w, float *dx);
 
-/* dw += corr(x, dy); db += sum dy (db may be NULL) */
+/* dw += corr(x, dy); db += sum dy (db may be NULL; dw may be NULL: the bias alone) */
 size_t oc_conv2d_bwd_weights_workspace(const oc_conv_shape *s);
 void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *dy, float *dw,
                            float *db, void *ws);

@@ -396,6 +396,40 @@ static void fast_matches_ref_random_shapes(void)
 
 /* ---------------------------------------------------------------- PyTorch parity */
 
+/* dw NULL (a frozen weight): only the bias gradient, the same bits as the full call's for every
+ * method (1x1, direct 3x3, im2col), close to it for depthwise (fewer blocks may fit there), and
+ * nothing written past the workspace (ASan). */
+static void frozen_weight_gives_bias_only(void)
+{
+    const oc_conv_shape shapes[] = {
+        mk(4, 9, 9, 8, 16, 1, 1, 1, 1, 0, 0, 1, 1, 1),   /* 1x1 */
+        mk(4, 9, 9, 16, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1),  /* direct 3x3 */
+        mk(4, 9, 9, 3, 24, 2, 2, 1, 1, 0, 0, 1, 1, 1),   /* airnet's whitening: im2col */
+        mk(4, 9, 9, 8, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1),   /* stride 2: im2col */
+        mk(2, 5, 5, 12, 12, 1, 1, 1, 1, 0, 0, 1, 1, 12), /* depthwise 1x1 */
+        mk(4, 9, 9, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1, 12), /* depthwise 3x3 */
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        oc_conv_shape s = shapes[i];
+        oc_rng r;
+        T_CHECK(oc_conv_shape_init(&s) == 0, "shape %zu", i);
+        oc_rng_seed(&r, 900 + i, 1);
+        float *x = randv(&r, x_numel(&s), 1.0f), *dy = randv(&r, y_numel(&s), 1.0f);
+        float *dw = randv(&r, w_numel(&s), 1.0f), *db1 = randv(&r, s.K, 1.0f);
+        float *db2 = copyv(db1, s.K);
+        size_t wsb = oc_conv2d_bwd_weights_workspace(&s);
+        void *ws = oc_alloc(wsb ? wsb : 1);
+        oc_conv2d_bwd_weights(&s, x, dy, dw, db1, ws);
+        oc_conv2d_bwd_weights(&s, x, dy, NULL, db2, ws);
+        if (s.groups == 1)
+            T_CHECK(!memcmp(db1, db2, (size_t)s.K * sizeof(float)), "shape %zu: bias differs", i);
+        else
+            T_CLOSE("depthwise bias", db2, db1, s.K, 1e-5, 1e-5);
+        oc_free(ws);
+        free(x), free(dy), free(dw), free(db1), free(db2);
+    }
+}
+
 static void matches_pytorch(void)
 {
     oc_fixture *f = oc_fixture_load("conv2d");
@@ -521,6 +555,7 @@ int main(int argc, char **argv)
         {"portable_kernels_match_ref", portable_kernels_match_ref},
         {"fast_matches_ref_chunked_batch", fast_matches_ref_chunked_batch},
         {"fast_matches_ref_random_shapes", fast_matches_ref_random_shapes},
+        {"frozen_weight_gives_bias_only", frozen_weight_gives_bias_only},
         {"matches_pytorch", matches_pytorch},
         {"speed_note", speed_note},
     };
