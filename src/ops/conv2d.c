@@ -810,7 +810,7 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
 /* ---------------------------------------------------------------- fused forward (inference)
  * oc_conv2d_fwd's kernels without the bias, each followed by the epilogue (ops.h) on the block
  * it just wrote: per output row for the depthwise and direct 3x3 kernels, per GEMM block for
- * 1x1 and im2col convolutions. The GEMM blocks are tasks of OC_CONV_FUSED_ROWS rows (and, when
+ * 1x1 convolutions, per im2col chunk (see chunk_rows) for the others. The 1x1 GEMM blocks are tasks of OC_CONV_FUSED_ROWS rows (and, when
  * there are few rows, column slices of OC_CONV_FUSED_COLS channels), each a single-threaded
  * oc_gemm; the blocks depend on the shape only, so results do not depend on the thread count. */
 #define OC_CONV_FUSED_ROWS 112
@@ -894,17 +894,18 @@ static void d3_fused_task(void *ctx, int tid, int nt)
 
 typedef struct {
     const oc_conv_epilogue *e;
-    float *y;
-    int64_t rows;
+    float *y;      /* the whole output */
+    int64_t m0, rows;
     int K;
 } epi_ctx;
 
+/* The epilogue over output rows [m0, m0 + rows), split over the threads. */
 static void epi_task(void *ctx, int tid, int nt)
 {
     const epi_ctx *c = ctx;
     int64_t a, b;
     oc_split_range(c->rows, tid, nt, &a, &b);
-    oc_conv_epilogue_apply(c->e, a, b, 0, c->K, c->K, c->y);
+    oc_conv_epilogue_apply(c->e, c->m0 + a, c->m0 + b, 0, c->K, c->K, c->y);
 }
 
 void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
@@ -934,15 +935,21 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
         float *col = ws;
         for (int64_t j0 = 0; j0 < total; j0 += chunk) {
             col_ctx c = {s, x, NULL, col, j0, j0 + chunk < total ? j0 + chunk : total};
+            int M = (int)((c.j1 - c.j0) * s->Q);
+            /* the chunk's whole GEMM (deep products keep their threaded blocking: 112-row
+             * tasks would re-pack all the weights per task), then the epilogue while the
+             * chunk's output is still in cache */
+            epi_ctx ec = {e, y, j0 * s->Q, M, s->K};
             run_cols(im2col_task, &c);
-            fused_gemm(s, e, col, (int)RSC, (int)((c.j1 - c.j0) * s->Q), (int)RSC, w, y,
-                       j0 * s->Q);
+            oc_gemm(0, 1, M, s->K, (int)RSC, 1.0f, col, (int)RSC, w, (int)RSC, 0.0f,
+                    y + j0 * s->Q * s->K, s->K);
+            oc_parallel_n(epi_task, &ec, (int)((int64_t)M * s->K / 65536 + 1));
         }
         return;
     }
     /* grouped (not depthwise): the plain kernel, then one epilogue pass */
     {
-        epi_ctx c = {e, y, rows, s->K};
+        epi_ctx c = {e, y, 0, rows, s->K};
         oc_conv2d_fwd(s, x, w, NULL, y, ws);
         oc_parallel_n(epi_task, &c, (int)(rows * s->K / 65536 + 1));
     }
