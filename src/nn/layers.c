@@ -294,6 +294,10 @@ void oc_nn_conv_shape(const oc_model *m, const oc_node *nd, int n, oc_conv_shape
 static void conv_fwd(oc_model *m, oc_node *nd, int n, int training)
 {
     oc_conv_shape s;
+    if (!training && nd->epi_last) { /* with the nodes after it (epilogue.c) */
+        oc_nn_conv_fwd_fused(m, nd, n);
+        return;
+    }
     oc_nn_conv_shape(m, nd, n, &s);
     oc_conv2d_fwd(&s, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0),
                   nd->bias ? oc_nn_param(m, nd, 1) : NULL, nd->y, m->ws);

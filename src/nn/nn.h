@@ -97,6 +97,16 @@ typedef struct {
      * and the producer's own y aliases the activation's, its dy is not planned. */
     oc_act fuse_act;
     int fused;
+
+    /* inference conv epilogue, decided by the planner (epilogue.c): in inference forwards a
+     * conv2d with epi_last > 0 also runs the nodes after it up to epi_last (a batch norm, an
+     * add of node epi_res, an activation) in its output pass (oc_conv2d_fwd_fused) and writes
+     * epi_last's y; those nodes are `absorbed`: inference forwards skip them. Training
+     * forwards ignore all of this. */
+    int epi_last, epi_bn, epi_add, epi_act, epi_res; /* node indices; 0 / -1 (epi_res): none */
+    int absorbed;
+    float *epi_pre, *epi_scale, *epi_shift; /* [C] each, in the model's epi_buf, refreshed
+                                             * by each fused forward */
 } oc_node;
 
 struct oc_model {
@@ -131,7 +141,9 @@ struct oc_model {
     int dropout_off;    /* test hook: training forwards skip dropout */
     int want_input_grad;
     oc_precision precision; /* conv / dense GEMMs in forward and backward (precision.c) */
-    int no_fusion;      /* test hook: plan every node on its own (plan.c, plan_fusion) */
+    int no_fusion;      /* test hook: plan every node on its own (plan.c, plan_fusion; and
+                         * no inference conv epilogues, epilogue.c) */
+    float *epi_buf;     /* the conv epilogues' per-channel vectors (epilogue.c) */
     double *prof;       /* [n_nodes][2] seconds in forward, backward (profile.c); NULL: off */
 };
 
@@ -196,6 +208,15 @@ oc_status oc_zoo_spec(const char *name, int height, int width, int channels, int
 
 /* ---- planner (plan.c) ---- */
 void oc_nn_plan_release(oc_model *m);
+
+/* ---- inference conv epilogues (epilogue.c) ---- */
+/* Marks the conv chains whose batch norm / add / activation run in the conv's output pass at
+ * inference and allocates their per-channel vectors; called by the planner. */
+oc_status oc_nn_plan_epilogues(oc_model *m);
+/* Frees what oc_nn_plan_epilogues set up and clears the marks. */
+void oc_nn_epilogues_release(oc_model *m);
+/* The fused inference forward of conv node nd (epi_last > 0). */
+void oc_nn_conv_fwd_fused(oc_model *m, oc_node *nd, int n);
 
 /* ---- precision (precision.c) ---- */
 /* Puts the calling thread in the model's math mode (ops.h: oc_math_set) for one forward or

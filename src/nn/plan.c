@@ -11,8 +11,11 @@
  *    consumer runs backward (it is zeroed just before) and last read by node i's backward.
  *
  * Fusion: a batch norm or an add whose only consumer is a ReLU or ReLU6 (batch norm: or GELU)
- * right after it runs both (one pass forward, one backward, bitwise the same results): the activation's buffers
- * serve both nodes, the producer's own output and gradient buffers are not planned. */
+ * right after it runs both (one pass forward, one backward, bitwise the same results): the
+ * activation's buffers serve both nodes, the producer's own output and gradient buffers are
+ * not planned. Inference also runs a conv's batch norm, residual add and activation in the
+ * conv's output pass (epilogue.c); an inference plan gives such a chain one buffer, its last
+ * node's. */
 #include "nn.h"
 
 #include <stdlib.h>
@@ -96,6 +99,7 @@ void oc_nn_plan_release(oc_model *m)
     m->argmax_scratch = NULL;
     m->x_copy = NULL;
     m->fwd_training = 0;
+    oc_nn_epilogues_release(m);
     for (int i = 0; i < m->n_nodes; i++) {
         oc_node *nd = &m->nodes[i];
         nd->y = nd->dy = nd->save_mean = nd->save_invstd = nd->mask = NULL;
@@ -164,6 +168,8 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
     training = training != 0;
     dy0 = training && input_needs_grad(m);
     plan_fusion(m);
+    if ((st = oc_nn_plan_epilogues(m)) != OC_OK)
+        return st;
 
     act = calloc((size_t)n_nodes, sizeof *act);
     grad = calloc((size_t)n_nodes, sizeof *grad);
@@ -233,6 +239,15 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
             }
         }
     }
+    if (!training) /* a fused conv chain writes only its last node's buffer, from its step */
+        for (int i = 1; i < n_nodes; i++) {
+            const oc_node *nd = &m->nodes[i];
+            if (!nd->epi_last)
+                continue;
+            for (int j = i; j < nd->epi_last; j++)
+                act[j].size = 0;
+            act[nd->epi_last].start = i;
+        }
     act_total = assign_offsets(act, n_nodes);
     if (training)
         grad_total = assign_offsets(grad, n_nodes);
@@ -322,7 +337,10 @@ oc_status oc_model_forward(oc_model *m, const float *x, int n, int training,
     math = oc_nn_math_enter(m);
     for (int i = 1; i < m->n_nodes; i++) {
         oc_node *nd = &m->nodes[i];
-        double t0 = m->prof ? oc_now() : 0.0;
+        double t0;
+        if (!training && nd->absorbed) /* ran in a conv's epilogue (epilogue.c) */
+            continue;
+        t0 = m->prof ? oc_now() : 0.0;
         oc_nn_op(nd->op)->fwd(m, nd, n, training);
         if (m->prof)
             m->prof[2 * i] += oc_now() - t0;

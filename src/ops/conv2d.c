@@ -543,6 +543,7 @@ typedef struct {
     const float *x, *w, *b, *dy;
     float *y, *dx, *part;
     int blocks;
+    const oc_conv_epilogue *epi; /* fused forward */
 } dw_ctx;
 
 static void dw_fwd_task(void *ctx, int tid, int nt)
@@ -681,6 +682,7 @@ typedef struct {
     const float *x, *wt, *b, *dy;
     float *y, *part, *dw;
     int accum, blocks;
+    const oc_conv_epilogue *epi; /* fused forward */
 } d3_ctx;
 
 static void d3_fwd_task(void *ctx, int tid, int nt)
@@ -737,7 +739,7 @@ static void d3_bw_combine_task(void *ctx, int tid, int nt)
 static void d3_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
                    float *y, void *ws)
 {
-    d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0};
+    d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL};
     d3_pack(s, w, ws, 0);
     oc_parallel_n(d3_fwd_task, &c, s->N * s->P);
 }
@@ -746,7 +748,7 @@ static void d3_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
                         void *ws)
 {
     oc_conv_shape t = *s; /* the transposed convolution: dy (K channels) -> dx (C channels) */
-    d3_ctx c = {&t, dy, ws, NULL, NULL, dx, NULL, NULL, 1, 0};
+    d3_ctx c = {&t, dy, ws, NULL, NULL, dx, NULL, NULL, 1, 0, NULL};
     t.C = s->K;
     t.K = s->C;
     d3_pack(s, w, ws, 1);
@@ -756,7 +758,7 @@ static void d3_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
 static void d3_bwd_weights(const oc_conv_shape *s, const float *x, const float *dy, float *dw,
                            void *ws)
 {
-    d3_ctx c = {s, x, NULL, NULL, dy, NULL, ws, dw, 0, d3_blocks(s)};
+    d3_ctx c = {s, x, NULL, NULL, dy, NULL, ws, dw, 0, d3_blocks(s), NULL};
     oc_parallel_n(d3_bw_task, &c, c.blocks);
     oc_parallel_n(d3_bw_combine_task, &c, (int)((int64_t)9 * s->C * s->K / 4096 + 1));
 }
@@ -779,7 +781,7 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
 {
     const int G = s->groups, Cg = s->C / G, Kg = s->K / G;
     if (is_depthwise(s)) {
-        dw_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0};
+        dw_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, NULL};
         dw_transpose(s, w, ws);
         oc_parallel_n(dw_fwd_task, &c, s->N * s->P);
         return;
@@ -812,6 +814,154 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
     }
 }
 
+/* ---------------------------------------------------------------- fused forward (inference)
+ * oc_conv2d_fwd's kernels without the bias, each followed by the epilogue (ops.h) on the block
+ * it just wrote: per output row for the depthwise and direct 3x3 kernels, per GEMM block for
+ * 1x1 convolutions, per im2col chunk (see chunk_rows) for the others. The 1x1 GEMM blocks are tasks of OC_CONV_FUSED_ROWS rows (and, when
+ * there are few rows, column slices of OC_CONV_FUSED_COLS channels), each a single-threaded
+ * oc_gemm; the blocks depend on the shape only, so results do not depend on the thread count. */
+#define OC_CONV_FUSED_ROWS 112
+#define OC_CONV_FUSED_COLS 64
+/* Multiply-adds per thread below which another thread does not pay for waking it (as the
+ * GEMM's own threshold). */
+#define OC_CONV_FUSED_PER_THREAD 262144
+
+typedef struct {
+    const oc_conv_shape *s;
+    const oc_conv_epilogue *e;
+    const float *x, *w; /* fused GEMM: A (rows of lda floats) and the weights [K][Kd] */
+    float *y;
+    int64_t m0;         /* fused GEMM: first output row of A's row 0 */
+    int M, Kd, lda;
+    int row_blocks, col_blocks, col_w;
+} fused_ctx;
+
+static void fused_gemm_task(void *ctx, int tid, int nt)
+{
+    const fused_ctx *c = ctx;
+    const int K = c->s->K;
+    int64_t t0, t1;
+    oc_split_range((int64_t)c->row_blocks * c->col_blocks, tid, nt, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        int rb = (int)(t / c->col_blocks), cb = (int)(t % c->col_blocks);
+        int r0 = rb * OC_CONV_FUSED_ROWS, r1 = r0 + OC_CONV_FUSED_ROWS < c->M ? r0 + OC_CONV_FUSED_ROWS : c->M;
+        int k0 = cb * c->col_w, k1 = k0 + c->col_w < K ? k0 + c->col_w : K;
+        float *yb = c->y + (c->m0 + r0) * K;
+        /* nested in a parallel task: runs on this thread */
+        oc_gemm(0, 1, r1 - r0, k1 - k0, c->Kd, 1.0f, c->x + (int64_t)r0 * c->lda, c->lda,
+                c->w + (int64_t)k0 * c->Kd, c->Kd, 0.0f, yb + k0, K);
+        oc_conv_epilogue_apply(c->e, c->m0 + r0, c->m0 + r1, k0, k1, K, c->y);
+    }
+}
+
+/* y[m0 + i][K] = epilogue(A[i][Kd] * w[K][Kd]^T) for i < M (one group). */
+static void fused_gemm(const oc_conv_shape *s, const oc_conv_epilogue *e, const float *a, int lda,
+                       int M, int Kd, const float *w, float *y, int64_t m0)
+{
+    fused_ctx c = {s, e, a, w, y, m0, M, Kd, lda, 0, 1, s->K};
+    double work = (double)M * s->K * Kd / OC_CONV_FUSED_PER_THREAD;
+    c.row_blocks = (M + OC_CONV_FUSED_ROWS - 1) / OC_CONV_FUSED_ROWS;
+    if (c.row_blocks < 4 && s->K >= 2 * OC_CONV_FUSED_COLS) {
+        c.col_w = OC_CONV_FUSED_COLS;
+        c.col_blocks = (s->K + OC_CONV_FUSED_COLS - 1) / OC_CONV_FUSED_COLS;
+    }
+    oc_parallel_n(fused_gemm_task, &c,
+                  work < 1.0 ? 1 : work > c.row_blocks * c.col_blocks ? c.row_blocks * c.col_blocks
+                                                                     : (int)work);
+}
+
+static void dw_fused_task(void *ctx, int tid, int nt)
+{
+    const dw_ctx *c = ctx;
+    const oc_conv_shape *s = c->s;
+    const int avx = use_avx512();
+    int64_t a, e;
+    oc_split_range((int64_t)s->N * s->P, tid, nt, &a, &e);
+    for (int64_t j = a; j < e; j++) {
+        int n = (int)(j / s->P), p = (int)(j % s->P);
+        if (avx)
+            oc_conv2d_dw_fwd_row_avx512(s, c->x, c->w, NULL, c->y, n, p);
+        else
+            dw_fwd_row(s, c->x, c->w, NULL, c->y, n, p);
+        oc_conv_epilogue_apply(c->epi, j * s->Q, (j + 1) * s->Q, 0, s->K, s->K, c->y);
+    }
+}
+
+static void d3_fused_task(void *ctx, int tid, int nt)
+{
+    const d3_ctx *c = ctx;
+    const oc_conv_shape *s = c->s;
+    int64_t a, e;
+    oc_split_range((int64_t)s->N * s->H, tid, nt, &a, &e);
+    for (int64_t j = a; j < e; j++) {
+        oc_conv2d_d3_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, 0, j, j + 1);
+        oc_conv_epilogue_apply(c->epi, j * s->Q, (j + 1) * s->Q, 0, s->K, s->K, c->y);
+    }
+}
+
+typedef struct {
+    const oc_conv_epilogue *e;
+    float *y;      /* the whole output */
+    int64_t m0, rows;
+    int K;
+} epi_ctx;
+
+/* The epilogue over output rows [m0, m0 + rows), split over the threads. */
+static void epi_task(void *ctx, int tid, int nt)
+{
+    const epi_ctx *c = ctx;
+    int64_t a, b;
+    oc_split_range(c->rows, tid, nt, &a, &b);
+    oc_conv_epilogue_apply(c->e, c->m0 + a, c->m0 + b, 0, c->K, c->K, c->y);
+}
+
+void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
+                         const oc_conv_epilogue *e, float *y, void *ws)
+{
+    const int64_t rows = (int64_t)s->N * s->P * s->Q;
+    if (is_depthwise(s)) {
+        dw_ctx c = {s, x, ws, NULL, NULL, y, NULL, NULL, 0, e};
+        dw_transpose(s, w, ws);
+        oc_parallel_n(dw_fused_task, &c, s->N * s->P);
+        return;
+    }
+    if (s->groups == 1 && is_pointwise(s)) {
+        OC_ASSERT(rows <= INT32_MAX);
+        fused_gemm(s, e, x, s->C, (int)rows, s->C, w, y, 0);
+        return;
+    }
+    if (use_direct3(s)) {
+        d3_ctx c = {s, x, ws, NULL, NULL, y, NULL, NULL, 0, 0, e};
+        d3_pack(s, w, ws, 0);
+        oc_parallel_n(d3_fused_task, &c, s->N * s->P);
+        return;
+    }
+    if (s->groups == 1) {
+        const int64_t RSC = (int64_t)s->R * s->S * s->C;
+        const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
+        float *col = ws;
+        for (int64_t j0 = 0; j0 < total; j0 += chunk) {
+            col_ctx c = {s, x, NULL, col, j0, j0 + chunk < total ? j0 + chunk : total};
+            int M = (int)((c.j1 - c.j0) * s->Q);
+            /* the chunk's whole GEMM (deep products keep their threaded blocking: 112-row
+             * tasks would re-pack all the weights per task), then the epilogue while the
+             * chunk's output is still in cache */
+            epi_ctx ec = {e, y, j0 * s->Q, M, s->K};
+            run_cols(im2col_task, &c);
+            oc_gemm(0, 1, M, s->K, (int)RSC, 1.0f, col, (int)RSC, w, (int)RSC, 0.0f,
+                    y + j0 * s->Q * s->K, s->K);
+            oc_parallel_n(epi_task, &ec, (int)((int64_t)M * s->K / 65536 + 1));
+        }
+        return;
+    }
+    /* grouped (not depthwise): the plain kernel, then one epilogue pass */
+    {
+        epi_ctx c = {e, y, 0, rows, s->K};
+        oc_conv2d_fwd(s, x, w, NULL, y, ws);
+        oc_parallel_n(epi_task, &c, (int)(rows * s->K / 65536 + 1));
+    }
+}
+
 /* ---------------------------------------------------------------- backward data */
 
 size_t oc_conv2d_bwd_data_workspace(const oc_conv_shape *s)
@@ -830,7 +980,7 @@ void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
 {
     const int G = s->groups, Cg = s->C / G, Kg = s->K / G;
     if (is_depthwise(s)) {
-        dw_ctx c = {s, NULL, ws, NULL, dy, NULL, dx, NULL, 0};
+        dw_ctx c = {s, NULL, ws, NULL, dy, NULL, dx, NULL, 0, NULL};
         dw_transpose(s, w, ws);
         oc_parallel_n(dw_bwd_data_task, &c, s->N * s->H);
         return;
@@ -907,7 +1057,7 @@ void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *
     if (is_depthwise(s)) {
         const int RS = s->R * s->S, C = s->C;
         const int64_t part_floats = (int64_t)(RS + 1) * C;
-        dw_ctx c = {s, x, NULL, NULL, dy, NULL, NULL, ws, red_blocks((int64_t)s->N * s->P)};
+        dw_ctx c = {s, x, NULL, NULL, dy, NULL, NULL, ws, red_blocks((int64_t)s->N * s->P), NULL};
         oc_parallel_n(dw_bwd_weights_task, &c, c.blocks);
         for (int blk = 0; blk < c.blocks; blk++) {
             const float *part = c.part + blk * part_floats;

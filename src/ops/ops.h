@@ -132,6 +132,31 @@ void oc_act_fwd(oc_act act, float alpha, int64_t n, const float *x, float *y);
 /* dx += f'(x) * dy, from the forward INPUT x. */
 void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float *dy, float *dx);
 
+/* ---------------------------------------------------------------- fused conv epilogue */
+
+/* Inference convolution with a fused output epilogue (batch norm folded into a per-channel
+ * affine, the conv's bias, a residual add and an activation), applied to each block of y right
+ * after the kernel wrote it, while it is still in cache:
+ *   y[m][k] = act((acc[m][k] + pre[k]) * scale[k] + shift[k] + res[m][k])   (m = (n, p, q))
+ * where acc is the bias-free convolution. For a conv with bias b and a batch norm, pre = b -
+ * mean, scale = gamma / sqrt(var + eps), shift = beta: the batch norm's own arithmetic, so a
+ * large mean does not cancel. pre, scale and shift are required ([K]); res (same layout as y)
+ * may be NULL; act is any activation (alpha: leaky_relu's slope). Same workspace as
+ * oc_conv2d_fwd. Results match oc_conv2d_fwd followed by the separate passes within rounding. */
+typedef struct {
+    const float *pre, *scale, *shift;
+    const float *res;
+    oc_act act;
+    float alpha;
+} oc_conv_epilogue;
+void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
+                         const oc_conv_epilogue *e, float *y, void *ws);
+/* Applies e to rows [m0, m1), channels [k0, k1) of y[][K] in place (epilogue.c). */
+void oc_conv_epilogue_apply(const oc_conv_epilogue *e, int64_t m0, int64_t m1, int k0, int k1,
+                            int K, float *y);
+/* The scalar form of the epilogue over all of y[M][K]: the oracle of the fused kernels. */
+void oc_conv_epilogue_ref(const oc_conv_epilogue *e, int64_t M, int K, float *y);
+
 /* ---------------------------------------------------------------- batch norm + activation */
 
 /* Batch normalisation fused with the activation that follows it, for the acts where this

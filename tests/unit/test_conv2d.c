@@ -545,6 +545,72 @@ static void speed_note(void)
     free(g);
 }
 
+/* oc_conv2d_fwd_fused against the oracle: oc_conv2d_fwd_ref (no bias) then
+ * oc_conv_epilogue_ref, on every kernel path (depthwise, 1x1 GEMM blocks with and without
+ * column slices, direct 3x3, im2col, grouped fallback), with and without a residual, for the
+ * inline and the generic activations, 1 and 2 threads, SIMD on and off. The row-wise and 1x1
+ * paths must also not depend on the thread count (bitwise). Tolerance: 1e-5 relative to the largest output
+ * plus 1e-5 per element relative (sums reordered, the affine applied in float). */
+static void fused_matches_unfused(void)
+{
+    static const struct {
+        const char *name;
+        int N, H, W, C, K, R, S, sh, ph, G;
+    } cs[] = {
+        {"depthwise 3x3", 1, 13, 11, 40, 40, 3, 3, 1, 1, 40},
+        {"depthwise 3x3 s2", 2, 14, 14, 72, 72, 3, 3, 2, 1, 72},
+        {"1x1 many rows", 1, 24, 23, 19, 24, 1, 1, 1, 0, 1},
+        {"1x1 column slices", 1, 7, 7, 96, 200, 1, 1, 1, 0, 1},
+        {"direct 3x3", 2, 9, 10, 16, 32, 3, 3, 1, 1, 1},
+        {"im2col 3x3 s2 C=3", 1, 33, 31, 3, 32, 3, 3, 2, 1, 1},
+        {"im2col 3x3 wide", 1, 8, 8, 136, 140, 3, 3, 1, 1, 1},
+        {"grouped", 1, 10, 10, 8, 12, 3, 3, 1, 1, 4},
+    };
+    static const oc_act acts[] = {OC_ACT_RELU, OC_ACT_RELU6, OC_ACT_IDENTITY, OC_ACT_GELU};
+    oc_rng r;
+    oc_rng_seed(&r, 77, 0);
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        oc_conv_shape s = mk(cs[c].N, cs[c].H, cs[c].W, cs[c].C, cs[c].K, cs[c].R, cs[c].S,
+                             cs[c].sh, cs[c].sh, cs[c].ph, cs[c].ph, 1, 1, cs[c].G);
+        T_CHECK(oc_conv_shape_init(&s) == 0, "%s: shape", cs[c].name);
+        const int64_t ny = y_numel(&s);
+        float *x = randv(&r, x_numel(&s), 1.0f), *w = randv(&r, w_numel(&s), 0.3f);
+        float *res = randv(&r, ny, 1.0f), *pre = randv(&r, s.K, 0.5f);
+        float *sc = randv(&r, s.K, 1.0f), *sh = randv(&r, s.K, 0.5f);
+        float *want = malloc((size_t)ny * sizeof(float)), *got = malloc((size_t)ny * sizeof(float));
+        float *got1 = malloc((size_t)ny * sizeof(float));
+        void *ws = oc_alloc(oc_conv2d_fwd_workspace(&s) + 64);
+        for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++)
+            for (int with_res = 0; with_res < 2; with_res++)
+                for (int simd = 1; simd >= 0; simd--) {
+                    oc_conv_epilogue e = {pre, sc, sh, with_res ? res : NULL, acts[a], 0.0f};
+                    char what[160];
+                    oc_conv2d_fwd_ref(&s, x, w, NULL, want);
+                    oc_conv_epilogue_ref(&e, ny / s.K, s.K, want);
+                    oc_conv2d_allow_simd(simd);
+                    for (int nt = 1; nt <= 2; nt++) {
+                        oc_set_threads(nt);
+                        oc_conv2d_fwd_fused(&s, x, w, &e, nt == 1 ? got1 : got, ws);
+                    }
+                    oc_set_threads(0);
+                    oc_conv2d_allow_simd(1);
+                    snprintf(what, sizeof what, "%s act %d res %d simd %d", cs[c].name,
+                             (int)acts[a], with_res, simd);
+                    T_CLOSE(what, got, want, ny, 1e-5 * (double)max_abs(want, ny) + 1e-6, 1e-5);
+                    T_CLOSE(what, got1, want, ny, 1e-5 * (double)max_abs(want, ny) + 1e-6,
+                            1e-5);
+                    /* im2col chunks run one threaded oc_gemm, whose K-split products (deep,
+                     * few rows) are deterministic per thread count only */
+                    T_CHECK(!strncmp(cs[c].name, "im2col", 6) ||
+                                !memcmp(got, got1, (size_t)ny * sizeof(float)),
+                            "%s: 1 and 2 threads differ", what);
+                }
+        free(x); free(w); free(res); free(pre); free(sc); free(sh);
+        free(want); free(got); free(got1);
+        oc_free(ws);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -557,6 +623,7 @@ int main(int argc, char **argv)
         {"fast_matches_ref_random_shapes", fast_matches_ref_random_shapes},
         {"frozen_weight_gives_bias_only", frozen_weight_gives_bias_only},
         {"matches_pytorch", matches_pytorch},
+        {"fused_matches_unfused", fused_matches_unfused},
         {"speed_note", speed_note},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

@@ -11,6 +11,9 @@
 
 #define U_F32 5.9604644775390625e-8 /* 2^-24 */
 
+/* Test hook in src/ops/dense.c: 0 forces the portable small-batch forward. */
+void oc_dense_allow_simd(int allow);
+
 static float *rnd(oc_rng *r, size_t n, float scale)
 {
     float *x = malloc(sizeof(float) * (n ? n : 1));
@@ -123,10 +126,11 @@ static void absv(const float *x, float *out, size_t n)
 /* oc_dense_fwd / oc_dense_bwd against the _ref loops on shapes below and above the GEMM's
  * small-problem threshold, with 1 and 2 threads; backward starts from non-zero gradients (it
  * accumulates), and once with dx and db NULL (which must leave them alone). */
-static void fast_matches_ref(void)
+static void fast_matches_ref_run(void)
 {
     static const int shapes[][3] = {{1, 1, 1},  {2, 37, 19},    {5, 128, 10},
-                                    {64, 300, 100}, {128, 512, 10}, {33, 17, 257}};
+                                    {64, 300, 100}, {128, 512, 10}, {33, 17, 257},
+                                    {1, 1280, 1000}, {3, 45, 130}, {4, 7, 300}};
     double worst = 0;
     oc_rng r;
     oc_rng_seed(&r, 12, 0);
@@ -188,6 +192,14 @@ static void fast_matches_ref(void)
         }
     oc_set_threads(0);
     oc_test_note("worst |err| = %.2f u * sum of |terms| (bound K+4)", worst);
+}
+
+static void fast_matches_ref(void)
+{
+    fast_matches_ref_run();
+    oc_dense_allow_simd(0); /* the portable dot products of the small-batch forward */
+    fast_matches_ref_run();
+    oc_dense_allow_simd(1);
 }
 
 /* Against torch.nn.functional.linear and autograd (float32 on both sides). */

@@ -1,0 +1,167 @@
+/* Inference conv epilogues: a conv2d followed, in node order, by any of
+ *   batch norm (running statistics)  ->  add (a residual computed before the conv)  ->  activation
+ * runs as one fused conv at inference (ops.h, oc_conv2d_fwd_fused): the batch norm becomes a
+ * per-channel affine of the sum (with the conv's bias), and the
+ * residual add and the activation are applied to each output block while it is in cache,
+ * instead of one pass over memory per node.
+ *
+ * The batch norm is folded into the epilogue rather than into a copy of the weights: its
+ * per-channel vectors (3 * K floats) are recomputed from the current parameters and running
+ * statistics at every inference forward, so they can never go stale when the model is
+ * trained further or its buffers are written through oc_model_params / oc_model_state, and
+ * the stored parameters are never touched.
+ *
+ * Each absorbed node must be the only consumer of the one before it, so no other node reads
+ * the intermediate results, and the residual must come from a node before the conv, so it is
+ * ready when the conv runs. Inference plans then give the conv and the absorbed nodes but the
+ * last no buffer (plan.c); training forwards run every node as before. */
+#include "nn.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static oc_act act_of(oc_op_type op)
+{
+    switch (op) {
+    case OC_OP_RELU: return OC_ACT_RELU;
+    case OC_OP_RELU6: return OC_ACT_RELU6;
+    case OC_OP_LEAKY_RELU: return OC_ACT_LEAKY_RELU;
+    case OC_OP_GELU: return OC_ACT_GELU;
+    case OC_OP_SILU: return OC_ACT_SILU;
+    case OC_OP_SIGMOID: return OC_ACT_SIGMOID;
+    case OC_OP_HARDSWISH: return OC_ACT_HARDSWISH;
+    default: return OC_ACT_IDENTITY;
+    }
+}
+
+/* 1 when node b reads node a. */
+static int reads(const oc_node *b, int a)
+{
+    for (int k = 0; k < b->n_in; k++)
+        if (b->in[k] == a)
+            return 1;
+    return 0;
+}
+
+void oc_nn_epilogues_release(oc_model *m)
+{
+    free(m->epi_buf);
+    m->epi_buf = NULL;
+    for (int i = 0; i < m->n_nodes; i++) {
+        oc_node *nd = &m->nodes[i];
+        nd->epi_last = nd->epi_bn = nd->epi_add = nd->epi_act = 0;
+        nd->epi_res = -1;
+        nd->absorbed = 0;
+        nd->epi_pre = nd->epi_scale = nd->epi_shift = NULL;
+    }
+}
+
+/* Extends the chain of conv node i; returns its last node (i: nothing to fuse). */
+static int match_chain(oc_model *m, int i)
+{
+    oc_node *cv = &m->nodes[i];
+    int cur = i;
+    while (cur + 1 < m->n_nodes && m->nodes[cur].n_consumers == 1 && !cv->epi_act) {
+        oc_node *nx = &m->nodes[cur + 1];
+        if (!reads(nx, cur))
+            break;
+        if (nx->op == OC_OP_BATCHNORM && !cv->epi_bn && !cv->epi_add) {
+            cv->epi_bn = cur + 1;
+        } else if (nx->op == OC_OP_ADD && !cv->epi_add) {
+            int r = nx->in[0] == cur ? nx->in[1] : nx->in[0];
+            if (r >= i) /* not ready when the conv runs (or the chain itself: add(y, y)) */
+                break;
+            cv->epi_add = cur + 1;
+            cv->epi_res = r;
+        } else if (act_of(nx->op) != OC_ACT_IDENTITY) {
+            cv->epi_act = cur + 1;
+        } else {
+            break;
+        }
+        cur++;
+    }
+    return cur;
+}
+
+oc_status oc_nn_plan_epilogues(oc_model *m)
+{
+    size_t floats = 0;
+    float *p;
+    oc_nn_epilogues_release(m);
+    if (m->no_fusion)
+        return OC_OK;
+    for (int i = 1; i < m->n_nodes; i++) {
+        oc_node *nd = &m->nodes[i];
+        int last;
+        if (nd->op != OC_OP_CONV2D)
+            continue;
+        last = match_chain(m, i);
+        if (last == i)
+            continue;
+        nd->epi_last = last;
+        for (int j = i + 1; j <= last; j++)
+            m->nodes[j].absorbed = 1;
+        floats += 3 * (size_t)nd->C;
+        i = last;
+    }
+    if (!floats)
+        return OC_OK;
+    m->epi_buf = malloc(floats * sizeof(float));
+    if (!m->epi_buf) {
+        oc_nn_epilogues_release(m);
+        return oc_fail(OC_ERR_NOMEM, "out of memory planning the model");
+    }
+    p = m->epi_buf;
+    for (int i = 1; i < m->n_nodes; i++) {
+        oc_node *nd = &m->nodes[i];
+        if (!nd->epi_last)
+            continue;
+        nd->epi_pre = p;
+        nd->epi_scale = p + nd->C;
+        nd->epi_shift = p + 2 * (size_t)nd->C;
+        p += 3 * (size_t)nd->C;
+    }
+    return OC_OK;
+}
+
+/* pre, scale and shift from the current parameters: with a batch norm (running statistics)
+ *   pre = bias - mean, scale = gamma / sqrt(var + eps) (computed as norm.c does), shift = beta;
+ * without, pre = bias, scale 1, shift 0. */
+static void fill_affine(oc_model *m, oc_node *nd)
+{
+    const int K = nd->C;
+    const float *bias = nd->bias ? oc_nn_param(m, nd, 1) : NULL;
+    if (nd->epi_bn) {
+        const oc_node *bn = &m->nodes[nd->epi_bn];
+        const float *gamma = oc_nn_param(m, bn, 0), *beta = oc_nn_param(m, bn, 1);
+        const float *mean = oc_nn_param(m, bn, 2), *var = oc_nn_param(m, bn, 3);
+        for (int k = 0; k < K; k++) {
+            float inv = (float)(1.0 / sqrt((double)var[k] + (double)bn->eps));
+            nd->epi_pre[k] = (bias ? bias[k] : 0.0f) - mean[k];
+            nd->epi_scale[k] = inv * gamma[k];
+            nd->epi_shift[k] = beta[k];
+        }
+    } else {
+        for (int k = 0; k < K; k++) {
+            nd->epi_pre[k] = bias ? bias[k] : 0.0f;
+            nd->epi_scale[k] = 1.0f;
+            nd->epi_shift[k] = 0.0f;
+        }
+    }
+}
+
+void oc_nn_conv_fwd_fused(oc_model *m, oc_node *nd, int n)
+{
+    oc_conv_shape s;
+    oc_conv_epilogue e;
+    fill_affine(m, nd);
+    e.pre = nd->epi_pre;
+    e.scale = nd->epi_scale;
+    e.shift = nd->epi_shift;
+    e.res = nd->epi_add ? m->nodes[nd->epi_res].y : NULL;
+    e.act = nd->epi_act ? act_of(m->nodes[nd->epi_act].op) : OC_ACT_IDENTITY;
+    e.alpha = nd->epi_act ? m->nodes[nd->epi_act].alpha : 0.0f;
+    oc_nn_conv_shape(m, nd, n, &s);
+    oc_conv2d_fwd_fused(&s, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0), &e,
+                        m->nodes[nd->epi_last].y, m->ws);
+}
