@@ -132,6 +132,7 @@ struct oc_model {
     int want_input_grad;
     oc_precision precision; /* conv / dense GEMMs in forward and backward (precision.c) */
     int no_fusion;      /* test hook: plan every node on its own (plan.c, plan_fusion) */
+    int no_sharing;     /* test hook: training plans keep every buffer for the whole step */
 };
 
 /* ---- op table (layers.c) ---- */
@@ -144,6 +145,9 @@ typedef struct {
     oc_status (*infer)(oc_model *m, oc_node *nd); /* shape, tensors, FLOPs */
     void (*fwd)(oc_model *m, oc_node *nd, int n, int training);
     void (*bwd)(oc_model *m, oc_node *nd, int n);
+    /* bwd reads the outputs (y) of the node's inputs: the planner keeps them until this node's
+     * backward (plan.c); without it they are dropped after their last forward reader. */
+    int bwd_reads_inputs;
 } oc_op_def;
 
 const oc_op_def *oc_nn_op(oc_op_type op);
@@ -196,6 +200,17 @@ oc_status oc_zoo_spec(const char *name, int height, int width, int channels, int
 /* ---- planner (plan.c) ---- */
 void oc_nn_plan_release(oc_model *m);
 
+/* A buffer request: size in bytes, live from step start to step end (inclusive); off is the
+ * offset assigned. */
+typedef struct {
+    size_t size;
+    int start, end;
+    size_t off;
+} oc_nn_buf;
+/* Assigns offsets so that requests live at a common step never overlap in memory; returns the
+ * total size, or SIZE_MAX when out of memory. */
+size_t oc_nn_assign_offsets(oc_nn_buf *b, int n);
+
 /* ---- precision (precision.c) ---- */
 /* Puts the calling thread in the model's math mode (ops.h: oc_math_set) for one forward or
  * backward; returns the previous mode for the caller to restore. */
@@ -207,5 +222,9 @@ void oc_nn_set_dropout(oc_model *m, int enabled);
 /* Number of plans built so far; the arena's `used` bytes. */
 int oc_nn_plan_count(const oc_model *m);
 size_t oc_nn_arena_used(const oc_model *m);
+/* Pairs of the current plan's buffers (outputs, gradients, argmax, masks, the kept input) that
+ * are live at a common step and overlap in memory, or lie outside the arena: 0 for a sound
+ * plan. */
+int oc_nn_plan_conflicts(const oc_model *m);
 
 #endif /* OC_NN_H */
