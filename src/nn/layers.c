@@ -461,6 +461,13 @@ static void bn_bwd(oc_model *m, oc_node *nd, int n)
                          oc_nn_grad(m, nd, 0), oc_nn_grad(m, nd, 1));
 }
 
+void oc_nn_bn_rebuild(oc_model *m, oc_node *nd, int n)
+{
+    oc_batchnorm_act_apply((int64_t)n * nd->H * nd->W, nd->C, oc_nn_in(m, nd, 0),
+                           oc_nn_param(m, nd, 0), oc_nn_param(m, nd, 1), nd->save_mean,
+                           nd->save_invstd, nd->fuse_act, nd->y);
+}
+
 /* ------------------------------------------------------------------ activations */
 
 static const char *const no_attrs[] = {NULL};

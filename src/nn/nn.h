@@ -90,6 +90,12 @@ typedef struct {
     int32_t *argmax;   /* maxpool [N][P][Q][C] */
     float *mask;       /* dropout [N][H][W][C] */
     int dy_zero_at;    /* backward: zero dy just before node dy_zero_at runs backward */
+    /* training plans may drop a batch norm's output after forward and rebuild it from the kept
+     * input for backward (plan.c): on the node holding that output (the batch norm, or the
+     * activation fused into it), y is y_fwd in forward and y_bwd from just before node
+     * recompute_at runs backward (0: never rebuilt) */
+    float *y_fwd, *y_bwd;
+    int recompute_at;
 
     /* fusion, decided by the planner: a node with fuse_act != OC_ACT_IDENTITY also applies
      * the activation node right after it (its only consumer), writing that node's y and, in
@@ -174,6 +180,9 @@ static inline int64_t oc_nn_size(const oc_node *nd)
 {
     return (int64_t)nd->H * nd->W * nd->C;
 }
+/* Rebuilds the output of batch norm nd (y, with its fused activation) from its input and the
+ * statistics saved by the last training forward of batch n: bitwise what forward wrote. */
+void oc_nn_bn_rebuild(oc_model *m, oc_node *nd, int n);
 /* Fills a conv / pool shape descriptor of node nd for batch n. */
 void oc_nn_conv_shape(const oc_model *m, const oc_node *nd, int n, oc_conv_shape *s);
 void oc_nn_pool_shape(const oc_model *m, const oc_node *nd, int n, oc_pool_shape *s);

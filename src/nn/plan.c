@@ -15,6 +15,11 @@
  *    written when its last consumer runs backward (it is zeroed just before) and last read by
  *    its node's backward. Argmax and dropout masks live from their node's forward to its
  *    backward. Gradients thus reuse the memory of outputs that backward no longer needs.
+ *  - Batch-norm outputs (with a fused activation) that backward reads are not held from
+ *    forward to backward: they are rebuilt bitwise from the batch norm's input, which its own
+ *    backward keeps anyway, and saved statistics, just before their first backward reader
+ *    (one normalising pass each, a few percent of a step; it halves the activations kept by
+ *    conv -> BN -> ReLU stacks).
  *
  * Fusion: a batch norm or an add whose only consumer is a ReLU or ReLU6 right after it runs
  * both (one pass forward, one backward, bitwise the same results): the activation's buffers
@@ -98,6 +103,8 @@ void oc_nn_plan_release(oc_model *m)
         oc_node *nd = &m->nodes[i];
         nd->y = nd->dy = nd->save_mean = nd->save_invstd = nd->mask = NULL;
         nd->argmax = NULL;
+        nd->y_fwd = nd->y_bwd = NULL;
+        nd->recompute_at = 0;
     }
 }
 
@@ -152,14 +159,23 @@ static int max_int(int a, int b)
     return a > b ? a : b;
 }
 
-/* The buffer requests of a plan, 3 per node: r[i] its output (node 0: the kept input of a
- * training plan), r[T + i] its gradient, r[2T + i] its argmax or dropout mask. Fusion must be
- * planned already. Inference plans ask for outputs only. */
+/* Records that node c's backward reads an output: b->start the highest such c, b->end the
+ * lowest. */
+static void note_reader(oc_nn_buf *b, int c)
+{
+    b->start = max_int(b->start, c);
+    b->end = b->end && b->end < c ? b->end : c;
+}
+
+/* The buffer requests of a plan, 4 per node: r[i] its output (node 0: the kept input of a
+ * training plan), r[T + i] its gradient, r[2T + i] its argmax or dropout mask, r[3T + i] its
+ * output rebuilt for backward (see rebuild below). Fusion must be planned already. Inference
+ * plans ask for outputs only. */
 static oc_status plan_requests(const oc_model *m, int max_batch, int training, oc_nn_buf *r)
 {
     const int T = m->n_nodes;
     const int dy0 = training && input_needs_grad(m);
-    memset(r, 0, 3 * (size_t)T * sizeof *r);
+    memset(r, 0, 4 * (size_t)T * sizeof *r);
     for (int i = 0; i < T; i++) {
         const oc_node *nd = &m->nodes[i];
         oc_nn_buf *y = &r[i], *dy = &r[T + i], *aux = &r[2 * T + i];
@@ -195,17 +211,39 @@ static oc_status plan_requests(const oc_model *m, int max_batch, int training, o
     }
     if (!training)
         return OC_OK;
-    /* outputs that backward reads stay until then */
+    /* Outputs that backward reads stay until then. First note the readers of each output:
+     * r[3T + i].start / .end hold the highest / lowest index of a node whose backward reads
+     * node i's output (0: none). */
     for (int c = 1; c < T; c++) {
         const oc_node *nd = &m->nodes[c];
-        if (oc_nn_op(nd->op)->bwd_reads_inputs && !nd->fused)
-            for (int k = 0; k < nd->n_in; k++)
-                r[nd->in[k]].end = max_int(r[nd->in[k]].end, BWD(T, c));
+        for (int k = 0; k < nd->n_in; k++)
+            if (oc_nn_op(nd->op)->bwd_reads_inputs && !nd->fused)
+                note_reader(&r[3 * T + nd->in[k]], c);
         if (nd->fuse_act != OC_ACT_IDENTITY) /* the activation's derivative from its output */
-            r[c + 1].end = max_int(r[c + 1].end, BWD(T, c));
+            note_reader(&r[3 * T + c + 1], c);
+    }
+    /* A batch norm's output (with its fused activation) is cheap to rebuild from the batch
+     * norm's input, which its own backward keeps anyway: rather than holding it from forward
+     * to the end of backward, drop it after its last forward reader and rebuild it (bitwise)
+     * just before its first backward reader, in a buffer live from there to the last one. Not
+     * when the input is itself rebuilt (it would not be there yet) or for the logits. */
+    for (int h = 0; h < T; h++) {
+        oc_nn_buf *rb = &r[3 * T + h];
+        const int hi = rb->start, lo = rb->end, p = m->nodes[h].fused ? h - 1 : h;
+        rb->start = rb->end = 0;
+        if (!hi)
+            continue;
+        if (m->nodes[p].op == OC_OP_BATCHNORM && h != T - 1 && r[h].size && !m->no_sharing &&
+            !r[3 * T + m->nodes[p].in[0]].size) {
+            rb->size = r[h].size;
+            rb->start = BWD(T, hi);
+            rb->end = BWD(T, lo);
+        } else {
+            r[h].end = max_int(r[h].end, BWD(T, lo));
+        }
     }
     if (m->no_sharing)
-        for (int k = 0; k < 3 * T; k++) {
+        for (int k = 0; k < 4 * T; k++) {
             r[k].start = 0;
             r[k].end = PLAN_END(T);
         }
@@ -230,7 +268,7 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
     dy0 = training && input_needs_grad(m);
     plan_fusion(m);
 
-    req = malloc(3 * (size_t)T * sizeof *req);
+    req = malloc(4 * (size_t)T * sizeof *req);
     if (!req) {
         st = oc_fail(OC_ERR_NOMEM, "out of memory planning the model");
         goto done;
@@ -262,7 +300,7 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
             }
         }
     }
-    buf_total = oc_nn_assign_offsets(req, 3 * T);
+    buf_total = oc_nn_assign_offsets(req, 4 * T);
     if (buf_total == SIZE_MAX) {
         st = oc_fail(OC_ERR_NOMEM, "out of memory planning the model");
         goto done;
@@ -283,12 +321,20 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
     for (int i = 0; i < T; i++) {
         oc_node *nd = &m->nodes[i];
         const oc_nn_buf *y = &req[i], *dy = &req[T + i], *aux = &req[2 * T + i];
+        const oc_nn_buf *rb = &req[3 * T + i];
         if (y->size)
             nd->y = (float *)(base + y->off);
         if (dy->size)
             nd->dy = (float *)(base + dy->off);
         if (nd->fused)
             m->nodes[i - 1].y = nd->y; /* the fused producer's output is this one's */
+        if (nd->fused)
+            m->nodes[i - 1].y_fwd = nd->y;
+        nd->y_fwd = nd->y;
+        if (rb->size) {
+            nd->y_bwd = (float *)(base + rb->off);
+            nd->recompute_at = BWD(T, rb->start);
+        }
         if (!training)
             continue;
         if (nd->op == OC_OP_BATCHNORM) {
@@ -334,6 +380,12 @@ oc_status oc_model_forward(oc_model *m, const float *x, int n, int training,
         m->nodes[0].y = (float *)x; /* read only */
     }
     m->x = m->nodes[0].y;
+    for (int i = 1; i < m->n_nodes; i++) /* outputs rebuilt by the last backward */
+        if (m->nodes[i].recompute_at) {
+            m->nodes[i].y = m->nodes[i].y_fwd;
+            if (m->nodes[i].fused)
+                m->nodes[i - 1].y = m->nodes[i].y_fwd;
+        }
     m->dropout_used = 0;
     m->fwd_training = 0;
     math = oc_nn_math_enter(m);
@@ -346,6 +398,15 @@ oc_status oc_model_forward(oc_model *m, const float *x, int n, int training,
     m->fwd_training = training;
     *logits = m->nodes[m->n_nodes - 1].y;
     return OC_OK;
+}
+
+/* Rebuilds the dropped output held by node h (a batch norm's, or that of the activation fused
+ * into it) into its backward buffer; see plan_requests. */
+static void rebuild(oc_model *m, oc_node *h, int n)
+{
+    oc_node *bn = h->fused ? h - 1 : h;
+    h->y = bn->y = h->y_bwd;
+    oc_nn_bn_rebuild(m, bn, n);
 }
 
 oc_status oc_model_backward(oc_model *m, const float *dlogits)
@@ -362,6 +423,11 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
     math = oc_nn_math_enter(m);
     for (int i = last; i >= 1; i--) {
         oc_node *nd = &m->nodes[i];
+        for (int k = 0; k < nd->n_in; k++)
+            if (m->nodes[nd->in[k]].recompute_at == i)
+                rebuild(m, &m->nodes[nd->in[k]], n);
+        if (nd->fuse_act != OC_ACT_IDENTITY && nd[1].recompute_at == i)
+            rebuild(m, &nd[1], n);
         for (int k = 0; k < nd->n_in; k++) {
             oc_node *in = &m->nodes[nd->in[k]];
             if (in->dy && in->dy_zero_at == i)
@@ -413,9 +479,11 @@ static const void *planned_ptr(const oc_model *m, int k)
     const oc_node *nd = &m->nodes[k % T];
     if (k < T)
         return k == 0 ? (const void *)m->x_copy
-                      : nd->fuse_act != OC_ACT_IDENTITY ? NULL : (const void *)nd->y;
+                      : nd->fuse_act != OC_ACT_IDENTITY ? NULL : (const void *)nd->y_fwd;
     if (k < 2 * T)
         return nd->dy;
+    if (k >= 3 * T)
+        return nd->y_bwd;
     return nd->op == OC_OP_MAXPOOL ? (const void *)nd->argmax : (const void *)nd->mask;
 }
 
@@ -427,12 +495,12 @@ int oc_nn_plan_conflicts(const oc_model *m)
     int bad = 0;
     if (!m->plan_batch)
         return 0;
-    r = malloc(3 * (size_t)T * sizeof *r);
+    r = malloc(4 * (size_t)T * sizeof *r);
     if (!r || plan_requests(m, m->plan_batch, m->plan_training, r) != OC_OK) {
         free(r);
         return -1;
     }
-    for (int a = 0; a < 3 * T; a++) {
+    for (int a = 0; a < 4 * T; a++) {
         const unsigned char *pa = planned_ptr(m, a);
         if (!r[a].size)
             continue;
@@ -440,7 +508,7 @@ int oc_nn_plan_conflicts(const oc_model *m)
             bad++;
             continue;
         }
-        for (int b = a + 1; b < 3 * T; b++) {
+        for (int b = a + 1; b < 4 * T; b++) {
             const unsigned char *pb = planned_ptr(m, b);
             if (!r[b].size || !pb || r[a].end < r[b].start || r[b].end < r[a].start)
                 continue;

@@ -439,6 +439,27 @@ void oc_batchnorm_act_fwd_train(int64_t M, int C, const float *x, const float *g
     oc_parallel_n(bn_affine_task, &aj, bn_threads(M * C));
 }
 
+void oc_batchnorm_act_apply(int64_t M, int C, const float *x, const float *gamma,
+                            const float *beta, const float *save_mean, const float *save_invstd,
+                            oc_act act, float *y)
+{
+    /* the normalising pass of oc_batchnorm_act_fwd_train on its own: the same job, so the
+     * same per-element arithmetic */
+    bn_apply_job aj = {0};
+    if (M <= 0 || C <= 0)
+        return;
+    aj.M = M;
+    aj.C = C;
+    aj.x = x;
+    aj.out = y;
+    aj.mean = save_mean;
+    aj.invstd = save_invstd;
+    aj.gamma = gamma;
+    aj.beta = beta;
+    aj.act = oc_batchnorm_act_fusable(act) ? act : OC_ACT_IDENTITY;
+    oc_parallel_n(bn_affine_task, &aj, bn_threads(M * C));
+}
+
 void oc_batchnorm_fwd_infer(int64_t M, int C, const float *x, const float *gamma,
                             const float *beta, const float *running_mean,
                             const float *running_var, float eps, float *y)

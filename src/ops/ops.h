@@ -147,6 +147,12 @@ void oc_batchnorm_act_fwd_train(int64_t M, int C, const float *x, const float *g
 void oc_batchnorm_act_fwd_infer(int64_t M, int C, const float *x, const float *gamma,
                                 const float *beta, const float *running_mean,
                                 const float *running_var, float eps, oc_act act, float *y);
+/* y again from a training forward's saved statistics (and the same x, gamma, beta): bitwise
+ * the y that forward wrote, so a training plan may drop y after forward and rebuild it for
+ * backward. */
+void oc_batchnorm_act_apply(int64_t M, int C, const float *x, const float *gamma,
+                            const float *beta, const float *save_mean, const float *save_invstd,
+                            oc_act act, float *y);
 void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
                           const float *save_mean, const float *save_invstd, oc_act act,
                           const float *y, const float *dy, float *dx, float *dgamma,
