@@ -456,9 +456,10 @@ static void bn_bwd(oc_model *m, oc_node *nd, int n)
 {
     int64_t M = (int64_t)n * nd->H * nd->W;
     const oc_node *out = nd->fuse_act != OC_ACT_IDENTITY ? nd + 1 : nd;
-    oc_batchnorm_act_bwd(M, nd->C, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0), nd->save_mean,
-                         nd->save_invstd, nd->fuse_act, out->y, out->dy, oc_nn_din(m, nd, 0),
-                         oc_nn_grad(m, nd, 0), oc_nn_grad(m, nd, 1));
+    (nd->sets_dx ? oc_batchnorm_act_bwd_set : oc_batchnorm_act_bwd)(
+        M, nd->C, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0), nd->save_mean, nd->save_invstd,
+        nd->fuse_act, out->y, out->dy, oc_nn_din(m, nd, 0), oc_nn_grad(m, nd, 0),
+        oc_nn_grad(m, nd, 1));
 }
 
 void oc_nn_bn_rebuild(oc_model *m, oc_node *nd, int n)

@@ -90,6 +90,8 @@ typedef struct {
     int32_t *argmax;   /* maxpool [N][P][Q][C] */
     float *mask;       /* dropout [N][H][W][C] */
     int dy_zero_at;    /* backward: zero dy just before node dy_zero_at runs backward */
+    int sets_dx;       /* backward writes its input's gradient rather than accumulating into it
+                        * (it is that gradient's first writer): no zeroing before (plan.c) */
     /* training plans may drop a batch norm's output after forward and rebuild it from the kept
      * input for backward (plan.c): on the node holding that output (the batch norm, or the
      * activation fused into it), y is y_fwd in forward and y_bwd from just before node
@@ -138,7 +140,9 @@ struct oc_model {
     int want_input_grad;
     oc_precision precision; /* conv / dense GEMMs in forward and backward (precision.c) */
     int no_fusion;      /* test hook: plan every node on its own (plan.c, plan_fusion) */
-    int no_sharing;     /* test hook: training plans keep every buffer for the whole step */
+    int no_sharing;     /* test hook: the plain training plan (every buffer kept for the whole
+                         * step, nothing rebuilt, every gradient zeroed) that the shared one
+                         * must match bit for bit */
 };
 
 /* ---- op table (layers.c) ---- */

@@ -278,6 +278,10 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
     for (int i = 0; i < T; i++) {
         oc_node *nd = &m->nodes[i];
         nd->dy_zero_at = nd->last_consumer;
+        /* a batch norm that writes its input's gradient first sets it rather than adding to
+         * zeros (the same bits; one pass over the gradient less) */
+        nd->sets_dx = training && nd->op == OC_OP_BATCHNORM &&
+                      m->nodes[nd->in[0]].last_consumer == i && !m->no_sharing;
         /* batch-norm statistics (small, kept apart) and the workspace shared by all kernels */
         if (nd->op == OC_OP_BATCHNORM && training)
             stats_total += 2 * align_up((size_t)nd->C * sizeof(float));
@@ -430,7 +434,7 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
             rebuild(m, &nd[1], n);
         for (int k = 0; k < nd->n_in; k++) {
             oc_node *in = &m->nodes[nd->in[k]];
-            if (in->dy && in->dy_zero_at == i)
+            if (in->dy && in->dy_zero_at == i && !nd->sets_dx)
                 memset(in->dy, 0, (size_t)n * (size_t)oc_nn_size(in) * sizeof(float));
         }
         oc_nn_op(nd->op)->bwd(m, nd, n);
