@@ -330,10 +330,8 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
             nd->y = (float *)(base + y->off);
         if (dy->size)
             nd->dy = (float *)(base + dy->off);
-        if (nd->fused)
-            m->nodes[i - 1].y = nd->y; /* the fused producer's output is this one's */
-        if (nd->fused)
-            m->nodes[i - 1].y_fwd = nd->y;
+        if (nd->fused) /* the fused producer's output is this one's */
+            m->nodes[i - 1].y = m->nodes[i - 1].y_fwd = nd->y;
         nd->y_fwd = nd->y;
         if (rb->size) {
             nd->y_bwd = (float *)(base + rb->off);
@@ -421,7 +419,8 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
     if (!m || !dlogits)
         return oc_fail(OC_ERR_ARG, "oc_model_backward: NULL argument");
     if (!m->fwd_training || !m->plan_training)
-        return oc_fail(OC_ERR_ARG, "oc_model_backward: needs a training forward first");
+        return oc_fail(OC_ERR_ARG, "oc_model_backward: needs a training forward first (one "
+                                   "backward per forward)");
     n = m->fwd_n;
     memcpy(m->nodes[last].dy, dlogits, (size_t)n * (size_t)m->classes * sizeof(float));
     math = oc_nn_math_enter(m);
@@ -440,6 +439,7 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
         oc_nn_op(nd->op)->bwd(m, nd, n);
     }
     oc_math_set(math);
+    m->fwd_training = 0; /* the forward's values are partly overwritten now */
     return OC_OK;
 }
 

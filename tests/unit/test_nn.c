@@ -403,6 +403,7 @@ static void plan_once_then_no_allocation(void)
         oc_model_zero_grad(m);
         T_CHECK(oc_model_forward(m, x, n, 1, &logits) == OC_OK, "forward");
         T_CHECK(oc_model_backward(m, dl) == OC_OK, "backward");
+        T_CHECK(oc_model_backward(m, dl) == OC_ERR_ARG, "a second backward accepted");
         T_CHECK(oc_model_forward(m, x, n, 0, &logits) == OC_OK, "eval forward");
     }
     T_CHECK(oc_nn_plan_count(m) == plans, "re-planned %d times", oc_nn_plan_count(m) - plans);
