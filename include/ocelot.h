@@ -225,8 +225,10 @@ OC_API oc_status oc_model_plan(oc_model *m, int max_batch, int training);
 OC_API oc_status oc_model_forward(oc_model *m, const float *x, int n, int training,
                                   const float **logits);
 /* Backpropagates dlogits[n][classes] through the last training forward, ACCUMULATING into the
- * gradient buffer. A convolution weight frozen by the spec ("freeze") may get no gradient (its
- * slot keeps its value). Errors: OC_ERR_ARG (no training forward before). */
+ * gradient buffer. Once per training forward: backward reuses the memory of the forward's
+ * values as it goes. A convolution weight frozen by the spec ("freeze") may get no gradient
+ * (its slot keeps its value). Errors: OC_ERR_ARG (no training forward before, or it was
+ * already backpropagated). */
 OC_API oc_status oc_model_backward(oc_model *m, const float *dlogits);
 OC_API void oc_model_zero_grad(oc_model *m);
 /* Bytes of the current plan's arena (activations, their gradients, scratch); 0 before any

@@ -463,10 +463,17 @@ static void bn_bwd(oc_model *m, oc_node *nd, int n)
 {
     int64_t M = (int64_t)n * nd->H * nd->W;
     const oc_node *out = nd->fuse_act != OC_ACT_IDENTITY ? nd + 1 : nd;
-    oc_batchnorm_act_bwd(M, nd->C, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0),
-                         oc_nn_param(m, nd, 1), nd->save_mean, nd->save_invstd, nd->fuse_act,
-                         out->y, out->dy, oc_nn_din(m, nd, 0), oc_nn_grad(m, nd, 0),
-                         oc_nn_grad(m, nd, 1));
+    (nd->sets_dx ? oc_batchnorm_act_bwd_set : oc_batchnorm_act_bwd)(
+        M, nd->C, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0), oc_nn_param(m, nd, 1),
+        nd->save_mean, nd->save_invstd, nd->fuse_act, out->y, out->dy, oc_nn_din(m, nd, 0),
+        oc_nn_grad(m, nd, 0), oc_nn_grad(m, nd, 1));
+}
+
+void oc_nn_bn_rebuild(oc_model *m, oc_node *nd, int n)
+{
+    oc_batchnorm_act_apply((int64_t)n * nd->H * nd->W, nd->C, oc_nn_in(m, nd, 0),
+                           oc_nn_param(m, nd, 0), oc_nn_param(m, nd, 1), nd->save_mean,
+                           nd->save_invstd, nd->fuse_act, nd->y);
 }
 
 /* ------------------------------------------------------------------ activations */
@@ -878,6 +885,11 @@ static void shortcut_bwd(oc_model *m, oc_node *nd, int n)
 
 /* ------------------------------------------------------------------ the table */
 
+/* The last field says whether an op's backward reads its inputs' outputs: conv2d and dense
+ * (weight gradients), batch norm (the normalised input), activations on their own (the
+ * derivative at the input), channel_mul (each input scales the other's gradient). Pools keep
+ * their argmax, dropout its mask, and add, concat, copies and shortcut_pad need no values. */
+
 static oc_status input_infer(oc_model *m, oc_node *nd)
 {
     nd->H = m->H;
@@ -887,20 +899,20 @@ static oc_status input_infer(oc_model *m, oc_node *nd)
 }
 
 #define ACT(id, nm)                                                                               \
-    [id] = {nm, 1, 1, no_attrs, none_parse, none_emit, same_shape_infer, act_fwd, act_bwd}
+    [id] = {nm, 1, 1, no_attrs, none_parse, none_emit, same_shape_infer, act_fwd, act_bwd, 1}
 
 static const oc_op_def op_table[OC_OP_COUNT] = {
     [OC_OP_INPUT] = {"input", 0, 0, no_attrs, none_parse, none_emit, input_infer, NULL, NULL},
     [OC_OP_CONV2D] = {"conv2d", 1, 1, conv_attrs, conv_parse, conv_emit, conv_infer, conv_fwd,
-                      conv_bwd},
+                      conv_bwd, 1},
     [OC_OP_DENSE] = {"dense", 1, 1, dense_attrs, dense_parse, dense_emit, dense_infer, dense_fwd,
-                     dense_bwd},
+                     dense_bwd, 1},
     [OC_OP_BATCHNORM] = {"batchnorm", 1, 1, bn_attrs, bn_parse, bn_emit, bn_infer, bn_fwd,
-                         bn_bwd},
+                         bn_bwd, 1},
     ACT(OC_OP_RELU, "relu"),
     ACT(OC_OP_RELU6, "relu6"),
     [OC_OP_LEAKY_RELU] = {"leaky_relu", 1, 1, leaky_attrs, leaky_parse, leaky_emit,
-                          same_shape_infer, act_fwd, act_bwd},
+                          same_shape_infer, act_fwd, act_bwd, 1},
     ACT(OC_OP_GELU, "gelu"),
     ACT(OC_OP_SILU, "silu"),
     ACT(OC_OP_SIGMOID, "sigmoid"),
@@ -921,7 +933,7 @@ static const oc_op_def op_table[OC_OP_COUNT] = {
     [OC_OP_CONCAT] = {"concat", 2, 1 << 20, no_attrs, none_parse, none_emit, concat_infer,
                       concat_fwd, concat_bwd},
     [OC_OP_CHANNEL_MUL] = {"channel_mul", 2, 2, no_attrs, none_parse, none_emit, cmul_infer,
-                           cmul_fwd, cmul_bwd},
+                           cmul_fwd, cmul_bwd, 1},
     [OC_OP_SHORTCUT_PAD] = {"shortcut_pad", 1, 1, shortcut_attrs, shortcut_parse, shortcut_emit,
                             shortcut_infer, shortcut_fwd, shortcut_bwd},
 };

@@ -90,6 +90,14 @@ typedef struct {
     int32_t *argmax;   /* maxpool [N][P][Q][C] */
     float *mask;       /* dropout [N][H][W][C] */
     int dy_zero_at;    /* backward: zero dy just before node dy_zero_at runs backward */
+    int sets_dx;       /* backward writes its input's gradient rather than accumulating into it
+                        * (it is that gradient's first writer): no zeroing before (plan.c) */
+    /* training plans may drop a batch norm's output after forward and rebuild it from the kept
+     * input for backward (plan.c): on the node holding that output (the batch norm, or the
+     * activation fused into it), y is y_fwd in forward and y_bwd from just before node
+     * recompute_at runs backward (0: never rebuilt) */
+    float *y_fwd, *y_bwd;
+    int recompute_at;
 
     /* fusion, decided by the planner: a node with fuse_act != OC_ACT_IDENTITY also applies
      * the activation node right after it (its only consumer), writing that node's y and, in
@@ -145,6 +153,9 @@ struct oc_model {
                          * no inference conv epilogues, epilogue.c) */
     float *epi_buf;     /* the conv epilogues' per-channel vectors (epilogue.c) */
     double *prof;       /* [n_nodes][2] seconds in forward, backward (profile.c); NULL: off */
+    int no_sharing;     /* test hook: the plain training plan (every buffer kept for the whole
+                         * step, nothing rebuilt, every gradient zeroed) that the shared one
+                         * must match bit for bit */
 };
 
 /* ---- op table (layers.c) ---- */
@@ -157,6 +168,9 @@ typedef struct {
     oc_status (*infer)(oc_model *m, oc_node *nd); /* shape, tensors, FLOPs */
     void (*fwd)(oc_model *m, oc_node *nd, int n, int training);
     void (*bwd)(oc_model *m, oc_node *nd, int n);
+    /* bwd reads the outputs (y) of the node's inputs: the planner keeps them until this node's
+     * backward (plan.c); without it they are dropped after their last forward reader. */
+    int bwd_reads_inputs;
 } oc_op_def;
 
 const oc_op_def *oc_nn_op(oc_op_type op);
@@ -183,6 +197,9 @@ static inline int64_t oc_nn_size(const oc_node *nd)
 {
     return (int64_t)nd->H * nd->W * nd->C;
 }
+/* Rebuilds the output of batch norm nd (y, with its fused activation) from its input and the
+ * statistics saved by the last training forward of batch n: bitwise what forward wrote. */
+void oc_nn_bn_rebuild(oc_model *m, oc_node *nd, int n);
 /* Fills a conv / pool shape descriptor of node nd for batch n. */
 void oc_nn_conv_shape(const oc_model *m, const oc_node *nd, int n, oc_conv_shape *s);
 void oc_nn_pool_shape(const oc_model *m, const oc_node *nd, int n, oc_pool_shape *s);
@@ -208,6 +225,16 @@ oc_status oc_zoo_spec(const char *name, int height, int width, int channels, int
 
 /* ---- planner (plan.c) ---- */
 void oc_nn_plan_release(oc_model *m);
+/* A buffer request: size in bytes, live from step start to step end (inclusive); off is the
+ * offset assigned. */
+typedef struct {
+    size_t size;
+    int start, end;
+    size_t off;
+} oc_nn_buf;
+/* Assigns offsets so that requests live at a common step never overlap in memory; returns the
+ * total size, or SIZE_MAX when out of memory. */
+size_t oc_nn_assign_offsets(oc_nn_buf *b, int n);
 
 /* ---- inference conv epilogues (epilogue.c) ---- */
 /* Marks the conv chains whose batch norm / add / activation run in the conv's output pass at
@@ -229,5 +256,9 @@ void oc_nn_set_dropout(oc_model *m, int enabled);
 /* Number of plans built so far; the arena's `used` bytes. */
 int oc_nn_plan_count(const oc_model *m);
 size_t oc_nn_arena_used(const oc_model *m);
+/* Pairs of the current plan's buffers (outputs, gradients, argmax, masks, the kept input) that
+ * are live at a common step and overlap in memory, or lie outside the arena: 0 for a sound
+ * plan. */
+int oc_nn_plan_conflicts(const oc_model *m);
 
 #endif /* OC_NN_H */

@@ -6,9 +6,20 @@
  * Buffer sharing: buffers whose lifetimes do not overlap share memory, assigned greedily
  * (largest first, lowest free offset; as TFLite's arena planner).
  *  - Inference plans: node i's output lives from step i to its last consumer's step.
- *  - Training plans keep every activation (backward reads them). Activation gradients are
- *    shared by lifetime in backward order: node i's gradient is first written when its last
- *    consumer runs backward (it is zeroed just before) and last read by node i's backward.
+ *  - Training plans put forward and backward on one timeline: node i runs forward at step i
+ *    and backward at step BWD(j) = 2T - 1 - j (T nodes). An output lives until its last
+ *    forward reader, and on until the backward of any node that reads it there (ops with
+ *    bwd_reads_inputs, and a fused producer reading the activation's output), so e.g. a
+ *    convolution's output that only feeds a max pool is gone after the pool's forward and a
+ *    batch norm's output that only feeds an add after the add's forward. A gradient is first
+ *    written when its last consumer runs backward (it is zeroed just before) and last read by
+ *    its node's backward. Argmax and dropout masks live from their node's forward to its
+ *    backward. Gradients thus reuse the memory of outputs that backward no longer needs.
+ *  - Batch-norm outputs (with a fused activation) that backward reads are not held from
+ *    forward to backward: they are rebuilt bitwise from the batch norm's input, which its own
+ *    backward keeps anyway, and saved statistics, just before their first backward reader
+ *    (one normalising pass each, a few percent of a step; it halves the activations kept by
+ *    conv -> BN -> ReLU stacks).
  *
  * Fusion: a batch norm or an add whose only consumer is a ReLU or ReLU6 (batch norm: or GELU)
  * right after it runs both (one pass forward, one backward, bitwise the same results): the
@@ -23,12 +34,6 @@
 
 #define OC_NN_ALIGN 64
 
-typedef struct {
-    size_t size;
-    int start, end; /* inclusive steps */
-    size_t off;
-} buf_req;
-
 static size_t align_up(size_t n)
 {
     return (n + OC_NN_ALIGN - 1) / OC_NN_ALIGN * OC_NN_ALIGN;
@@ -36,18 +41,16 @@ static size_t align_up(size_t n)
 
 static int by_size_desc(const void *a, const void *b)
 {
-    const buf_req *x = *(const buf_req *const *)a, *y = *(const buf_req *const *)b;
+    const oc_nn_buf *x = *(const oc_nn_buf *const *)a, *y = *(const oc_nn_buf *const *)b;
     if (x->size != y->size)
         return x->size < y->size ? 1 : -1;
     return x->start - y->start;
 }
 
-/* Assigns offsets so that buffers with overlapping lifetimes never overlap in memory; returns
- * the total size, or SIZE_MAX when out of memory. */
-static size_t assign_offsets(buf_req *b, int n)
+size_t oc_nn_assign_offsets(oc_nn_buf *b, int n)
 {
-    buf_req **order = malloc((size_t)(n ? n : 1) * sizeof *order);
-    buf_req **placed = malloc((size_t)(n ? n : 1) * sizeof *placed);
+    oc_nn_buf **order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    oc_nn_buf **placed = malloc((size_t)(n ? n : 1) * sizeof *placed);
     size_t total = 0;
     int n_placed = 0;
     if (!order || !placed) {
@@ -59,7 +62,7 @@ static size_t assign_offsets(buf_req *b, int n)
         order[i] = &b[i];
     qsort(order, (size_t)n, sizeof *order, by_size_desc);
     for (int i = 0; i < n; i++) {
-        buf_req *r = order[i];
+        oc_nn_buf *r = order[i];
         size_t off = 0;
         int moved = 1;
         if (r->size == 0) {
@@ -70,7 +73,7 @@ static size_t assign_offsets(buf_req *b, int n)
         while (moved) {
             moved = 0;
             for (int k = 0; k < n_placed; k++) {
-                const buf_req *p = placed[k];
+                const oc_nn_buf *p = placed[k];
                 if (p->end < r->start || r->end < p->start)
                     continue;
                 if (off < p->off + p->size && p->off < off + r->size) {
@@ -104,6 +107,8 @@ void oc_nn_plan_release(oc_model *m)
         oc_node *nd = &m->nodes[i];
         nd->y = nd->dy = nd->save_mean = nd->save_invstd = nd->mask = NULL;
         nd->argmax = NULL;
+        nd->y_fwd = nd->y_bwd = NULL;
+        nd->recompute_at = 0;
     }
 }
 
@@ -150,13 +155,113 @@ static void plan_fusion(oc_model *m)
     }
 }
 
+/* Step of node j's backward on the training timeline (see the top of this file), and a step
+ * after every other. */
+#define BWD(T, j) (2 * (T) - 1 - (j))
+#define PLAN_END(T) (2 * (T))
+
+static int max_int(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+/* Records that node c's backward reads an output: b->start the highest such c, b->end the
+ * lowest. */
+static void note_reader(oc_nn_buf *b, int c)
+{
+    b->start = max_int(b->start, c);
+    b->end = b->end && b->end < c ? b->end : c;
+}
+
+/* The buffer requests of a plan, 4 per node: r[i] its output (node 0: the kept input of a
+ * training plan), r[T + i] its gradient, r[2T + i] its argmax or dropout mask, r[3T + i] its
+ * output rebuilt for backward (see rebuild below). Fusion must be planned already. Inference
+ * plans ask for outputs only. */
+static oc_status plan_requests(const oc_model *m, int max_batch, int training, oc_nn_buf *r)
+{
+    const int T = m->n_nodes;
+    const int dy0 = training && input_needs_grad(m);
+    memset(r, 0, 4 * (size_t)T * sizeof *r);
+    for (int i = 0; i < T; i++) {
+        const oc_node *nd = &m->nodes[i];
+        oc_nn_buf *y = &r[i], *dy = &r[T + i], *aux = &r[2 * T + i];
+        size_t bytes;
+        if (!oc_mul_ok((size_t)oc_nn_size(nd) * sizeof(float), (size_t)max_batch, &bytes) ||
+            bytes > SIZE_MAX / 8)
+            return oc_fail(OC_ERR_NOMEM, "node '%s': batch %d is too large", nd->name,
+                           max_batch);
+        bytes = align_up(bytes);
+        /* node i + 1 holds a fused producer's output and gradient (see plan_fusion) */
+        y->size = nd->fuse_act != OC_ACT_IDENTITY ? 0 : bytes;
+        y->start = nd->fused ? i - 1 : i; /* a fused activation's is written by node i - 1 */
+        y->end = i == T - 1 ? PLAN_END(T) : nd->last_consumer;
+        if (i == 0 && !training)
+            y->size = 0; /* inference reads the caller's input */
+        if (!training)
+            continue;
+        if (nd->fuse_act == OC_ACT_IDENTITY && (i > 0 || dy0)) {
+            dy->size = bytes;
+            dy->start = i == T - 1 ? BWD(T, i) : BWD(T, nd->last_consumer);
+            /* a fused activation's gradient is read by node i - 1's backward */
+            dy->end = BWD(T, nd->fused ? i - 1 : i);
+            if (i == 0) { /* the input gradient stays readable until the next backward */
+                dy->start = 0;
+                dy->end = PLAN_END(T);
+            }
+        }
+        if (nd->op == OC_OP_MAXPOOL || nd->op == OC_OP_DROPOUT) {
+            aux->size = bytes; /* int32 argmax or float mask, one per output */
+            aux->start = i;
+            aux->end = BWD(T, i);
+        }
+    }
+    if (!training)
+        return OC_OK;
+    /* Outputs that backward reads stay until then. First note the readers of each output:
+     * r[3T + i].start / .end hold the highest / lowest index of a node whose backward reads
+     * node i's output (0: none). */
+    for (int c = 1; c < T; c++) {
+        const oc_node *nd = &m->nodes[c];
+        for (int k = 0; k < nd->n_in; k++)
+            if (oc_nn_op(nd->op)->bwd_reads_inputs && !nd->fused)
+                note_reader(&r[3 * T + nd->in[k]], c);
+        if (nd->fuse_act != OC_ACT_IDENTITY) /* the activation's derivative from its output */
+            note_reader(&r[3 * T + c + 1], c);
+    }
+    /* A batch norm's output (with its fused activation) is cheap to rebuild from the batch
+     * norm's input, which its own backward keeps anyway: rather than holding it from forward
+     * to the end of backward, drop it after its last forward reader and rebuild it (bitwise)
+     * just before its first backward reader, in a buffer live from there to the last one. Not
+     * when the input is itself rebuilt (it would not be there yet) or for the logits. */
+    for (int h = 0; h < T; h++) {
+        oc_nn_buf *rb = &r[3 * T + h];
+        const int hi = rb->start, lo = rb->end, p = m->nodes[h].fused ? h - 1 : h;
+        rb->start = rb->end = 0;
+        if (!hi)
+            continue;
+        if (m->nodes[p].op == OC_OP_BATCHNORM && h != T - 1 && r[h].size && !m->no_sharing &&
+            !r[3 * T + m->nodes[p].in[0]].size) {
+            rb->size = r[h].size;
+            rb->start = BWD(T, hi);
+            rb->end = BWD(T, lo);
+        } else {
+            r[h].end = max_int(r[h].end, BWD(T, lo));
+        }
+    }
+    if (m->no_sharing)
+        for (int k = 0; k < 4 * T; k++) {
+            r[k].start = 0;
+            r[k].end = PLAN_END(T);
+        }
+    return OC_OK;
+}
+
 oc_status oc_model_plan(oc_model *m, int max_batch, int training)
 {
-    const int n_nodes = m->n_nodes;
-    buf_req *act = NULL, *grad = NULL;
-    size_t act_total, grad_total = 0, aux_total = 0, ws = 0, argmax_scratch = 0, x_bytes = 0;
-    size_t total;
-    unsigned char *act_base, *grad_base = NULL, *aux;
+    const int T = m ? m->n_nodes : 0;
+    oc_nn_buf *req = NULL;
+    size_t buf_total, stats_total = 0, ws = 0, argmax_scratch = 0, total;
+    unsigned char *base, *stats;
     oc_status st = OC_OK;
     int dy0;
 
@@ -168,61 +273,33 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
     training = training != 0;
     dy0 = training && input_needs_grad(m);
     plan_fusion(m);
-    if ((st = oc_nn_plan_epilogues(m)) != OC_OK)
+    /* inference plans only: a training plan shares buffers by the training timeline, where a
+     * chain's last buffer may alias the conv's residual input before the chain ends */
+    if (training)
+        oc_nn_epilogues_release(m);
+    else if ((st = oc_nn_plan_epilogues(m)) != OC_OK)
         return st;
 
-    act = calloc((size_t)n_nodes, sizeof *act);
-    grad = calloc((size_t)n_nodes, sizeof *grad);
-    if (!act || !grad) {
+    req = malloc(4 * (size_t)T * sizeof *req);
+    if (!req) {
         st = oc_fail(OC_ERR_NOMEM, "out of memory planning the model");
         goto done;
     }
-    for (int i = 0; i < n_nodes; i++) {
+    if ((st = plan_requests(m, max_batch, training, req)) != OC_OK)
+        goto done;
+    for (int i = 0; i < T; i++) {
         oc_node *nd = &m->nodes[i];
-        size_t bytes;
-        if (!oc_mul_ok((size_t)oc_nn_size(nd) * sizeof(float), (size_t)max_batch, &bytes) ||
-            bytes > SIZE_MAX / 4) {
-            st = oc_fail(OC_ERR_NOMEM, "node '%s': batch %d is too large", nd->name, max_batch);
-            goto done;
-        }
-        bytes = align_up(bytes);
-        if (i == 0) {
-            x_bytes = training ? bytes : 0; /* inference reads the caller's input */
-            act[i].size = 0;
-        } else {
-            act[i].size = bytes;
-        }
-        act[i].start = training ? 0 : i;
-        act[i].end = training ? n_nodes : (i == n_nodes - 1 ? n_nodes : nd->last_consumer);
-        if (training && (i > 0 || dy0)) {
-            /* backward step of node j is n_nodes-1-j */
-            grad[i].size = bytes;
-            grad[i].start = i == n_nodes - 1 ? 0 : n_nodes - 1 - nd->last_consumer;
-            grad[i].end = n_nodes - 1 - i;
-        }
         nd->dy_zero_at = nd->last_consumer;
-        if (nd->fuse_act != OC_ACT_IDENTITY) {
-            /* node i + 1 holds the output and its gradient (see plan_fusion) */
-            act[i].size = 0;
-            grad[i].size = 0;
-        }
-        if (nd->fused) {
-            act[i].start = training ? 0 : i - 1; /* written by node i - 1 */
-            if (training)
-                grad[i].end = n_nodes - i; /* read by node i - 1's backward */
-        }
-
-        /* auxiliary buffers and workspace */
+        /* a batch norm that writes its input's gradient first sets it rather than adding to
+         * zeros (the same bits; one pass over the gradient less) */
+        nd->sets_dx = training && nd->op == OC_OP_BATCHNORM &&
+                      m->nodes[nd->in[0]].last_consumer == i && !m->no_sharing;
+        /* batch-norm statistics (small, kept apart) and the workspace shared by all kernels */
         if (nd->op == OC_OP_BATCHNORM && training)
-            aux_total += 2 * align_up((size_t)nd->C * sizeof(float));
-        if (nd->op == OC_OP_MAXPOOL) {
-            if (training)
-                aux_total += bytes; /* int32 argmax, same count as the output */
-            else
-                argmax_scratch = max_sz(argmax_scratch, bytes);
-        }
-        if (nd->op == OC_OP_DROPOUT && training)
-            aux_total += bytes;
+            stats_total += 2 * align_up((size_t)nd->C * sizeof(float));
+        if (nd->op == OC_OP_MAXPOOL && !training)
+            argmax_scratch = max_sz(argmax_scratch, align_up((size_t)max_batch *
+                                                             (size_t)oc_nn_size(nd) * 4));
         if (nd->op == OC_OP_CONV2D) {
             /* a conv kernel's workspace grows with the batch up to a fixed budget, so the
              * largest over the batches this plan serves is at 1 or at max_batch */
@@ -240,72 +317,66 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
         }
     }
     if (!training) /* a fused conv chain writes only its last node's buffer, from its step */
-        for (int i = 1; i < n_nodes; i++) {
+        for (int i = 1; i < T; i++) {
             const oc_node *nd = &m->nodes[i];
             if (!nd->epi_last)
                 continue;
             for (int j = i; j < nd->epi_last; j++)
-                act[j].size = 0;
-            act[nd->epi_last].start = i;
+                req[j].size = 0;
+            req[nd->epi_last].start = i;
         }
-    act_total = assign_offsets(act, n_nodes);
-    if (training)
-        grad_total = assign_offsets(grad, n_nodes);
-    if (act_total == SIZE_MAX || grad_total == SIZE_MAX) {
+    buf_total = oc_nn_assign_offsets(req, 4 * T);
+    if (buf_total == SIZE_MAX) {
         st = oc_fail(OC_ERR_NOMEM, "out of memory planning the model");
         goto done;
     }
     ws = align_up(ws);
-    total = act_total + grad_total + aux_total + ws + align_up(argmax_scratch) + x_bytes +
-            6 * OC_NN_ALIGN;
+    total = buf_total + stats_total + ws + align_up(argmax_scratch) + 4 * OC_NN_ALIGN;
     if ((st = oc_arena_init(&m->arena, total)) != OC_OK) {
         oc_fail_context(st, "planning batch %d", max_batch);
         goto done;
     }
-    act_base = oc_arena_alloc(&m->arena, act_total);
-    if (training)
-        grad_base = oc_arena_alloc(&m->arena, grad_total);
-    aux = oc_arena_alloc(&m->arena, aux_total);
+    base = oc_arena_alloc(&m->arena, buf_total);
+    stats = oc_arena_alloc(&m->arena, stats_total);
     m->ws = ws ? oc_arena_alloc(&m->arena, ws) : NULL;
     m->ws_size = ws;
     if (argmax_scratch)
         m->argmax_scratch = oc_arena_alloc(&m->arena, argmax_scratch);
-    if (training)
-        m->x_copy = oc_arena_alloc(&m->arena, x_bytes);
     OC_ASSERT(m->arena.used <= m->arena.cap);
-    for (int i = 0; i < n_nodes; i++) {
+    for (int i = 0; i < T; i++) {
         oc_node *nd = &m->nodes[i];
-        size_t bytes = act[i].size ? act[i].size : x_bytes;
-        if (i > 0)
-            nd->y = (float *)(act_base + act[i].off);
-        if (grad[i].size)
-            nd->dy = (float *)(grad_base + grad[i].off);
-        if (nd->fused)
-            m->nodes[i - 1].y = nd->y; /* the fused producer's output is this one's */
+        const oc_nn_buf *y = &req[i], *dy = &req[T + i], *aux = &req[2 * T + i];
+        const oc_nn_buf *rb = &req[3 * T + i];
+        if (y->size)
+            nd->y = (float *)(base + y->off);
+        if (dy->size)
+            nd->dy = (float *)(base + dy->off);
+        if (nd->fused) /* the fused producer's output is this one's */
+            m->nodes[i - 1].y = m->nodes[i - 1].y_fwd = nd->y;
+        nd->y_fwd = nd->y;
+        if (rb->size) {
+            nd->y_bwd = (float *)(base + rb->off);
+            nd->recompute_at = BWD(T, rb->start);
+        }
         if (!training)
             continue;
         if (nd->op == OC_OP_BATCHNORM) {
             size_t c = align_up((size_t)nd->C * sizeof(float));
-            nd->save_mean = (float *)aux;
-            nd->save_invstd = (float *)(aux + c);
-            aux += 2 * c;
+            nd->save_mean = (float *)stats;
+            nd->save_invstd = (float *)(stats + c);
+            stats += 2 * c;
         }
-        if (nd->op == OC_OP_MAXPOOL) {
-            nd->argmax = (int32_t *)aux;
-            aux += bytes;
-        }
-        if (nd->op == OC_OP_DROPOUT) {
-            nd->mask = (float *)aux;
-            aux += bytes;
-        }
+        if (nd->op == OC_OP_MAXPOOL)
+            nd->argmax = (int32_t *)(base + aux->off);
+        if (nd->op == OC_OP_DROPOUT)
+            nd->mask = (float *)(base + aux->off);
     }
-    m->nodes[0].y = m->x_copy;
+    m->x_copy = training ? m->nodes[0].y : NULL;
     m->plan_batch = max_batch;
     m->plan_training = training;
     m->n_plans++;
 done:
-    free(act);
-    free(grad);
+    free(req);
     return st;
 }
 
@@ -332,6 +403,12 @@ oc_status oc_model_forward(oc_model *m, const float *x, int n, int training,
         m->nodes[0].y = (float *)x; /* read only */
     }
     m->x = m->nodes[0].y;
+    for (int i = 1; i < m->n_nodes; i++) /* outputs rebuilt by the last backward */
+        if (m->nodes[i].recompute_at) {
+            m->nodes[i].y = m->nodes[i].y_fwd;
+            if (m->nodes[i].fused)
+                m->nodes[i - 1].y = m->nodes[i].y_fwd;
+        }
     m->dropout_used = 0;
     m->fwd_training = 0;
     math = oc_nn_math_enter(m);
@@ -352,6 +429,15 @@ oc_status oc_model_forward(oc_model *m, const float *x, int n, int training,
     return OC_OK;
 }
 
+/* Rebuilds the dropped output held by node h (a batch norm's, or that of the activation fused
+ * into it) into its backward buffer; see plan_requests. */
+static void rebuild(oc_model *m, oc_node *h, int n)
+{
+    oc_node *bn = h->fused ? h - 1 : h;
+    h->y = bn->y = h->y_bwd;
+    oc_nn_bn_rebuild(m, bn, n);
+}
+
 oc_status oc_model_backward(oc_model *m, const float *dlogits)
 {
     const int last = m ? m->n_nodes - 1 : 0;
@@ -360,16 +446,22 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
     if (!m || !dlogits)
         return oc_fail(OC_ERR_ARG, "oc_model_backward: NULL argument");
     if (!m->fwd_training || !m->plan_training)
-        return oc_fail(OC_ERR_ARG, "oc_model_backward: needs a training forward first");
+        return oc_fail(OC_ERR_ARG, "oc_model_backward: needs a training forward first (one "
+                                   "backward per forward)");
     n = m->fwd_n;
     memcpy(m->nodes[last].dy, dlogits, (size_t)n * (size_t)m->classes * sizeof(float));
     math = oc_nn_math_enter(m);
     for (int i = last; i >= 1; i--) {
         oc_node *nd = &m->nodes[i];
         double t0 = m->prof ? oc_now() : 0.0;
+        for (int k = 0; k < nd->n_in; k++)
+            if (m->nodes[nd->in[k]].recompute_at == i)
+                rebuild(m, &m->nodes[nd->in[k]], n);
+        if (nd->fuse_act != OC_ACT_IDENTITY && nd[1].recompute_at == i)
+            rebuild(m, &nd[1], n);
         for (int k = 0; k < nd->n_in; k++) {
             oc_node *in = &m->nodes[nd->in[k]];
-            if (in->dy && in->dy_zero_at == i)
+            if (in->dy && in->dy_zero_at == i && !nd->sets_dx)
                 memset(in->dy, 0, (size_t)n * (size_t)oc_nn_size(in) * sizeof(float));
         }
         oc_nn_op(nd->op)->bwd(m, nd, n);
@@ -377,6 +469,7 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
             m->prof[2 * i + 1] += oc_now() - t0;
     }
     oc_math_set(math);
+    m->fwd_training = 0; /* the forward's values are partly overwritten now */
     return OC_OK;
 }
 
@@ -411,4 +504,52 @@ int oc_nn_plan_count(const oc_model *m)
 size_t oc_nn_arena_used(const oc_model *m)
 {
     return m->arena.used;
+}
+
+/* The memory of request k of the current plan (see plan_requests), or NULL. */
+static const void *planned_ptr(const oc_model *m, int k)
+{
+    const int T = m->n_nodes;
+    const oc_node *nd = &m->nodes[k % T];
+    if (k < T)
+        return k == 0 ? (const void *)m->x_copy
+                      : nd->fuse_act != OC_ACT_IDENTITY ? NULL : (const void *)nd->y_fwd;
+    if (k < 2 * T)
+        return nd->dy;
+    if (k >= 3 * T)
+        return nd->y_bwd;
+    return nd->op == OC_OP_MAXPOOL ? (const void *)nd->argmax : (const void *)nd->mask;
+}
+
+int oc_nn_plan_conflicts(const oc_model *m)
+{
+    const int T = m->n_nodes;
+    const unsigned char *lo = m->arena.base, *hi = m->arena.base + m->arena.cap;
+    oc_nn_buf *r;
+    int bad = 0;
+    if (!m->plan_batch)
+        return 0;
+    r = malloc(4 * (size_t)T * sizeof *r);
+    if (!r || plan_requests(m, m->plan_batch, m->plan_training, r) != OC_OK) {
+        free(r);
+        return -1;
+    }
+    for (int a = 0; a < 4 * T; a++) {
+        const unsigned char *pa = planned_ptr(m, a);
+        if (!r[a].size)
+            continue;
+        if (!pa || pa < lo || pa + r[a].size > hi) {
+            bad++;
+            continue;
+        }
+        for (int b = a + 1; b < 4 * T; b++) {
+            const unsigned char *pb = planned_ptr(m, b);
+            if (!r[b].size || !pb || r[a].end < r[b].start || r[b].end < r[a].start)
+                continue;
+            if (pa < pb + r[b].size && pb < pa + r[a].size)
+                bad++;
+        }
+    }
+    free(r);
+    return bad;
 }

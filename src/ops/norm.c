@@ -272,6 +272,7 @@ typedef struct {
     int c0, cn;
     const float *k, *kx, *k0;
     const float *fa, *fb; /* backward with GELU: the forward's a and b, like k: [cn] */
+    int set; /* backward: dx = 0 + ... rather than dx += ... (oc_batchnorm_act_bwd_set) */
 } bn_apply_job;
 
 /* The row loops of the elementwise passes for a channel count `cn` that is a compile-time
@@ -345,9 +346,11 @@ BN_CLONES static void bn_affine_rows(const bn_apply_job *j, int64_t m0, int64_t 
     }
 }
 
+/* set: dx = 0 + ... instead of dx += ...: the bits of accumulating onto a zeroed dx (0 + v
+ * is v, and +0 for v = -0), without reading dx or zeroing it first. */
 static inline __attribute__((always_inline)) void bn_dx_loop(const bn_apply_job *j, int64_t m0,
                                                              int64_t m1, const int cn,
-                                                             const oc_act act)
+                                                             const oc_act act, const int set)
 {
     const float *restrict k = j->k, *restrict kx = j->kx, *restrict k0 = j->k0;
     const float *restrict mean = j->mean + j->c0;
@@ -359,37 +362,54 @@ static inline __attribute__((always_inline)) void bn_dx_loop(const bn_apply_job 
         const float *restrict yr =
             act == OC_ACT_IDENTITY || act == OC_ACT_GELU ? gr : j->ya + m * j->C + j->c0;
         float *restrict dr = j->out + m * j->C + j->c0;
-        for (int c = 0; c < cn; c++) {
-            float z = act == OC_ACT_GELU ? bn_z(xr[c], mean[c], fa[c], fb[c]) : 0.0f;
-            dr[c] += k[c] * bn_act_grad(act, yr[c], z, gr[c]) + kx[c] * (xr[c] - mean[c]) +
-                     k0[c];
-        }
+        if (set)
+            for (int c = 0; c < cn; c++) {
+                float z = act == OC_ACT_GELU ? bn_z(xr[c], mean[c], fa[c], fb[c]) : 0.0f;
+                dr[c] = 0.0f + (k[c] * bn_act_grad(act, yr[c], z, gr[c]) +
+                                kx[c] * (xr[c] - mean[c]) + k0[c]);
+            }
+        else
+            for (int c = 0; c < cn; c++) {
+                float z = act == OC_ACT_GELU ? bn_z(xr[c], mean[c], fa[c], fb[c]) : 0.0f;
+                dr[c] += k[c] * bn_act_grad(act, yr[c], z, gr[c]) + kx[c] * (xr[c] - mean[c]) +
+                         k0[c];
+            }
     }
 }
 
 static inline __attribute__((always_inline)) void bn_dx_act(const bn_apply_job *j, int64_t m0,
-                                                            int64_t m1, const int cn)
+                                                            int64_t m1, const int cn,
+                                                            const int set)
 {
     if (j->act == OC_ACT_RELU)
-        bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU);
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU, set);
     else if (j->act == OC_ACT_RELU6)
-        bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU6);
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU6, set);
     else if (j->act == OC_ACT_GELU)
-        bn_dx_loop(j, m0, m1, cn, OC_ACT_GELU);
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_GELU, set);
     else
-        bn_dx_loop(j, m0, m1, cn, OC_ACT_IDENTITY);
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_IDENTITY, set);
+}
+
+static inline __attribute__((always_inline)) void bn_dx_set(const bn_apply_job *j, int64_t m0,
+                                                            int64_t m1, const int cn)
+{
+    if (j->set)
+        bn_dx_act(j, m0, m1, cn, 1);
+    else
+        bn_dx_act(j, m0, m1, cn, 0);
 }
 
 BN_CLONES static void bn_dx_rows(const bn_apply_job *j, int64_t m0, int64_t m1)
 {
     if (j->cn == 16)
-        bn_dx_act(j, m0, m1, 16);
+        bn_dx_set(j, m0, m1, 16);
     else if (j->cn == 32)
-        bn_dx_act(j, m0, m1, 32);
+        bn_dx_set(j, m0, m1, 32);
     else if (j->cn == 64)
-        bn_dx_act(j, m0, m1, 64);
+        bn_dx_set(j, m0, m1, 64);
     else
-        bn_dx_act(j, m0, m1, j->cn);
+        bn_dx_set(j, m0, m1, j->cn);
 }
 
 static void bn_affine_task(void *ctx, int tid, int nt)
@@ -476,6 +496,27 @@ void oc_batchnorm_act_fwd_train(int64_t M, int C, const float *x, const float *g
     oc_parallel_n(bn_affine_task, &aj, bn_threads(M * C));
 }
 
+void oc_batchnorm_act_apply(int64_t M, int C, const float *x, const float *gamma,
+                            const float *beta, const float *save_mean, const float *save_invstd,
+                            oc_act act, float *y)
+{
+    /* the normalising pass of oc_batchnorm_act_fwd_train on its own: the same job, so the
+     * same per-element arithmetic */
+    bn_apply_job aj = {0};
+    if (M <= 0 || C <= 0)
+        return;
+    aj.M = M;
+    aj.C = C;
+    aj.x = x;
+    aj.out = y;
+    aj.mean = save_mean;
+    aj.invstd = save_invstd;
+    aj.gamma = gamma;
+    aj.beta = beta;
+    aj.act = oc_batchnorm_act_fusable(act) ? act : OC_ACT_IDENTITY;
+    oc_parallel_n(bn_affine_task, &aj, bn_threads(M * C));
+}
+
 void oc_batchnorm_fwd_infer(int64_t M, int C, const float *x, const float *gamma,
                             const float *beta, const float *running_mean,
                             const float *running_var, float eps, float *y)
@@ -517,10 +558,29 @@ void oc_batchnorm_bwd(int64_t M, int C, const float *x, const float *gamma, cons
                          dx, dgamma, dbeta);
 }
 
+static void bn_bwd(int64_t M, int C, const float *x, const float *gamma, const float *beta,
+                   const float *save_mean, const float *save_invstd, oc_act act, const float *y,
+                   const float *dy, float *dx, float *dgamma, float *dbeta, int set);
+
 void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
                           const float *beta, const float *save_mean, const float *save_invstd,
                           oc_act act, const float *y, const float *dy, float *dx, float *dgamma,
                           float *dbeta)
+{
+    bn_bwd(M, C, x, gamma, beta, save_mean, save_invstd, act, y, dy, dx, dgamma, dbeta, 0);
+}
+
+void oc_batchnorm_act_bwd_set(int64_t M, int C, const float *x, const float *gamma,
+                              const float *beta, const float *save_mean,
+                              const float *save_invstd, oc_act act, const float *y,
+                              const float *dy, float *dx, float *dgamma, float *dbeta)
+{
+    bn_bwd(M, C, x, gamma, beta, save_mean, save_invstd, act, y, dy, dx, dgamma, dbeta, 1);
+}
+
+static void bn_bwd(int64_t M, int C, const float *x, const float *gamma, const float *beta,
+                   const float *save_mean, const float *save_invstd, oc_act act, const float *y,
+                   const float *dy, float *dx, float *dgamma, float *dbeta, int set)
 {
     double s[BN_TILE], sx[BN_TILE];
     float k[BN_CHUNK], kx[BN_CHUNK], k0[BN_CHUNK], fa[BN_CHUNK], fb[BN_CHUNK];
@@ -551,6 +611,7 @@ void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
     aj.k0 = k0;
     aj.fa = rj.fa = fa;
     aj.fb = rj.fb = fb;
+    aj.set = set;
     for (int cc = 0; cc < C; cc += BN_CHUNK) {
         aj.c0 = cc;
         aj.cn = C - cc < BN_CHUNK ? C - cc : BN_CHUNK;

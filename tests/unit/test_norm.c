@@ -381,8 +381,10 @@ static void bn_optional_pointers(void)
 }
 
 /* The fused batch norm + activation against batch norm, then oc_act_fwd / oc_act_bwd: the same
- * bits (forward output, running statistics, dx accumulated onto a non-zero dx, dgamma, dbeta),
- * for ReLU, ReLU6 and GELU (the latter with y not passed to backward), with 1 and 2 threads, over channel counts that take the 16-wide, generic
+ * bits (forward output, running statistics, dx accumulated onto a non-zero dx, dgamma, dbeta,
+ * the output rebuilt by oc_batchnorm_act_apply, dx set by oc_batchnorm_act_bwd_set), for
+ * ReLU, ReLU6 and GELU (the latter with y not passed to backward), with 1 and 2 threads, over
+ * channel counts that take the 16-wide, generic
  * and chunked (> 1024 channels) loops. x is scaled so the normalised values cross 0 and 6 and
  * some land exactly on 0 (constant channel). */
 static void bn_act_fused_matches_separate(void)
@@ -439,6 +441,28 @@ static void bn_act_fused_matches_separate(void)
                 T_CHECK(memcmp(dg1, dg2, (size_t)C * sizeof(float)) == 0 &&
                             memcmp(db1, db2, (size_t)C * sizeof(float)) == 0,
                         "C=%d act %d: fused dgamma / dbeta differ", C, (int)act);
+                /* dx written rather than accumulated: the bits of accumulating onto zeros,
+                 * without reading dx (NaN there) */
+                memset(dt, 0, (size_t)n * sizeof(float));
+                oc_batchnorm_act_bwd(M, C, x, gamma, beta, mean2, inv2, act, y2, g, dt, NULL, NULL);
+                for (int64_t i = 0; i < n; i++)
+                    y1[i] = NAN;
+                oc_batchnorm_act_bwd_set(M, C, x, gamma, beta, mean2, inv2, act, y2, g, y1, NULL,
+                                         NULL);
+                T_CHECK(memcmp(dt, y1, (size_t)n * sizeof(float)) == 0,
+                        "M=%lld C=%d act %d threads %d: dx set differs from dx added to zeros",
+                        (long long)M, C, (int)act, threads);
+                /* rebuilt from the saved statistics, as a training plan does for backward,
+                 * also with the other thread count: the forward's bits */
+                oc_set_threads(3 - threads);
+                oc_batchnorm_act_apply(M, C, x, gamma, beta, mean2, inv2, act, dt);
+                T_CHECK(memcmp(dt, y2, (size_t)n * sizeof(float)) == 0,
+                        "M=%lld C=%d act %d: rebuilt fused output differs", (long long)M, C,
+                        (int)act);
+                oc_batchnorm_act_apply(M, C, x, gamma, beta, mean, inv, OC_ACT_IDENTITY, dt);
+                T_CHECK(memcmp(dt, t, (size_t)n * sizeof(float)) == 0,
+                        "M=%lld C=%d: rebuilt batch norm output differs", (long long)M, C);
+                oc_set_threads(threads);
                 /* inference, in place as the planner may run it */
                 oc_batchnorm_fwd_infer(M, C, x, gamma, beta, rm1, rv1, 1e-5f, t);
                 oc_act_fwd(act, 0.0f, n, t, y1);
