@@ -5,7 +5,8 @@
  * Conventions shared by every op:
  *  - Forward kernels OVERWRITE their outputs.
  *  - Backward kernels ACCUMULATE (+=) into dx, dw, db: a tensor read by several nodes collects
- *    gradient from each, and the graph zeroes all gradient buffers once per step.
+ *    gradient from each, and the graph zeroes a gradient buffer before its first writer (a
+ *    _set variant instead writes dx with the bits of accumulating onto zeros).
  *  - Kernels never allocate: scratch comes in `ws`, sized by the matching _workspace().
  *  - Multi-threaded kernels split work with oc_parallel and combine per-thread partials in a
  *    fixed order, so results are bitwise reproducible for a given thread count.
