@@ -332,51 +332,75 @@ static void tap_range(int base, int dil, int taps, int size, int *t0, int *t1)
         *t1 = *t0;
 }
 
+/* The im2col row of output pixel (n, p, q) into dst (R*S*C floats). */
+static void im2col_row(const oc_conv_shape *s, const float *x, int n, int p, int q, float *dst)
+{
+    const int G = s->groups, Cg = s->C / G, C = s->C, S = s->S;
+    const int64_t RSCg = (int64_t)s->R * S * Cg;
+    const size_t cg_bytes = (size_t)Cg * sizeof(float);
+    int wb = q * s->stride_w - s->pad_w, t0, t1;
+    tap_range(wb, s->dil_w, S, s->W, &t0, &t1);
+    for (int r = 0; r < s->R; r++) {
+        int h = p * s->stride_h - s->pad_h + r * s->dil_h;
+        int64_t off = (int64_t)r * S * Cg; /* tap (r, 0) within a group's patch */
+        const float *xrow = x + ((int64_t)n * s->H + h) * s->W * C;
+        if (h < 0 || h >= s->H) {
+            for (int g = 0; g < G; g++)
+                memset(dst + g * RSCg + off, 0, (size_t)S * cg_bytes);
+            continue;
+        }
+        if (G == 1 && s->dil_w == 1) {
+            /* the taps of one kernel row are adjacent pixels: one copy of the valid run, zeros
+             * for the padding on either side */
+            memset(dst + off, 0, (size_t)t0 * cg_bytes);
+            memcpy(dst + off + (int64_t)t0 * C, xrow + (int64_t)(wb + t0) * C,
+                   (size_t)(t1 - t0) * cg_bytes);
+            memset(dst + off + (int64_t)t1 * C, 0, (size_t)(S - t1) * cg_bytes);
+            continue;
+        }
+        for (int g = 0; g < G; g++) {
+            float *dg = dst + g * RSCg + off;
+            memset(dg, 0, (size_t)t0 * cg_bytes);
+            for (int tt = t0; tt < t1; tt++)
+                memcpy(dg + (int64_t)tt * Cg,
+                       xrow + (int64_t)(wb + tt * s->dil_w) * C + (int64_t)g * Cg, cg_bytes);
+            memset(dg + (int64_t)t1 * Cg, 0, (size_t)(S - t1) * cg_bytes);
+        }
+    }
+}
+
 static void im2col_task(void *ctx, int tid, int nt)
 {
     const col_ctx *c = ctx;
     const oc_conv_shape *s = c->s;
-    const int G = s->groups, Cg = s->C / G, C = s->C, S = s->S;
-    const int64_t RSC = (int64_t)s->R * S * C, RSCg = RSC / G;
-    const size_t cg_bytes = (size_t)Cg * sizeof(float);
+    const int64_t RSC = (int64_t)s->R * s->S * s->C;
     int64_t a, e;
     oc_split_range(c->j1 - c->j0, tid, nt, &a, &e);
-    for (int64_t j = c->j0 + a; j < c->j0 + e; j++) {
-        int n = (int)(j / s->P), p = (int)(j % s->P);
+    for (int64_t j = c->j0 + a; j < c->j0 + e; j++)
+        for (int q = 0; q < s->Q; q++)
+            im2col_row(s, c->x, (int)(j / s->P), (int)(j % s->P), q,
+                       c->col + ((j - c->j0) * s->Q + q) * RSC);
+}
+
+/* im2col straight into bf16 pair rows (oc_bf16_pack_row), BF16_ROW words apart: each row is
+ * built in floats in this thread's buffer (L1) and rounded from there, so the chunk is written
+ * once, at half the bytes, and the GEMM reads it without packing. */
+#define OC_CONV_BF16_ROW_MAX 8192 /* floats of one im2col row on this path */
+static _Thread_local float bf16_row_buf[OC_CONV_BF16_ROW_MAX];
+
+static void im2col_bf16_task(void *ctx, int tid, int nt)
+{
+    const col_ctx *c = ctx;
+    const oc_conv_shape *s = c->s;
+    const int RSC = s->R * s->S * s->C, words = (RSC + 1) / 2;
+    uint32_t *rows = (uint32_t *)c->col;
+    int64_t a, e;
+    oc_split_range(c->j1 - c->j0, tid, nt, &a, &e);
+    for (int64_t j = c->j0 + a; j < c->j0 + e; j++)
         for (int q = 0; q < s->Q; q++) {
-            float *dst = c->col + ((j - c->j0) * s->Q + q) * RSC;
-            int wb = q * s->stride_w - s->pad_w, t0, t1;
-            tap_range(wb, s->dil_w, S, s->W, &t0, &t1);
-            for (int r = 0; r < s->R; r++) {
-                int h = p * s->stride_h - s->pad_h + r * s->dil_h;
-                int64_t off = (int64_t)r * S * Cg; /* tap (r, 0) within a group's patch */
-                const float *xrow = c->x + ((int64_t)n * s->H + h) * s->W * C;
-                if (h < 0 || h >= s->H) {
-                    for (int g = 0; g < G; g++)
-                        memset(dst + g * RSCg + off, 0, (size_t)S * cg_bytes);
-                    continue;
-                }
-                if (G == 1 && s->dil_w == 1) {
-                    /* the taps of one kernel row are adjacent pixels: one copy of the valid
-                     * run, zeros for the padding on either side */
-                    memset(dst + off, 0, (size_t)t0 * cg_bytes);
-                    memcpy(dst + off + (int64_t)t0 * C, xrow + (int64_t)(wb + t0) * C,
-                           (size_t)(t1 - t0) * cg_bytes);
-                    memset(dst + off + (int64_t)t1 * C, 0, (size_t)(S - t1) * cg_bytes);
-                    continue;
-                }
-                for (int g = 0; g < G; g++) {
-                    float *dg = dst + g * RSCg + off;
-                    memset(dg, 0, (size_t)t0 * cg_bytes);
-                    for (int tt = t0; tt < t1; tt++)
-                        memcpy(dg + (int64_t)tt * Cg,
-                               xrow + (int64_t)(wb + tt * s->dil_w) * C + (int64_t)g * Cg,
-                               cg_bytes);
-                    memset(dg + (int64_t)t1 * Cg, 0, (size_t)(S - t1) * cg_bytes);
-                }
-            }
+            im2col_row(s, c->x, (int)(j / s->P), (int)(j % s->P), q, bf16_row_buf);
+            oc_bf16_pack_row(bf16_row_buf, RSC, rows + ((j - c->j0) * s->Q + q) * words);
         }
-    }
 }
 
 /* d[0..n) += v[0..n); unrolled by 8 so the compiler's straight-line vectoriser handles it. */
@@ -765,15 +789,75 @@ static void d3_bwd_weights(const oc_conv_shape *s, const float *x, const float *
 
 /* ---------------------------------------------------------------- forward */
 
+/* ---------------------------------------------------------------- bf16 im2col path
+ * In bf16 math mode the im2col convolutions of one group convert their weights to packed bf16
+ * panels once per call (after the im2col chunk in the workspace) and every chunk's GEMM reads
+ * them there, instead of each chunk (and each thread) packing them again; the forward's
+ * im2col writes bf16 pair rows that the GEMM reads in place. The products are bitwise those of
+ * oc_gemm in bf16 mode: the same rounding of the same values, summed in the same order. */
+static int bf16_pre_shape(const oc_conv_shape *s)
+{
+    return s->groups == 1 && (int64_t)s->R * s->S * s->C <= OC_CONV_BF16_ROW_MAX;
+}
+
+static int bf16_pre_allowed = 1;
+
+/* Test hook, no public API (tests/unit/test_bf16.c declares it): 0 sends bf16 convolutions
+ * through plain oc_gemm calls per chunk, the path this one must match bit for bit. */
+void oc_conv2d_allow_bf16_pre(int allow);
+void oc_conv2d_allow_bf16_pre(int allow)
+{
+    bf16_pre_allowed = allow != 0;
+}
+
+static int use_bf16_pre(const oc_conv_shape *s)
+{
+    return bf16_pre_allowed && bf16_pre_shape(s) && use_avx512() &&
+           oc_math_get() == OC_MATH_BF16 && oc_bf16_supported();
+}
+
+/* Workspace bytes before the packed weights, and the packed weights' bytes. */
+static size_t pre_offset(const oc_conv_shape *s, int for_bwd_data)
+{
+    size_t b = col_bytes(s);
+    if (is_direct3(s) && d3_pack_bytes(s, for_bwd_data) > b)
+        b = d3_pack_bytes(s, for_bwd_data);
+    return b;
+}
+
+static size_t pre_bytes(const oc_conv_shape *s, int for_bwd_data)
+{
+    int RSC = s->R * s->S * s->C;
+    if (!bf16_pre_shape(s))
+        return 0;
+    return for_bwd_data ? oc_gemm_bf16_b_bytes(RSC, s->K) : oc_gemm_bf16_b_bytes(s->K, RSC);
+}
+
 size_t oc_conv2d_fwd_workspace(const oc_conv_shape *s)
 {
     if (is_depthwise(s))
         return (size_t)s->R * s->S * s->C * sizeof(float);
     if (is_pointwise(s))
         return 0;
-    if (is_direct3(s)) /* the im2col path too: the direct one needs AVX-512 */
-        return col_bytes(s) > d3_pack_bytes(s, 0) ? col_bytes(s) : d3_pack_bytes(s, 0);
-    return col_bytes(s);
+    return pre_offset(s, 0) + pre_bytes(s, 0); /* direct 3x3 or im2col (direct needs AVX-512) */
+}
+
+/* y = conv(x, w) + b by bf16 im2col rows and pre-packed weights (use_bf16_pre). */
+static void bf16_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
+                     float *y, void *ws)
+{
+    const int RSC = s->R * s->S * s->C, words = (RSC + 1) / 2;
+    const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
+    void *bp = (char *)ws + pre_offset(s, 0);
+    oc_gemm_bf16_pack_b(1, s->K, RSC, w, RSC, bp);
+    for (int64_t j0 = 0; j0 < total; j0 += chunk) {
+        col_ctx c = {s, x, NULL, ws, j0, j0 + chunk < total ? j0 + chunk : total};
+        int M = (int)((c.j1 - c.j0) * s->Q);
+        float *yc = y + j0 * s->Q * s->K;
+        float beta = bias_fill(s, b, yc, M);
+        run_cols(im2col_bf16_task, &c);
+        oc_gemm_bf16_pre(M, s->K, RSC, 1.0f, ws, words, NULL, 0, bp, w, RSC, 1, beta, yc, s->K);
+    }
 }
 
 void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
@@ -797,6 +881,10 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
     }
     if (use_direct3(s)) {
         d3_fwd(s, x, w, b, y, ws);
+        return;
+    }
+    if (use_bf16_pre(s)) {
+        bf16_fwd(s, x, w, b, y, ws);
         return;
     }
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
@@ -970,9 +1058,7 @@ size_t oc_conv2d_bwd_data_workspace(const oc_conv_shape *s)
         return (size_t)s->R * s->S * s->C * sizeof(float);
     if (is_pointwise(s))
         return 0;
-    if (is_direct3(s))
-        return col_bytes(s) > d3_pack_bytes(s, 1) ? col_bytes(s) : d3_pack_bytes(s, 1);
-    return col_bytes(s);
+    return pre_offset(s, 1) + pre_bytes(s, 1);
 }
 
 void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
@@ -1000,13 +1086,22 @@ void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
     const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
     float *col = ws; /* chunk * Q rows of R*S*C: d(loss)/d(im2col) */
+    void *bp = NULL; /* bf16: the weights packed once for every chunk */
+    if (use_bf16_pre(s)) {
+        bp = (char *)ws + pre_offset(s, 1);
+        oc_gemm_bf16_pack_b(0, (int)RSC, s->K, w, (int)RSC, bp);
+    }
     for (int64_t j0 = 0; j0 < total; j0 += chunk) {
         col_ctx c = {s, NULL, dx, col, j0, j0 + chunk < total ? j0 + chunk : total};
         int M = (int)((c.j1 - c.j0) * s->Q);
         const float *dyc = dy + j0 * s->Q * s->K;
-        for (int g = 0; g < G; g++)
-            oc_gemm(0, 0, M, (int)RSCg, Kg, 1.0f, dyc + (int64_t)g * Kg, s->K,
-                    w + (int64_t)g * Kg * RSCg, (int)RSCg, 0.0f, col + g * RSCg, (int)RSC);
+        if (bp)
+            oc_gemm_bf16_pre(M, (int)RSC, s->K, 1.0f, NULL, 0, dyc, s->K, bp, w, (int)RSC, 0,
+                             0.0f, col, (int)RSC);
+        else
+            for (int g = 0; g < G; g++)
+                oc_gemm(0, 0, M, (int)RSCg, Kg, 1.0f, dyc + (int64_t)g * Kg, s->K,
+                        w + (int64_t)g * Kg * RSCg, (int)RSCg, 0.0f, col + g * RSCg, (int)RSC);
         {
             int64_t rows_in = ((c.j1 - 1) / s->P - c.j0 / s->P + 1) * s->H;
             oc_parallel_n(col2im_task, &c, (int)rows_in);

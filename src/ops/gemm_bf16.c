@@ -169,6 +169,9 @@ typedef struct {
     const float *A, *B;
     float *C;
     int lda, ldb, ldc;
+    const uint32_t *ar; /* A already as bf16 pair rows (oc_gemm_bf16_pre), or NULL */
+    ptrdiff_t ar_ld;    /* words between those rows */
+    const uint32_t *bp; /* B already packed by oc_gemm_bf16_pack_b, or NULL */
     int split;     /* 0: threads take ranges of rows, 1: of columns, 2: of K */
     float *part;   /* split 2: one [M][N] partial product per thread */
     int ksplit_nt; /* split 2: the thread count the region really ran with */
@@ -190,6 +193,14 @@ static const float *b_at(const bf16_job *j, int j0, int k0, ptrdiff_t *is, ptrdi
     return j->B + (ptrdiff_t)j0 * *is + (ptrdiff_t)k0 * *ks;
 }
 
+/* The packed B panel of columns [j0, j0 + nr) from pair pc / 2 on, in oc_gemm_bf16_pack_b's
+ * layout: panel j0 / NR holds all of K's pairs, so any even k block of it is contiguous. */
+static const uint32_t *b_panel(const bf16_job *j, int j0, int nr, int pc)
+{
+    return j->bp + (size_t)(j0 / OC_BF16_NR) * OC_BF16_NR * (size_t)((j->K + 1) / 2) +
+           (size_t)(pc / 2) * (size_t)((nr + 15) & ~15);
+}
+
 /* C[m0:m1][n0:n1] = alpha * sum_{k in [k0, k1)} op(A) op(B) + beta * C on the calling thread. */
 static void blocked_range(const bf16_job *j, int m0, int m1, int n0, int n1, int k0, int k1,
                           float alpha, float beta, float *C, int ldc)
@@ -208,8 +219,10 @@ static void blocked_range(const bf16_job *j, int m0, int m1, int n0, int n1, int
 
     if (M <= 0 || N <= 0)
         return;
-    ws = ws_get((size_t)mc_max * kcp_max * 4, (size_t)nc_pad * kcp_max * 4, 0);
-    if (!ws) {
+    /* pre-packed A rows come with pre-packed B (oc_gemm_bf16_pre): nothing to pack here */
+    ws = j->ar ? NULL
+               : ws_get((size_t)mc_max * kcp_max * 4, j->bp ? 0 : (size_t)nc_pad * kcp_max * 4, 0);
+    if (!ws && !j->ar) {
         const float *a0 = j->transa ? j->A + (size_t)k0 * j->lda + m0
                                     : j->A + (size_t)m0 * j->lda + k0;
         const float *b0 = j->transb ? j->B + (size_t)n0 * j->ldb + k0
@@ -223,7 +236,7 @@ static void blocked_range(const bf16_job *j, int m0, int m1, int n0, int n1, int
         for (int pc = k0; pc < k1; pc += 2 * BF16_KCP) {
             int kc = k1 - pc < 2 * BF16_KCP ? k1 - pc : 2 * BF16_KCP, kcp = (kc + 1) / 2;
             float beta_k = pc == k0 ? beta : 1.0f;
-            for (int jr = 0; jr < nc; jr += OC_BF16_NR) {
+            for (int jr = 0; jr < nc && !j->bp; jr += OC_BF16_NR) {
                 int nr = nc - jr < OC_BF16_NR ? nc - jr : OC_BF16_NR;
                 ptrdiff_t is, ks;
                 const float *src = b_at(j, jc + jr, pc, &is, &ks);
@@ -234,7 +247,9 @@ static void blocked_range(const bf16_job *j, int m0, int m1, int n0, int n1, int
                 int mc = m1 - ic < BF16_MC ? m1 - ic : BF16_MC;
                 int panels = (mc + OC_BF16_MR - 1) / OC_BF16_MR;
                 /* balanced panel heights: 16 rows make two 8-row tiles, not 14 + 2 */
-                if (rows_a)
+                if (j->ar)
+                    ; /* the rows are read where they lie */
+                else if (rows_a)
                     oc_gemm_bf16_pack_rows_avx512(j->A + (size_t)ic * j->lda + pc, j->lda, mc,
                                                   kc, ws->a, kcp);
                 else
@@ -248,12 +263,18 @@ static void blocked_range(const bf16_job *j, int m0, int m1, int n0, int n1, int
                     }
                 for (int jr = 0; jr < nc; jr += OC_BF16_NR) {
                     int nr = nc - jr < OC_BF16_NR ? nc - jr : OC_BF16_NR;
-                    const uint32_t *bp = ws->b + (size_t)jr * kcp;
+                    const uint32_t *bp = j->bp ? b_panel(j, jc + jr, nr, pc)
+                                               : ws->b + (size_t)jr * kcp;
                     for (int p = 0; p < panels; p++) {
                         int64_t r0, r1;
                         oc_split_range(mc, p, panels, &r0, &r1);
                         float *ct = C + (size_t)(ic + r0) * ldc + jc + jr;
-                        if (rows_a)
+                        if (j->ar)
+                            oc_gemm_bf16_tile_rows_avx512(
+                                (int)(r1 - r0), nr, kcp,
+                                j->ar + (size_t)(ic + r0) * j->ar_ld + pc / 2, j->ar_ld, bp,
+                                alpha, beta_k, ct, ldc);
+                        else if (rows_a)
                             oc_gemm_bf16_tile_rows_avx512((int)(r1 - r0), nr, kcp,
                                                           ws->a + (size_t)r0 * kcp, kcp, bp,
                                                           alpha, beta_k, ct, ldc);
@@ -273,6 +294,13 @@ static void bf16_worker(void *ctx, int tid, int nt)
     bf16_job *j = ctx;
     oc_gemm_range r = oc_gemm_thread_range(j->split, j->M, j->N, j->K, OC_BF16_MR, OC_BF16_NR,
                                            tid, nt);
+    if (j->split == 2) {
+        /* K is cut between pairs, so every k block starts on a pair of a pre-packed operand */
+        int64_t b, e;
+        oc_split_range((j->K + 1) / 2, tid, nt, &b, &e);
+        r.k0 = (int)(2 * b);
+        r.k1 = 2 * e < j->K ? (int)(2 * e) : j->K;
+    }
     if (j->split == 2 && tid == 0)
         j->ksplit_nt = nt;
     if (j->split == 2 && nt > 1) /* partial sums; nt 1 (nested in a parallel region): direct */
@@ -282,10 +310,73 @@ static void bf16_worker(void *ctx, int tid, int nt)
         blocked_range(j, r.m0, r.m1, r.n0, r.n1, r.k0, r.k1, j->alpha, j->beta, j->C, j->ldc);
 }
 
+/* ---------------------------------------------------------------- pre-packed operands */
+
+size_t oc_gemm_bf16_b_bytes(int N, int K)
+{
+    size_t panels = (size_t)(N + OC_BF16_NR - 1) / OC_BF16_NR;
+    return panels * OC_BF16_NR * (size_t)((K + 1) / 2) * sizeof(uint32_t);
+}
+
+typedef struct {
+    int transb, N, K, ldb;
+    const float *B;
+    uint32_t *dst;
+} packb_job;
+
+static void packb_task(void *ctx, int tid, int nt)
+{
+    const packb_job *p = ctx;
+    const int panels = (p->N + OC_BF16_NR - 1) / OC_BF16_NR;
+    const size_t kp = (size_t)((p->K + 1) / 2);
+    int64_t a, e;
+    oc_split_range(panels, tid, nt, &a, &e);
+    for (int64_t q = a; q < e; q++) {
+        int j0 = (int)q * OC_BF16_NR, w = p->N - j0 < OC_BF16_NR ? p->N - j0 : OC_BF16_NR;
+        ptrdiff_t is = p->transb ? p->ldb : 1, ks = p->transb ? 1 : p->ldb;
+        oc_gemm_bf16_pack_avx512(p->B + (ptrdiff_t)j0 * is, is, ks, w, p->K,
+                                 p->dst + (size_t)q * OC_BF16_NR * kp, (w + 15) & ~15);
+    }
+}
+
+void oc_gemm_bf16_pack_b(int transb, int N, int K, const float *B, int ldb, void *dst)
+{
+    packb_job p = {transb, N, K, ldb, B, dst};
+    OC_ASSERT(oc_bf16_supported() && ((uintptr_t)dst & 63) == 0);
+    oc_parallel_n(packb_task, &p, (N + OC_BF16_NR - 1) / OC_BF16_NR);
+}
+
+void oc_bf16_pack_row(const float *x, int n, uint32_t *dst)
+{
+    oc_gemm_bf16_pack_rows_avx512(x, 0, 1, n, dst, (n + 1) / 2);
+}
+
+static void gemm_bf16_run(bf16_job job);
+
+void oc_gemm_bf16_pre(int M, int N, int K, float alpha, const uint32_t *ar, ptrdiff_t ar_ld,
+                      const float *A, int lda, const void *bp, const float *B, int ldb,
+                      int transb, float beta, float *C, int ldc)
+{
+    bf16_job job = {0, transb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc,
+                    ar, ar_ld, bp, 0, NULL, 1};
+    OC_ASSERT(bp && B && oc_bf16_supported() && (ar || A));
+    gemm_bf16_run(job);
+}
+
 void oc_gemm_bf16(int transa, int transb, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    bf16_job job = {transa, transb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 0, NULL, 1};
+    bf16_job job = {transa, transb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc,
+                    NULL, 0, NULL, 0, NULL, 1};
+    gemm_bf16_run(job);
+}
+
+static void gemm_bf16_run(bf16_job job)
+{
+    const int transa = job.transa, transb = job.transb, M = job.M, N = job.N, K = job.K;
+    const float alpha = job.alpha, beta = job.beta, *A = job.A, *B = job.B;
+    const int lda = job.lda, ldb = job.ldb, ldc = job.ldc;
+    float *C = job.C;
     int m_tiles = (M + OC_BF16_MR - 1) / OC_BF16_MR, n_tiles = (N + OC_BF16_NR - 1) / OC_BF16_NR;
     double per_thread = (double)M * (double)N * (double)K / BF16_PER_THREAD;
     int max_threads = per_thread < 1.0 ? 1 : per_thread > 256.0 ? 256 : (int)per_thread;
@@ -294,7 +385,7 @@ void oc_gemm_bf16(int transa, int transb, int M, int N, int K, float alpha, cons
     if (M <= 0 || N <= 0)
         return;
     OC_ASSERT(ldc >= N);
-    OC_ASSERT(K <= 0 || lda >= (transa ? M : K));
+    OC_ASSERT(K <= 0 || job.ar || lda >= (transa ? M : K));
     OC_ASSERT(K <= 0 || ldb >= (transb ? K : N));
     if (K <= 0 || alpha == 0.0f) {
         oc_gemm_scale_c(M, N, beta, C, ldc);

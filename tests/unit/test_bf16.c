@@ -182,7 +182,121 @@ static void gemm_dispatch_and_determinism(void)
     free(C2);
 }
 
+/* oc_gemm_bf16_pre with B packed once, and A as floats or as pair rows, is bitwise
+ * oc_gemm_bf16: odd K, a 16-column edge panel, K cut between the threads, beta 0 and 1. */
+static void gemm_pre_is_gemm_bf16(void)
+{
+    static const struct { int M, N, K; } pre_shapes[] = {
+        {67, 45, 333}, {37, 16, 1100}, {29, 70, 2305}, {100, 8, 31}, {5, 33, 1}};
+    int saved = oc_get_threads(), checked = 0;
+    if (!oc_bf16_supported()) {
+        oc_test_note("no AVX512_BF16: pre-packed operands are not used");
+        return;
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+        oc_set_threads(threads);
+        for (size_t si = 0; si < sizeof pre_shapes / sizeof pre_shapes[0]; si++)
+            for (int tb = 0; tb <= 1; tb++)
+                for (int beta = 0; beta <= 1; beta++) {
+                    const int M = pre_shapes[si].M, N = pre_shapes[si].N, K = pre_shapes[si].K;
+                    const int ldb = tb ? K : N, words = (K + 1) / 2;
+                    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+                    float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+                    float *C3 = malloc(sizeof(float) * M * N);
+                    uint32_t *ar = malloc(sizeof(uint32_t) * M * words);
+                    void *bp = oc_alloc(oc_gemm_bf16_b_bytes(N, K));
+                    oc_rng r;
+                    oc_rng_seed(&r, 11 + si, 0);
+                    fill(&r, A, (size_t)M * K);
+                    fill(&r, B, (size_t)K * N);
+                    fill(&r, C1, (size_t)M * N);
+                    memcpy(C2, C1, sizeof(float) * M * N);
+                    memcpy(C3, C1, sizeof(float) * M * N);
+                    for (int i = 0; i < M; i++)
+                        oc_bf16_pack_row(A + (size_t)i * K, K, ar + (size_t)i * words);
+                    oc_gemm_bf16(0, tb, M, N, K, 0.75f, A, K, B, ldb, (float)beta, C1, N);
+                    oc_gemm_bf16_pack_b(tb, N, K, B, ldb, bp);
+                    oc_gemm_bf16_pre(M, N, K, 0.75f, NULL, 0, A, K, bp, B, ldb, tb, (float)beta,
+                                     C2, N);
+                    oc_gemm_bf16_pre(M, N, K, 0.75f, ar, words, NULL, 0, bp, B, ldb, tb,
+                                     (float)beta, C3, N);
+                    T_CHECK(!memcmp(C1, C2, sizeof(float) * M * N),
+                            "%dx%dx%d transb %d beta %d threads %d: packed B differs", M, N, K,
+                            tb, beta, threads);
+                    T_CHECK(!memcmp(C1, C3, sizeof(float) * M * N),
+                            "%dx%dx%d transb %d beta %d threads %d: A rows differ", M, N, K, tb,
+                            beta, threads);
+                    checked++;
+                    free(A), free(B), free(C1), free(C2), free(C3), free(ar);
+                    oc_free(bp);
+                }
+    }
+    oc_set_threads(saved);
+    T_CHECK(checked == 40, "ran %d of 40 products", checked);
+}
+
 /* ---------------------------------------------------------------- conv and dense */
+
+void oc_conv2d_allow_bf16_pre(int allow); /* conv2d.c's test hook */
+
+/* bf16 convolutions through weights packed once per call and bf16 im2col rows give the bits
+ * of the per-chunk oc_gemm path they replace: odd R*S*C, stride 2, a direct-3x3 shape wide
+ * enough for the bf16 GEMM, bias, several im2col chunks, 1 and 2 threads. */
+static void conv_bf16_pre_is_plain(void)
+{
+    static const oc_conv_shape conv_shapes[] = {
+        /* N, H, W, C, K, R, S, P, Q, stride, pad, dil, groups */
+        {2, 9, 9, 64, 72, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1},
+        {3, 11, 9, 24, 70, 3, 3, 0, 0, 2, 2, 1, 1, 1, 1, 1},
+        {2, 8, 10, 5, 33, 3, 3, 0, 0, 1, 1, 0, 1, 1, 1, 1},
+        {40, 7, 7, 128, 40, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1},
+    };
+    int saved = oc_get_threads();
+    if (!oc_bf16_supported()) {
+        oc_test_note("no AVX512_BF16: the pre-packed path is not used");
+        return;
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+        oc_set_threads(threads);
+        for (size_t ci = 0; ci < sizeof conv_shapes / sizeof conv_shapes[0]; ci++) {
+            oc_conv_shape s = conv_shapes[ci];
+            T_CHECK(oc_conv_shape_init(&s) == 0, "case %zu: bad shape", ci);
+            const int64_t nx = (int64_t)s.N * s.H * s.W * s.C;
+            const int64_t ny = (int64_t)s.N * s.P * s.Q * s.K;
+            const int64_t nw = (int64_t)s.K * s.R * s.S * s.C;
+            size_t wsb = oc_conv2d_fwd_workspace(&s), b2 = oc_conv2d_bwd_data_workspace(&s);
+            float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
+            float *dy = malloc(ny * sizeof *dy), *b = malloc(s.K * sizeof *b);
+            float *y1 = malloc(ny * sizeof *y1), *y2 = malloc(ny * sizeof *y2);
+            float *dx1 = malloc(nx * sizeof *dx1), *dx2 = malloc(nx * sizeof *dx2);
+            void *ws;
+            oc_rng r;
+            ws = oc_alloc(b2 > wsb ? b2 : wsb);
+            oc_rng_seed(&r, 300 + ci, 0);
+            fill(&r, x, nx);
+            fill(&r, w, nw);
+            fill(&r, dy, ny);
+            fill(&r, b, s.K);
+            fill(&r, dx1, nx);
+            memcpy(dx2, dx1, nx * sizeof *dx1);
+            oc_math_set(OC_MATH_BF16);
+            oc_conv2d_fwd(&s, x, w, b, y1, ws);
+            oc_conv2d_bwd_data(&s, dy, w, dx1, ws);
+            oc_conv2d_allow_bf16_pre(0);
+            oc_conv2d_fwd(&s, x, w, b, y2, ws);
+            oc_conv2d_bwd_data(&s, dy, w, dx2, ws);
+            oc_conv2d_allow_bf16_pre(1);
+            oc_math_set(OC_MATH_F32);
+            T_CHECK(!memcmp(y1, y2, ny * sizeof *y1), "case %zu, threads %d: forward differs",
+                    ci, threads);
+            T_CHECK(!memcmp(dx1, dx2, nx * sizeof *dx1),
+                    "case %zu, threads %d: backward-data differs", ci, threads);
+            free(x), free(w), free(dy), free(b), free(y1), free(y2), free(dx1), free(dx2);
+            oc_free(ws);
+        }
+    }
+    oc_set_threads(saved);
+}
 
 /* |got - ref| <= (BF16_PRODUCT_REL + (terms + 4) u32) * mag elementwise; returns the worst
  * error in units of the fp32 bound (terms + 4) u32 * mag. */
@@ -458,6 +572,8 @@ int main(int argc, char **argv)
         {"rounding", rounding},
         {"gemm_matches_bf16_ref", gemm_matches_bf16_ref},
         {"gemm_dispatch_and_determinism", gemm_dispatch_and_determinism},
+        {"gemm_pre_is_gemm_bf16", gemm_pre_is_gemm_bf16},
+        {"conv_bf16_pre_is_plain", conv_bf16_pre_is_plain},
         {"conv_bf16_vs_ref", conv_bf16_vs_ref},
         {"dense_bf16_vs_ref", dense_bf16_vs_ref},
         {"model_precision_api", model_precision_api},
