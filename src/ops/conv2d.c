@@ -789,31 +789,45 @@ static void d3_bwd_weights(const oc_conv_shape *s, const float *x, const float *
 
 /* ---------------------------------------------------------------- forward */
 
-/* ---------------------------------------------------------------- bf16 im2col path
- * In bf16 math mode the im2col convolutions of one group convert their weights to packed bf16
- * panels once per call (after the im2col chunk in the workspace) and every chunk's GEMM reads
- * them there, instead of each chunk (and each thread) packing them again; the forward's
- * im2col writes bf16 pair rows that the GEMM reads in place. The products are bitwise those of
- * oc_gemm in bf16 mode: the same rounding of the same values, summed in the same order. */
-static int bf16_pre_shape(const oc_conv_shape *s)
+/* ---------------------------------------------------------------- packed weights
+ * The im2col convolutions of one group pack their weights once per call (after the im2col
+ * chunk in the workspace) for every chunk's GEMM, instead of each chunk (and each thread, when
+ * the threads split the rows) packing all of them again: oc_gemm_pack_b's panels in fp32,
+ * oc_gemm_bf16_pack_b's bf16 pairs in bf16 math mode, where the forward's im2col also writes
+ * bf16 pair rows that the GEMM reads in place. Either way the products are bitwise those of
+ * plain oc_gemm calls per chunk: the same values, summed in the same order. */
+static int pre_allowed = 1;
+
+/* Test hook, no public API (tests/unit/test_bf16.c and test_conv2d.c declare it): 0 sends
+ * these convolutions through plain oc_gemm calls per chunk, the path this one must match bit
+ * for bit. */
+void oc_conv2d_allow_prepack(int allow);
+void oc_conv2d_allow_prepack(int allow)
 {
-    return s->groups == 1 && (int64_t)s->R * s->S * s->C <= OC_CONV_BF16_ROW_MAX;
+    pre_allowed = allow != 0;
 }
 
-static int bf16_pre_allowed = 1;
-
-/* Test hook, no public API (tests/unit/test_bf16.c declares it): 0 sends bf16 convolutions
- * through plain oc_gemm calls per chunk, the path this one must match bit for bit. */
-void oc_conv2d_allow_bf16_pre(int allow);
-void oc_conv2d_allow_bf16_pre(int allow)
+static int pre_shape(const oc_conv_shape *s)
 {
-    bf16_pre_allowed = allow != 0;
+    return s->groups == 1 && !is_pointwise(s) && !is_depthwise(s);
+}
+
+static int bf16_pre_shape(const oc_conv_shape *s)
+{
+    return pre_shape(s) && (int64_t)s->R * s->S * s->C <= OC_CONV_BF16_ROW_MAX;
 }
 
 static int use_bf16_pre(const oc_conv_shape *s)
 {
-    return bf16_pre_allowed && bf16_pre_shape(s) && use_avx512() &&
-           oc_math_get() == OC_MATH_BF16 && oc_bf16_supported();
+    return pre_allowed && bf16_pre_shape(s) && use_avx512() && oc_math_get() == OC_MATH_BF16 &&
+           oc_bf16_supported();
+}
+
+/* fp32: worth it unless the GEMM reads B in place anyway (at most two row tiles). */
+static int use_f32_pre(const oc_conv_shape *s)
+{
+    return pre_allowed && pre_shape(s) && oc_math_get() != OC_MATH_BF16 &&
+           (int64_t)s->N * s->P * s->Q > 28;
 }
 
 /* Workspace bytes before the packed weights, and the packed weights' bytes. */
@@ -827,10 +841,11 @@ static size_t pre_offset(const oc_conv_shape *s, int for_bwd_data)
 
 static size_t pre_bytes(const oc_conv_shape *s, int for_bwd_data)
 {
-    int RSC = s->R * s->S * s->C;
-    if (!bf16_pre_shape(s))
+    int RSC = s->R * s->S * s->C, N = for_bwd_data ? RSC : s->K, K = for_bwd_data ? s->K : RSC;
+    size_t f32 = oc_gemm_b_bytes(N, K), b16 = oc_gemm_bf16_b_bytes(N, K);
+    if (!pre_shape(s))
         return 0;
-    return for_bwd_data ? oc_gemm_bf16_b_bytes(RSC, s->K) : oc_gemm_bf16_b_bytes(s->K, RSC);
+    return bf16_pre_shape(s) && b16 > f32 ? b16 : f32;
 }
 
 size_t oc_conv2d_fwd_workspace(const oc_conv_shape *s)
@@ -890,15 +905,24 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
     const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
     float *col = ws; /* chunk * Q rows of R*S*C */
+    float *bp = NULL;
+    if (use_f32_pre(s)) {
+        bp = (float *)((char *)ws + pre_offset(s, 0));
+        oc_gemm_pack_b(1, s->K, (int)RSC, w, (int)RSC, bp);
+    }
     for (int64_t j0 = 0; j0 < total; j0 += chunk) {
         col_ctx c = {s, x, NULL, col, j0, j0 + chunk < total ? j0 + chunk : total};
         int M = (int)((c.j1 - c.j0) * s->Q);
         float *yc = y + j0 * s->Q * s->K;
         float beta = bias_fill(s, b, yc, M);
         run_cols(im2col_task, &c);
-        for (int g = 0; g < G; g++)
-            oc_gemm(0, 1, M, Kg, (int)RSCg, 1.0f, col + g * RSCg, (int)RSC,
-                    w + (int64_t)g * Kg * RSCg, (int)RSCg, beta, yc + (int64_t)g * Kg, s->K);
+        if (bp)
+            oc_gemm_pre(M, s->K, (int)RSC, 1.0f, col, (int)RSC, bp, w, (int)RSC, 1, beta, yc,
+                        s->K);
+        else
+            for (int g = 0; g < G; g++)
+                oc_gemm(0, 1, M, Kg, (int)RSCg, 1.0f, col + g * RSCg, (int)RSC,
+                        w + (int64_t)g * Kg * RSCg, (int)RSCg, beta, yc + (int64_t)g * Kg, s->K);
     }
 }
 
@@ -1027,7 +1051,11 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
     if (s->groups == 1) {
         const int64_t RSC = (int64_t)s->R * s->S * s->C;
         const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
-        float *col = ws;
+        float *col = ws, *bp = NULL;
+        if (use_f32_pre(s)) {
+            bp = (float *)((char *)ws + pre_offset(s, 0));
+            oc_gemm_pack_b(1, s->K, (int)RSC, w, (int)RSC, bp);
+        }
         for (int64_t j0 = 0; j0 < total; j0 += chunk) {
             col_ctx c = {s, x, NULL, col, j0, j0 + chunk < total ? j0 + chunk : total};
             int M = (int)((c.j1 - c.j0) * s->Q);
@@ -1036,8 +1064,12 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
              * chunk's output is still in cache */
             epi_ctx ec = {e, y, j0 * s->Q, M, s->K};
             run_cols(im2col_task, &c);
-            oc_gemm(0, 1, M, s->K, (int)RSC, 1.0f, col, (int)RSC, w, (int)RSC, 0.0f,
-                    y + j0 * s->Q * s->K, s->K);
+            if (bp)
+                oc_gemm_pre(M, s->K, (int)RSC, 1.0f, col, (int)RSC, bp, w, (int)RSC, 1, 0.0f,
+                            y + j0 * s->Q * s->K, s->K);
+            else
+                oc_gemm(0, 1, M, s->K, (int)RSC, 1.0f, col, (int)RSC, w, (int)RSC, 0.0f,
+                        y + j0 * s->Q * s->K, s->K);
             oc_parallel_n(epi_task, &ec, (int)((int64_t)M * s->K / 65536 + 1));
         }
         return;
@@ -1086,18 +1118,25 @@ void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
     const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
     float *col = ws; /* chunk * Q rows of R*S*C: d(loss)/d(im2col) */
-    void *bp = NULL; /* bf16: the weights packed once for every chunk */
-    if (use_bf16_pre(s)) {
+    void *bp = NULL; /* the weights packed once for every chunk */
+    int bf16 = use_bf16_pre(s);
+    if (bf16 || use_f32_pre(s)) {
         bp = (char *)ws + pre_offset(s, 1);
-        oc_gemm_bf16_pack_b(0, (int)RSC, s->K, w, (int)RSC, bp);
+        if (bf16)
+            oc_gemm_bf16_pack_b(0, (int)RSC, s->K, w, (int)RSC, bp);
+        else
+            oc_gemm_pack_b(0, (int)RSC, s->K, w, (int)RSC, bp);
     }
     for (int64_t j0 = 0; j0 < total; j0 += chunk) {
         col_ctx c = {s, NULL, dx, col, j0, j0 + chunk < total ? j0 + chunk : total};
         int M = (int)((c.j1 - c.j0) * s->Q);
         const float *dyc = dy + j0 * s->Q * s->K;
-        if (bp)
+        if (bp && bf16)
             oc_gemm_bf16_pre(M, (int)RSC, s->K, 1.0f, NULL, 0, dyc, s->K, bp, w, (int)RSC, 0,
                              0.0f, col, (int)RSC);
+        else if (bp)
+            oc_gemm_pre(M, (int)RSC, s->K, 1.0f, dyc, s->K, bp, w, (int)RSC, 0, 0.0f, col,
+                        (int)RSC);
         else
             for (int g = 0; g < G; g++)
                 oc_gemm(0, 0, M, (int)RSCg, Kg, 1.0f, dyc + (int64_t)g * Kg, s->K,

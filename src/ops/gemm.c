@@ -283,6 +283,7 @@ typedef struct {
     const float *A, *B;
     float *C;
     int lda, ldb, ldc;
+    const float *bp;  /* op(B) packed by oc_gemm_pack_b, or NULL */
     int split;        /* 0: threads take ranges of rows, 1: of columns, 2: of K */
     float *part;      /* split 2: GEMM_KSPLIT_MAX partial products [M][N], one per thread */
     int ksplit_nt;    /* split 2: the thread count the region really ran with */
@@ -303,7 +304,8 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
     /* B packed for at most 2 row panels would be read twice per pack: use it in place. */
     int direct_b = kern->kernel_direct_b && !transb && M <= 2 * kern->mr;
     size_t a_n = kern->direct_a ? 0 : (size_t)((mc_max + kern->mr - 1) / kern->mr * kern->mr) * kc_max;
-    size_t b_n = direct_b ? 0 : (size_t)((nc_max + kern->nr - 1) / kern->nr * kern->nr) * kc_max;
+    size_t b_n = direct_b || j->bp ? 0
+                                   : (size_t)((nc_max + kern->nr - 1) / kern->nr * kern->nr) * kc_max;
     oc_gemm_ukernel ukr = direct_b ? kern->kernel_direct_b : kern->kernel;
     pack_ws *ws;
 
@@ -322,7 +324,7 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
         for (int pc = k0; pc < k1; pc += GEMM_KC) {
             int kc = k1 - pc < GEMM_KC ? k1 - pc : GEMM_KC;
             float beta_k = pc == k0 ? beta : 1.0f;
-            if (!direct_b)
+            if (!direct_b && !j->bp)
                 pack_b(kern, transb, B, ldb, pc, kc, jc, nc, ws->buf[1]);
             for (int ic = m0; ic < m1; ic += GEMM_MC) {
                 int mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
@@ -335,6 +337,11 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
                     if (direct_b) {
                         bp = B + (size_t)pc * ldb + jc + jr;
                         b_ks = ldb;
+                    } else if (j->bp) {
+                        /* panel (jc + jr) / nr of oc_gemm_pack_b holds every k */
+                        b_ks = b_stride(kern, nr);
+                        bp = j->bp + (size_t)((jc + jr) / kern->nr) * kern->nr * j->K +
+                             (size_t)pc * b_ks;
                     } else {
                         bp = ws->buf[1] + (size_t)jr * kc;
                         b_ks = b_stride(kern, nr);
@@ -434,12 +441,23 @@ static void gemm_worker(void *ctx, int tid, int nt)
         blocked_range(j, r.m0, r.m1, r.n0, r.n1, r.k0, r.k1, j->alpha, j->beta, j->C, j->ldc);
 }
 
+static void gemm_blocked_run(gemm_job job);
+
 void oc_gemm_blocked(const oc_gemm_kernel *kern, int transa, int transb, int M, int N, int K,
                      float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                      float *C, int ldc)
 {
-    gemm_job job = {kern, transa, transb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 0, NULL,
-                    1};
+    gemm_job job = {kern, transa, transb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, NULL, 0,
+                    NULL, 1};
+    gemm_blocked_run(job);
+}
+
+static void gemm_blocked_run(gemm_job job)
+{
+    const oc_gemm_kernel *kern = job.kern;
+    const int M = job.M, N = job.N, K = job.K, ldc = job.ldc;
+    const float alpha = job.alpha, beta = job.beta;
+    float *C = job.C;
     int m_tiles = (M + kern->mr - 1) / kern->mr, n_tiles = (N + kern->nr - 1) / kern->nr;
     double per_thread = (double)M * (double)N * (double)K / GEMM_PER_THREAD;
     int max_threads = per_thread < 1.0 ? 1 : per_thread > 256.0 ? 256 : (int)per_thread;
@@ -505,4 +523,64 @@ void oc_gemm(int transa, int transb, int M, int N, int K, float alpha, const flo
         oc_gemm_simple(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
         oc_gemm_blocked(kern, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ---------------------------------------------------------------- pre-packed B
+ * A convolution multiplies the same weights by every im2col chunk; packing them per chunk (and
+ * per thread, when the threads split the rows) repeats a transposing copy of the whole weight
+ * matrix each time. oc_gemm_pack_b packs op(B) once into the panels of the kernel family that
+ * oc_gemm picks for N, each panel holding every k, so any K block of it is contiguous and the
+ * driver reads it in place: the same values in the same order, bitwise oc_gemm's result. */
+
+size_t oc_gemm_b_bytes(int N, int K)
+{
+    const oc_gemm_kernel *kern = oc_gemm_pick(N);
+    size_t nr = kern ? (size_t)kern->nr : 1;
+    return ((size_t)N + nr - 1) / nr * nr * (size_t)(K > 0 ? K : 1) * sizeof(float);
+}
+
+typedef struct {
+    const oc_gemm_kernel *kern;
+    int transb, N, K, ldb;
+    const float *B;
+    float *dst;
+} packb_job;
+
+static void packb_task(void *ctx, int tid, int nt)
+{
+    const packb_job *p = ctx;
+    const int nr = p->kern->nr, panels = (p->N + nr - 1) / nr;
+    int64_t a, e;
+    oc_split_range(panels, tid, nt, &a, &e);
+    for (int64_t q = a; q < e; q++) {
+        int j0 = (int)q * nr, w = p->N - j0 < nr ? p->N - j0 : nr;
+        pack_b(p->kern, p->transb, p->B, p->ldb, 0, p->K, j0, w, p->dst + (size_t)j0 * p->K);
+    }
+}
+
+void oc_gemm_pack_b(int transb, int N, int K, const float *B, int ldb, float *dst)
+{
+    packb_job p = {oc_gemm_pick(N), transb, N, K, ldb, B, dst};
+    if (!p.kern || N <= 0 || K <= 0)
+        return; /* oc_gemm_pre then multiplies B itself */
+    oc_parallel_n(packb_task, &p, (N + p.kern->nr - 1) / p.kern->nr);
+}
+
+void oc_gemm_pre(int M, int N, int K, float alpha, const float *A, int lda, const float *bp,
+                 const float *B, int ldb, int transb, float beta, float *C, int ldc)
+{
+    const oc_gemm_kernel *kern = oc_gemm_pick(N);
+    if (M <= 0 || N <= 0)
+        return;
+    if (!kern || (double)M * (double)N * (double)K < GEMM_SMALL || K <= 0 ||
+        oc_math_get() == OC_MATH_BF16) {
+        oc_gemm(0, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    {
+        gemm_job job = {kern, 0, transb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, bp, 0,
+                        NULL, 1};
+        OC_ASSERT(ldc >= N && lda >= K && ldb >= (transb ? K : N));
+        gemm_blocked_run(job);
+    }
 }

@@ -75,6 +75,16 @@ void oc_gemm(int transa, int transb, int M, int N, int K, float alpha, const flo
 void oc_gemm_ref(int transa, int transb, int M, int N, int K, float alpha, const float *A,
                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* op(B) packed once for products that share it (the weights of every im2col chunk of a
+ * convolution): oc_gemm_pack_b packs op(B) (K x N; transb as oc_gemm's) into dst, 64-byte
+ * aligned, of oc_gemm_b_bytes(N, K), for the kernel oc_gemm picks for N; oc_gemm_pre is
+ * oc_gemm(0, transb, ...) in fp32 math reading B from bp (B, as floats, for the paths that
+ * pack nothing), bitwise oc_gemm's result. */
+size_t oc_gemm_b_bytes(int N, int K);
+void oc_gemm_pack_b(int transb, int N, int K, const float *B, int ldb, float *dst);
+void oc_gemm_pre(int M, int N, int K, float alpha, const float *A, int lda, const float *bp,
+                 const float *B, int ldb, int transb, float beta, float *C, int ldc);
+
 /* ---------------------------------------------------------------- bf16 GEMM (gemm_bf16.c) */
 
 /* oc_gemm's contract with both operands rounded to bfloat16 (to nearest even) and the products

@@ -237,7 +237,7 @@ static void gemm_pre_is_gemm_bf16(void)
 
 /* ---------------------------------------------------------------- conv and dense */
 
-void oc_conv2d_allow_bf16_pre(int allow); /* conv2d.c's test hook */
+void oc_conv2d_allow_prepack(int allow); /* conv2d.c's test hook */
 
 /* bf16 convolutions through weights packed once per call and bf16 im2col rows give the bits
  * of the per-chunk oc_gemm path they replace: odd R*S*C, stride 2, a direct-3x3 shape wide
@@ -282,10 +282,10 @@ static void conv_bf16_pre_is_plain(void)
             oc_math_set(OC_MATH_BF16);
             oc_conv2d_fwd(&s, x, w, b, y1, ws);
             oc_conv2d_bwd_data(&s, dy, w, dx1, ws);
-            oc_conv2d_allow_bf16_pre(0);
+            oc_conv2d_allow_prepack(0);
             oc_conv2d_fwd(&s, x, w, b, y2, ws);
             oc_conv2d_bwd_data(&s, dy, w, dx2, ws);
-            oc_conv2d_allow_bf16_pre(1);
+            oc_conv2d_allow_prepack(1);
             oc_math_set(OC_MATH_F32);
             T_CHECK(!memcmp(y1, y2, ny * sizeof *y1), "case %zu, threads %d: forward differs",
                     ci, threads);

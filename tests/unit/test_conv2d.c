@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* conv2d.c's test hook: 0 forces the portable kernels, 1 restores run-time dispatch. */
+/* conv2d.c's test hooks: 0 forces the portable kernels, 1 restores run-time dispatch; 0 makes
+ * im2col convolutions pack their weights per chunk again instead of once per call. */
 void oc_conv2d_allow_simd(int allow);
+void oc_conv2d_allow_prepack(int allow);
 
 static oc_conv_shape mk(int N, int H, int W, int C, int K, int R, int S, int sh, int sw, int ph,
                         int pw, int dh, int dw, int G)
@@ -611,6 +613,61 @@ static void fused_matches_unfused(void)
     }
 }
 
+/* Weights packed once per call give the bits of packing them per chunk: forward (with bias,
+ * several chunks, few rows read in place), the fused inference forward and backward-data, on
+ * the wide, the skinny (K <= 16) and the AVX2 kernels' shapes, 1 and 2 threads. */
+static void prepacked_weights_are_bitwise(void)
+{
+    static const struct {
+        const char *name;
+        int N, H, W, C, K, R, S, sh, ph;
+    } cs[] = {
+        {"3x3 wide, chunks", 12, 8, 8, 160, 136, 3, 3, 1, 1},
+        {"3x3 s2 skinny", 2, 15, 13, 24, 12, 3, 3, 2, 1},
+        {"5x5 odd", 1, 11, 9, 7, 45, 5, 5, 1, 2},
+        {"3x3 few rows", 1, 4, 4, 64, 70, 3, 3, 2, 1},
+    };
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        oc_conv_shape s = mk(cs[c].N, cs[c].H, cs[c].W, cs[c].C, cs[c].K, cs[c].R, cs[c].S,
+                             cs[c].sh, cs[c].sh, cs[c].ph, cs[c].ph, 1, 1, 1);
+        T_CHECK(oc_conv_shape_init(&s) == 0, "%s: shape", cs[c].name);
+        oc_rng r;
+        oc_rng_seed(&r, 40 + c, 0);
+        int64_t nx = x_numel(&s), ny = y_numel(&s), nw = w_numel(&s);
+        size_t wsb = oc_conv2d_fwd_workspace(&s), b2 = oc_conv2d_bwd_data_workspace(&s);
+        float *x = randv(&r, nx, 1.0f), *w = randv(&r, nw, 0.1f), *b = randv(&r, s.K, 0.1f);
+        float *dy = randv(&r, ny, 1.0f), *dx0 = randv(&r, nx, 1.0f);
+        float *sc = randv(&r, s.K, 1.0f), *sh = randv(&r, s.K, 1.0f);
+        float *y[2], *yf[2], *dx[2];
+        void *ws = oc_alloc(b2 > wsb ? b2 : wsb);
+        oc_conv_epilogue e = {b, sc, sh, NULL, OC_ACT_RELU, 0.0f};
+        for (int nt = 1; nt <= 2; nt++) {
+            oc_set_threads(nt);
+            for (int pre = 0; pre <= 1; pre++) {
+                y[pre] = malloc((size_t)ny * sizeof(float));
+                yf[pre] = malloc((size_t)ny * sizeof(float));
+                dx[pre] = copyv(dx0, nx);
+                oc_conv2d_allow_prepack(pre);
+                oc_conv2d_fwd(&s, x, w, b, y[pre], ws);
+                oc_conv2d_fwd_fused(&s, x, w, &e, yf[pre], ws);
+                oc_conv2d_bwd_data(&s, dy, w, dx[pre], ws);
+            }
+            oc_conv2d_allow_prepack(1);
+            T_CHECK(!memcmp(y[0], y[1], (size_t)ny * sizeof(float)),
+                    "%s, %d threads: forward differs", cs[c].name, nt);
+            T_CHECK(!memcmp(yf[0], yf[1], (size_t)ny * sizeof(float)),
+                    "%s, %d threads: fused forward differs", cs[c].name, nt);
+            T_CHECK(!memcmp(dx[0], dx[1], (size_t)nx * sizeof(float)),
+                    "%s, %d threads: backward-data differs", cs[c].name, nt);
+            for (int pre = 0; pre <= 1; pre++)
+                free(y[pre]), free(yf[pre]), free(dx[pre]);
+        }
+        oc_set_threads(0);
+        free(x), free(w), free(b), free(dy), free(dx0), free(sc), free(sh);
+        oc_free(ws);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -624,6 +681,7 @@ int main(int argc, char **argv)
         {"frozen_weight_gives_bias_only", frozen_weight_gives_bias_only},
         {"matches_pytorch", matches_pytorch},
         {"fused_matches_unfused", fused_matches_unfused},
+        {"prepacked_weights_are_bitwise", prepacked_weights_are_bitwise},
         {"speed_note", speed_note},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
