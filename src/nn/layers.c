@@ -306,15 +306,18 @@ static void conv_fwd(oc_model *m, oc_node *nd, int n, int training)
 static void conv_bwd(oc_model *m, oc_node *nd, int n)
 {
     oc_conv_shape s;
-    float *dx = oc_nn_din(m, nd, 0);
+    float *dx = oc_nn_din_needed(m, nd, 0);
+    float *db = nd->bias && oc_nn_wants_grad(m, nd, 1) ? oc_nn_grad(m, nd, 1) : NULL;
     oc_nn_conv_shape(m, nd, n, &s);
     if (dx)
         oc_conv2d_bwd_data(&s, nd->dy, oc_nn_param(m, nd, 0), dx, m->ws);
-    /* a frozen weight (the spec's "freeze", e.g. airnet's whitening filters) gets no gradient:
-     * no optimizer reads it, and it is the costliest product of the layer */
-    oc_conv2d_bwd_weights(&s, oc_nn_in(m, nd, 0), nd->dy,
-                          m->tensors[nd->t0].frozen ? NULL : oc_nn_grad(m, nd, 0),
-                          nd->bias ? oc_nn_grad(m, nd, 1) : NULL, m->ws);
+    /* a frozen weight (the spec's "freeze", e.g. airnet's whitening filters, or one training
+     * leaves alone) gets no gradient: no optimizer reads it, and it is the costliest product
+     * of the layer */
+    if (oc_nn_wants_grad(m, nd, 0) || db)
+        oc_conv2d_bwd_weights(&s, oc_nn_in(m, nd, 0), nd->dy,
+                              oc_nn_wants_grad(m, nd, 0) ? oc_nn_grad(m, nd, 0) : NULL, db,
+                              m->ws);
 }
 
 /* ------------------------------------------------------------------ dense */
@@ -402,7 +405,8 @@ static void dense_bwd(oc_model *m, oc_node *nd, int n)
     if (nd->scale != 1.0f)
         scale_buf(nd->dy, (size_t)n * (size_t)nd->units, nd->scale);
     oc_dense_bwd(n, I, nd->units, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0), nd->dy,
-                 oc_nn_din(m, nd, 0), oc_nn_grad(m, nd, 0), nd->bias ? oc_nn_grad(m, nd, 1) : NULL);
+                 oc_nn_din_needed(m, nd, 0), oc_nn_grad(m, nd, 0),
+                 nd->bias ? oc_nn_grad(m, nd, 1) : NULL);
 }
 
 /* ------------------------------------------------------------------ batchnorm */

@@ -266,6 +266,7 @@ void oc_model_free(oc_model *m)
     if (!m)
         return;
     oc_nn_plan_release(m);
+    free(m->untrained);
     for (int i = 0; i < m->n_nodes; i++) {
         oc_node *nd = &m->nodes[i];
         free(nd->name);
@@ -470,6 +471,28 @@ int oc_model_find_tensor(const oc_model *m, const char *name)
         if (!strcmp(m->tensors[i].name, name))
             return i;
     return -1;
+}
+
+oc_status oc_model_set_trainable(oc_model *m, int i, int trainable)
+{
+    if (!m || i < 0 || i >= m->n_tensors || m->tensors[i].kind == OC_PARAM_STATE)
+        return oc_fail(OC_ERR_ARG, "oc_model_set_trainable: no parameter tensor %d", i);
+    if (!m->untrained && !trainable) {
+        m->untrained = calloc((size_t)m->n_tensors, 1);
+        if (!m->untrained)
+            return oc_fail(OC_ERR_NOMEM, "out of memory");
+    }
+    if (m->untrained)
+        m->untrained[i] = !trainable;
+    return OC_OK;
+}
+
+int oc_nn_node_trains(const oc_model *m, const oc_node *nd)
+{
+    for (int k = 0; k < nd->nt; k++)
+        if (m->tensors[nd->t0 + k].kind != OC_PARAM_STATE && oc_nn_wants_grad(m, nd, k))
+            return 1;
+    return 0;
 }
 
 void oc_model_zero_grad(oc_model *m)

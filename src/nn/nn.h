@@ -148,6 +148,9 @@ struct oc_model {
     int dropout_used;   /* the last training forward drew dropout masks */
     int dropout_off;    /* test hook: training forwards skip dropout */
     int want_input_grad;
+    unsigned char *untrained; /* [n_tensors] or NULL: oc_model_set_trainable(.., 0) */
+    int bwd_first;      /* the backward in progress runs nodes [bwd_first, n_nodes) (0 when
+                         * the input's gradient is wanted; 0 outside backward) */
     oc_precision precision; /* conv / dense GEMMs in forward and backward (precision.c) */
     int no_fusion;      /* test hook: plan every node on its own (plan.c, plan_fusion; and
                          * no inference conv epilogues, epilogue.c) */
@@ -192,6 +195,20 @@ static inline float *oc_nn_din(const oc_model *m, const oc_node *nd, int j)
 {
     return m->nodes[nd->in[j]].dy;
 }
+/* The same, or NULL where the backward in progress needs no gradient of that input (it stops
+ * before the input's node: oc_model_set_trainable); for ops that can skip their input
+ * gradient (conv2d, dense). */
+static inline float *oc_nn_din_needed(const oc_model *m, const oc_node *nd, int j)
+{
+    return nd->in[j] < m->bwd_first ? NULL : m->nodes[nd->in[j]].dy;
+}
+/* Does training need the gradient of node nd's tensor k (not frozen by the spec nor marked
+ * untrained)? And of any of its tensors? (model.c) */
+static inline int oc_nn_wants_grad(const oc_model *m, const oc_node *nd, int k)
+{
+    return !m->tensors[nd->t0 + k].frozen && !(m->untrained && m->untrained[nd->t0 + k]);
+}
+int oc_nn_node_trains(const oc_model *m, const oc_node *nd);
 /* Per-image element count of node i's output. */
 static inline int64_t oc_nn_size(const oc_node *nd)
 {

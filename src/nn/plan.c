@@ -450,8 +450,14 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
                                    "backward per forward)");
     n = m->fwd_n;
     memcpy(m->nodes[last].dy, dlogits, (size_t)n * (size_t)m->classes * sizeof(float));
+    /* nodes are in topological order: before the first one that trains, no gradient is
+     * needed (unless the input's is), so backward stops there */
+    m->bwd_first = m->want_input_grad ? 0 : 1;
+    while (m->bwd_first >= 1 && m->bwd_first <= last &&
+           !oc_nn_node_trains(m, &m->nodes[m->bwd_first]))
+        m->bwd_first++;
     math = oc_nn_math_enter(m);
-    for (int i = last; i >= 1; i--) {
+    for (int i = last; i >= 1 && i >= m->bwd_first; i--) {
         oc_node *nd = &m->nodes[i];
         double t0 = m->prof ? oc_now() : 0.0;
         for (int k = 0; k < nd->n_in; k++)
@@ -469,6 +475,7 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
             m->prof[2 * i + 1] += oc_now() - t0;
     }
     oc_math_set(math);
+    m->bwd_first = 0;
     m->fwd_training = 0; /* the forward's values are partly overwritten now */
     return OC_OK;
 }

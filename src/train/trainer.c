@@ -474,11 +474,16 @@ static void lookahead_step(job *j, int64_t step, int64_t total)
 static oc_status apply_freeze(job *j)
 {
     const oc_param_info *t;
+    oc_status st;
+    int frozen;
     if (j->freeze_idx < 0)
         return OC_OK;
     t = oc_model_tensor(j->model, j->freeze_idx);
-    return oc_optimizer_set_frozen(j->opt, t->offset,
-                                   t->frozen || j->epoch >= j->rc.freeze_epochs);
+    frozen = t->frozen || j->epoch >= j->rc.freeze_epochs;
+    /* the model then skips the backward that only this tensor needed */
+    if ((st = oc_model_set_trainable(j->model, j->freeze_idx, !frozen)) != OC_OK)
+        return st;
+    return oc_optimizer_set_frozen(j->opt, t->offset, frozen);
 }
 
 static oc_status make_loaders(job *j, int64_t start_epoch, int64_t start_batch)

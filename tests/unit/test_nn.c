@@ -759,6 +759,98 @@ static void training_plan_sharing_is_exact(void)
     }
 }
 
+/* Tensors marked untrained (oc_model_set_trainable) cut the backward short: with the stem of
+ * resnet20 and of airnet untrained, every other gradient is bitwise the full backward's, the
+ * untrained ones stay as they were, and the layers before the first trained one spend no time
+ * in backward (the profile counts none); with the input's gradient wanted, nothing is cut. */
+static void untrained_prefix_skips_backward(void)
+{
+    static const struct {
+        const char *name;
+        int h, w, cut; /* nodes [1, cut) untrained */
+    } cases[] = {{"resnet20", 16, 16, 4}, {"airnet", 32, 32, 3}, {"cnn", 16, 16, 6}};
+    enum { NB = 3 };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int h = cases[c].h, w = cases[c].w, n_in = NB * h * w * 3;
+        oc_model *m[2] = {plan_model(cases[c].name, h, w), plan_model(cases[c].name, h, w)};
+        float *x = malloc((size_t)n_in * sizeof *x), dl[NB * GK];
+        const float *logits;
+        size_t np = 0;
+        int cut_tensors = 0;
+        if (!m[0] || !m[1] || !x) {
+            oc_model_free(m[0]);
+            oc_model_free(m[1]);
+            free(x);
+            continue;
+        }
+        for (int i = 0; i < n_in; i++)
+            x[i] = sinf((float)i * 0.29f);
+        for (int i = 0; i < NB * GK; i++)
+            dl[i] = cosf((float)i * 0.7f);
+        /* m[1]: every parameter tensor of nodes [1, cut) untrained */
+        for (int i = 1; i < cases[c].cut; i++) {
+            const oc_node *nd = &m[1]->nodes[i];
+            for (int k = 0; k < nd->nt; k++)
+                if (m[1]->tensors[nd->t0 + k].kind != OC_PARAM_STATE) {
+                    T_CHECK(oc_model_set_trainable(m[1], nd->t0 + k, 0) == OC_OK, "set");
+                    cut_tensors++;
+                }
+        }
+        T_CHECK(cut_tensors > 0, "%s: nothing to cut", cases[c].name);
+        T_CHECK(oc_model_set_trainable(m[1], -1, 0) == OC_ERR_ARG, "bad index accepted");
+        for (int v = 0; v < 2; v++) {
+            float *g = oc_model_grads(m[v], &np);
+            for (size_t i = 0; i < np; i++)
+                g[i] = 0.5f; /* untrained gradients must keep this */
+            T_CHECK(oc_model_set_profiling(m[v], 1) == OC_OK, "profiling");
+            T_CHECK(oc_model_forward(m[v], x, NB, 1, &logits) == OC_OK, "forward");
+            T_CHECK(oc_model_backward(m[v], dl) == OC_OK, "backward");
+        }
+        {
+            const float *g0 = oc_model_grads(m[0], NULL), *g1 = oc_model_grads(m[1], NULL);
+            int bad = 0, kept = 1;
+            for (int t = 0; t < m[1]->n_tensors; t++) {
+                const oc_param_info *ti = &m[1]->tensors[t];
+                if (ti->kind == OC_PARAM_STATE)
+                    continue;
+                if (m[1]->untrained && m[1]->untrained[t]) {
+                    for (size_t i = 0; i < ti->numel; i++)
+                        kept &= g1[ti->offset + i] == 0.5f;
+                } else if (memcmp(g0 + ti->offset, g1 + ti->offset, ti->numel * sizeof(float)))
+                    bad++;
+            }
+            T_CHECK(bad == 0, "%s: %d trained gradients differ from the full backward",
+                    cases[c].name, bad);
+            T_CHECK(kept, "%s: an untrained gradient was written", cases[c].name);
+        }
+        int first = cases[c].cut; /* the first node that trains, at or after the cut */
+        while (first < m[1]->n_nodes && !oc_nn_node_trains(m[1], &m[1]->nodes[first]))
+            first++;
+        for (int i = 1; i < m[1]->n_nodes; i++) {
+            double f, b0, b1;
+            oc_model_node_time(m[0], i, &f, &b0);
+            oc_model_node_time(m[1], i, &f, &b1);
+            if (i < first)
+                T_CHECK(b1 == 0.0, "%s: node %d ran backward (%g s)", cases[c].name, i, b1);
+            else if (!m[1]->nodes[i].fused)
+                T_CHECK(b1 > 0.0 && b0 > 0.0, "%s: node %d skipped", cases[c].name, i);
+        }
+        /* with the input's gradient wanted, the whole backward runs */
+        T_CHECK(oc_model_set_input_grad(m[1], 1) == OC_OK, "input grad");
+        T_CHECK(oc_model_set_profiling(m[1], 1) == OC_OK, "profiling");
+        T_CHECK(oc_model_forward(m[1], x, NB, 1, &logits) == OC_OK, "forward");
+        T_CHECK(oc_model_backward(m[1], dl) == OC_OK, "backward");
+        {
+            double f, b;
+            oc_model_node_time(m[1], 1, &f, &b);
+            T_CHECK(b > 0.0, "%s: input gradient wanted, node 1 skipped", cases[c].name);
+        }
+        oc_model_free(m[0]);
+        oc_model_free(m[1]);
+        free(x);
+    }
+}
+
 /* The conflict check itself finds an output and a gradient live at a common step placed on
  * top of each other. */
 static void plan_conflicts_are_found(void)
@@ -794,6 +886,7 @@ int main(int argc, char **argv)
         {"conv_epilogues_match_unfused", conv_epilogues_match_unfused},
         {"assign_offsets_never_overlap", assign_offsets_never_overlap},
         {"training_plan_sharing_is_exact", training_plan_sharing_is_exact},
+        {"untrained_prefix_skips_backward", untrained_prefix_skips_backward},
         {"plan_conflicts_are_found", plan_conflicts_are_found},
         {"init_follows_pytorch", init_follows_pytorch},
     };
