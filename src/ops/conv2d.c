@@ -403,6 +403,39 @@ static void im2col_bf16_task(void *ctx, int tid, int nt)
         }
 }
 
+/* Backward-weights in bf16: im2col rows (n, p, q) taken two at a time straight into the bf16
+ * panels of the GEMM's B (oc_gemm_bf16_pack_b_pair), so the chunk is never written in floats
+ * and never packed again. */
+static _Thread_local float bf16_row_buf2[OC_CONV_BF16_ROW_MAX];
+
+typedef struct {
+    const oc_conv_shape *s;
+    const float *x;
+    void *bp;
+    int64_t j0; /* first output row (n, p) of the chunk */
+    int rows;   /* im2col rows of the chunk */
+} pair_ctx;
+
+static void im2col_bf16_pairs_task(void *ctx, int tid, int nt)
+{
+    const pair_ctx *c = ctx;
+    const oc_conv_shape *s = c->s;
+    const int RSC = s->R * s->S * s->C;
+    int64_t a, e;
+    oc_split_range((c->rows + 1) / 2, tid, nt, &a, &e);
+    for (int64_t t = a; t < e; t++) {
+        int r0 = (int)(2 * t), r1 = r0 + 1;
+        int64_t j = c->j0 + r0 / s->Q;
+        im2col_row(s, c->x, (int)(j / s->P), (int)(j % s->P), r0 % s->Q, bf16_row_buf);
+        if (r1 < c->rows) {
+            j = c->j0 + r1 / s->Q;
+            im2col_row(s, c->x, (int)(j / s->P), (int)(j % s->P), r1 % s->Q, bf16_row_buf2);
+        }
+        oc_gemm_bf16_pack_b_pair(bf16_row_buf, r1 < c->rows ? bf16_row_buf2 : NULL, RSC, c->rows,
+                                 (int)t, c->bp);
+    }
+}
+
 /* d[0..n) += v[0..n); unrolled by 8 so the compiler's straight-line vectoriser handles it. */
 static void add_to(float *restrict d, const float *restrict v, int64_t n)
 {
@@ -871,7 +904,8 @@ static void bf16_fwd(const oc_conv_shape *s, const float *x, const float *w, con
         float *yc = y + j0 * s->Q * s->K;
         float beta = bias_fill(s, b, yc, M);
         run_cols(im2col_bf16_task, &c);
-        oc_gemm_bf16_pre(M, s->K, RSC, 1.0f, ws, words, NULL, 0, bp, w, RSC, 1, beta, yc, s->K);
+        oc_gemm_bf16_pre(0, M, s->K, RSC, 1.0f, ws, words, NULL, 0, bp, w, RSC, 1, beta, yc,
+                         s->K);
     }
 }
 
@@ -1132,7 +1166,7 @@ void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
         int M = (int)((c.j1 - c.j0) * s->Q);
         const float *dyc = dy + j0 * s->Q * s->K;
         if (bp && bf16)
-            oc_gemm_bf16_pre(M, (int)RSC, s->K, 1.0f, NULL, 0, dyc, s->K, bp, w, (int)RSC, 0,
+            oc_gemm_bf16_pre(0, M, (int)RSC, s->K, 1.0f, NULL, 0, dyc, s->K, bp, w, (int)RSC, 0,
                              0.0f, col, (int)RSC);
         else if (bp)
             oc_gemm_pre(M, (int)RSC, s->K, 1.0f, dyc, s->K, bp, w, (int)RSC, 0, 0.0f, col,
@@ -1155,6 +1189,12 @@ void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
 static size_t bw_main_bytes(const oc_conv_shape *s)
 {
     size_t b = col_bytes(s);
+    if (bf16_pre_shape(s)) {
+        size_t p = (oc_gemm_bf16_b_bytes(s->R * s->S * s->C, (int)(chunk_rows(s) * s->Q)) + 63) &
+                   ~(size_t)63;
+        if (p > b)
+            b = p;
+    }
     if (is_direct3(s)) {
         size_t d = ((size_t)d3_blocks(s) * d3_part_floats(s) * sizeof(float) + 63) & ~(size_t)63;
         if (d > b)
@@ -1222,6 +1262,18 @@ void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
     const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
     float *col = ws; /* chunk * Q rows of R*S*C */
+    if (use_bf16_pre(s)) {
+        for (int64_t j0 = 0; j0 < total; j0 += chunk) {
+            int M = (int)(((j0 + chunk < total ? j0 + chunk : total) - j0) * s->Q);
+            pair_ctx c = {s, x, ws, j0, M};
+            oc_parallel_n(im2col_bf16_pairs_task, &c, (M + 1) / 2);
+            oc_gemm_bf16_pre(1, s->K, (int)RSC, M, 1.0f, NULL, 0, dy + j0 * s->Q * s->K, s->K,
+                             ws, NULL, 0, 0, 1.0f, dw, (int)RSC);
+        }
+        if (db)
+            bias_sum(dy, rows, s->K, (float *)((char *)ws + bw_main_bytes(s)), db);
+        return;
+    }
     for (int64_t j0 = 0; j0 < total; j0 += chunk) {
         col_ctx c = {s, x, NULL, col, j0, j0 + chunk < total ? j0 + chunk : total};
         int M = (int)((c.j1 - c.j0) * s->Q);

@@ -193,6 +193,35 @@ static const float *b_at(const bf16_job *j, int j0, int k0, ptrdiff_t *is, ptrdi
     return j->B + (ptrdiff_t)j0 * *is + (ptrdiff_t)k0 * *ks;
 }
 
+/* Value (k, j) of a B packed by oc_gemm_bf16_pack_b, as a float. */
+static float bp_value(const uint32_t *bp, int N, int K, int k, int j)
+{
+    const int panel = j / OC_BF16_NR, pw = N - panel * OC_BF16_NR;
+    const int ds = pw >= OC_BF16_NR ? OC_BF16_NR : (pw + 15) & ~15;
+    uint32_t w = bp[(size_t)panel * OC_BF16_NR * (size_t)((K + 1) / 2) + (size_t)(k / 2) * ds +
+                    j % OC_BF16_NR];
+    uint32_t u = k % 2 ? w & 0xFFFF0000u : w << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* The portable loops on a packed B (no floats of B to fall back on): fp32 sums of the same
+ * rounded products, for C[m0:m1][n0:n1] over k [k0, k1). */
+static void portable_packed_b(const bf16_job *j, int m0, int m1, int n0, int n1, int k0, int k1,
+                              float alpha, float beta, float *C, int ldc)
+{
+    for (int i = m0; i < m1; i++)
+        for (int jj = n0; jj < n1; jj++) {
+            float acc = 0.0f, *c = &C[(size_t)i * ldc + jj];
+            for (int k = k0; k < k1; k++) {
+                float a = j->transa ? j->A[(size_t)k * j->lda + i] : j->A[(size_t)i * j->lda + k];
+                acc += oc_bf16_round(a) * bp_value(j->bp, j->N, j->K, k, jj);
+            }
+            *c = alpha * acc + (beta == 0.0f ? 0.0f : beta * *c);
+        }
+}
+
 /* The packed B panel of columns [j0, j0 + nr) from pair pc / 2 on, in oc_gemm_bf16_pack_b's
  * layout: panel j0 / NR holds all of K's pairs, so any even k block of it is contiguous. */
 static const uint32_t *b_panel(const bf16_job *j, int j0, int nr, int pc)
@@ -222,6 +251,10 @@ static void blocked_range(const bf16_job *j, int m0, int m1, int n0, int n1, int
     /* pre-packed A rows come with pre-packed B (oc_gemm_bf16_pre): nothing to pack here */
     ws = j->ar ? NULL
                : ws_get((size_t)mc_max * kcp_max * 4, j->bp ? 0 : (size_t)nc_pad * kcp_max * 4, 0);
+    if (!ws && !j->ar && !j->B) {
+        portable_packed_b(j, m0, m1, n0, n1, k0, k1, alpha, beta, C, ldc);
+        return;
+    }
     if (!ws && !j->ar) {
         const float *a0 = j->transa ? j->A + (size_t)k0 * j->lda + m0
                                     : j->A + (size_t)m0 * j->lda + k0;
@@ -351,15 +384,20 @@ void oc_bf16_pack_row(const float *x, int n, uint32_t *dst)
     oc_gemm_bf16_pack_rows_avx512(x, 0, 1, n, dst, (n + 1) / 2);
 }
 
+void oc_gemm_bf16_pack_b_pair(const float *r0, const float *r1, int N, int K, int kp, void *bp)
+{
+    oc_gemm_bf16_pack_pair_avx512(r0, r1, N, kp, K, bp);
+}
+
 static void gemm_bf16_run(bf16_job job);
 
-void oc_gemm_bf16_pre(int M, int N, int K, float alpha, const uint32_t *ar, ptrdiff_t ar_ld,
-                      const float *A, int lda, const void *bp, const float *B, int ldb,
-                      int transb, float beta, float *C, int ldc)
+void oc_gemm_bf16_pre(int transa, int M, int N, int K, float alpha, const uint32_t *ar,
+                      ptrdiff_t ar_ld, const float *A, int lda, const void *bp, const float *B,
+                      int ldb, int transb, float beta, float *C, int ldc)
 {
-    bf16_job job = {0, transb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc,
+    bf16_job job = {transa, transb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc,
                     ar, ar_ld, bp, 0, NULL, 1};
-    OC_ASSERT(bp && B && oc_bf16_supported() && (ar || A));
+    OC_ASSERT(bp && oc_bf16_supported() && (ar ? !transa && B : A != NULL));
     gemm_bf16_run(job);
 }
 
@@ -386,7 +424,7 @@ static void gemm_bf16_run(bf16_job job)
         return;
     OC_ASSERT(ldc >= N);
     OC_ASSERT(K <= 0 || job.ar || lda >= (transa ? M : K));
-    OC_ASSERT(K <= 0 || ldb >= (transb ? K : N));
+    OC_ASSERT(K <= 0 || !B || ldb >= (transb ? K : N));
     if (K <= 0 || alpha == 0.0f) {
         oc_gemm_scale_c(M, N, beta, C, ldc);
         return;

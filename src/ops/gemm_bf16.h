@@ -25,6 +25,12 @@ void oc_gemm_bf16_pack_avx512(const float *x, ptrdiff_t is, ptrdiff_t ks, int w,
 void oc_gemm_bf16_pack_rows_avx512(const float *x, ptrdiff_t ld, int rows, int kc, uint32_t *dst,
                                    int ds);
 
+/* Rows 2 kp and 2 kp + 1 (r1 NULL: zeros) of a K x n matrix, as pair kp of every panel of
+ * oc_gemm_bf16_pack_b's layout at dst (panel p at p * NR * ceil(K / 2) words, pair kp at kp *
+ * its width rounded up to 16). */
+void oc_gemm_bf16_pack_pair_avx512(const float *r0, const float *r1, int n, int kp, int K,
+                                   uint32_t *dst);
+
 /* One register tile: C[r][j] = alpha * sum_kp dot(a[kp * mr + r], b[kp * bs + j])
  * + beta * C[r][j] for r < mr <= OC_BF16_MR, j < nr <= OC_BF16_NR, where bs = nr rounded up
  * to 16 and b is 64-byte aligned. beta == 0 never reads C. */

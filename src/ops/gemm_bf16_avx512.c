@@ -94,6 +94,25 @@ void oc_gemm_bf16_pack_avx512(const float *x, ptrdiff_t is, ptrdiff_t ks, int w,
     }
 }
 
+void oc_gemm_bf16_pack_pair_avx512(const float *r0, const float *r1, int n, int kp, int K,
+                                   uint32_t *dst)
+{
+    const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                         24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                         16, 0);
+    const size_t panel_words = (size_t)OC_BF16_NR * (size_t)((K + 1) / 2);
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        const __mmask16 m = mask16(n - j0);
+        const int panel = j0 / OC_BF16_NR, off = j0 % OC_BF16_NR;
+        const int pw = n - panel * OC_BF16_NR, ds = pw >= OC_BF16_NR ? OC_BF16_NR : (pw + 15) & ~15;
+        __m512 a = _mm512_maskz_loadu_ps(m, r0 + j0);
+        __m512 b = r1 ? _mm512_maskz_loadu_ps(m, r1 + j0) : _mm512_setzero_ps();
+        __m512i v = _mm512_permutexvar_epi16(ilv, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+        /* ds is a multiple of 16 past this block's start: the 16 words (zeros past n) fit */
+        _mm512_storeu_si512(dst + panel * panel_words + (size_t)kp * ds + off, v);
+    }
+}
+
 void oc_gemm_bf16_pack_rows_avx512(const float *x, ptrdiff_t ld, int rows, int kc, uint32_t *dst,
                                    int ds)
 {

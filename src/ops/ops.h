@@ -98,15 +98,19 @@ void oc_gemm_bf16_ref(int transa, int transb, int M, int N, int K, float alpha, 
  * chunk of a convolution), bitwise oc_gemm_bf16's result. AVX512_BF16 CPUs only.
  * oc_gemm_bf16_pack_b packs op(B) (K x N; transb as oc_gemm's) into dst, 64-byte aligned, of
  * oc_gemm_bf16_b_bytes(N, K). oc_bf16_pack_row rounds n floats into (n + 1) / 2 bf16 pairs
- * (an odd n gets a zero high half). oc_gemm_bf16_pre is oc_gemm_bf16(0, transb, ...) with B
- * given packed in bp (and as floats in B, for a fallback) and A either as floats (A, lda) or,
- * when ar is not NULL, as rows of pairs ar[i * ar_ld + k / 2] made by oc_bf16_pack_row. */
+ * (an odd n gets a zero high half). oc_gemm_bf16_pack_b_pair packs rows 2 kp and 2 kp + 1
+ * (r1 NULL: zeros) of op(B) (K x N, rows of N floats) into oc_gemm_bf16_pack_b's layout at
+ * bp, so a B made row by row (an im2col chunk) need not exist in floats. oc_gemm_bf16_pre is
+ * oc_gemm_bf16(transa, transb, ...) with B given packed in bp (and as floats in B, or NULL)
+ * and A either as floats (A, lda) or, not transposed and with B's floats given, as rows of
+ * pairs ar[i * ar_ld + k / 2] made by oc_bf16_pack_row (ar not NULL). */
 size_t oc_gemm_bf16_b_bytes(int N, int K);
 void oc_gemm_bf16_pack_b(int transb, int N, int K, const float *B, int ldb, void *dst);
+void oc_gemm_bf16_pack_b_pair(const float *r0, const float *r1, int N, int K, int kp, void *bp);
 void oc_bf16_pack_row(const float *x, int n, uint32_t *dst);
-void oc_gemm_bf16_pre(int M, int N, int K, float alpha, const uint32_t *ar, ptrdiff_t ar_ld,
-                      const float *A, int lda, const void *bp, const float *B, int ldb,
-                      int transb, float beta, float *C, int ldc);
+void oc_gemm_bf16_pre(int transa, int M, int N, int K, float alpha, const uint32_t *ar,
+                      ptrdiff_t ar_ld, const float *A, int lda, const void *bp, const float *B,
+                      int ldb, int transb, float beta, float *C, int ldc);
 /* 1 when the CPU runs the AVX512_BF16 kernels. */
 int oc_bf16_supported(void);
 /* x rounded to the nearest bfloat16 (ties to even), returned as a float. */

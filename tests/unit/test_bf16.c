@@ -216,9 +216,9 @@ static void gemm_pre_is_gemm_bf16(void)
                         oc_bf16_pack_row(A + (size_t)i * K, K, ar + (size_t)i * words);
                     oc_gemm_bf16(0, tb, M, N, K, 0.75f, A, K, B, ldb, (float)beta, C1, N);
                     oc_gemm_bf16_pack_b(tb, N, K, B, ldb, bp);
-                    oc_gemm_bf16_pre(M, N, K, 0.75f, NULL, 0, A, K, bp, B, ldb, tb, (float)beta,
+                    oc_gemm_bf16_pre(0, M, N, K, 0.75f, NULL, 0, A, K, bp, B, ldb, tb, (float)beta,
                                      C2, N);
-                    oc_gemm_bf16_pre(M, N, K, 0.75f, ar, words, NULL, 0, bp, B, ldb, tb,
+                    oc_gemm_bf16_pre(0, M, N, K, 0.75f, ar, words, NULL, 0, bp, B, ldb, tb,
                                      (float)beta, C3, N);
                     T_CHECK(!memcmp(C1, C2, sizeof(float) * M * N),
                             "%dx%dx%d transb %d beta %d threads %d: packed B differs", M, N, K,
@@ -265,13 +265,17 @@ static void conv_bf16_pre_is_plain(void)
             const int64_t ny = (int64_t)s.N * s.P * s.Q * s.K;
             const int64_t nw = (int64_t)s.K * s.R * s.S * s.C;
             size_t wsb = oc_conv2d_fwd_workspace(&s), b2 = oc_conv2d_bwd_data_workspace(&s);
+            size_t b3 = oc_conv2d_bwd_weights_workspace(&s);
             float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
             float *dy = malloc(ny * sizeof *dy), *b = malloc(s.K * sizeof *b);
             float *y1 = malloc(ny * sizeof *y1), *y2 = malloc(ny * sizeof *y2);
             float *dx1 = malloc(nx * sizeof *dx1), *dx2 = malloc(nx * sizeof *dx2);
+            float *dw1 = malloc(nw * sizeof *dw1), *dw2 = malloc(nw * sizeof *dw2);
+            float *db1 = malloc(s.K * sizeof *db1), *db2 = malloc(s.K * sizeof *db2);
             void *ws;
             oc_rng r;
-            ws = oc_alloc(b2 > wsb ? b2 : wsb);
+            wsb = b2 > wsb ? b2 : wsb;
+            ws = oc_alloc(b3 > wsb ? b3 : wsb);
             oc_rng_seed(&r, 300 + ci, 0);
             fill(&r, x, nx);
             fill(&r, w, nw);
@@ -279,19 +283,28 @@ static void conv_bf16_pre_is_plain(void)
             fill(&r, b, s.K);
             fill(&r, dx1, nx);
             memcpy(dx2, dx1, nx * sizeof *dx1);
+            fill(&r, dw1, nw);
+            memcpy(dw2, dw1, nw * sizeof *dw1);
+            fill(&r, db1, s.K);
+            memcpy(db2, db1, s.K * sizeof *db1);
             oc_math_set(OC_MATH_BF16);
             oc_conv2d_fwd(&s, x, w, b, y1, ws);
             oc_conv2d_bwd_data(&s, dy, w, dx1, ws);
+            oc_conv2d_bwd_weights(&s, x, dy, dw1, db1, ws);
             oc_conv2d_allow_prepack(0);
             oc_conv2d_fwd(&s, x, w, b, y2, ws);
             oc_conv2d_bwd_data(&s, dy, w, dx2, ws);
+            oc_conv2d_bwd_weights(&s, x, dy, dw2, db2, ws);
             oc_conv2d_allow_prepack(1);
             oc_math_set(OC_MATH_F32);
             T_CHECK(!memcmp(y1, y2, ny * sizeof *y1), "case %zu, threads %d: forward differs",
                     ci, threads);
             T_CHECK(!memcmp(dx1, dx2, nx * sizeof *dx1),
                     "case %zu, threads %d: backward-data differs", ci, threads);
+            T_CHECK(!memcmp(dw1, dw2, nw * sizeof *dw1) && !memcmp(db1, db2, s.K * sizeof *db1),
+                    "case %zu, threads %d: backward-weights differs", ci, threads);
             free(x), free(w), free(dy), free(b), free(y1), free(y2), free(dx1), free(dx2);
+            free(dw1), free(dw2), free(db1), free(db2);
             oc_free(ws);
         }
     }
