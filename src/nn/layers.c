@@ -636,7 +636,8 @@ static void maxpool_bwd(oc_model *m, oc_node *nd, int n)
 {
     oc_pool_shape s;
     oc_nn_pool_shape(m, nd, n, &s);
-    oc_maxpool_bwd(&s, nd->argmax, nd->dy, oc_nn_din(m, nd, 0));
+    (nd->sets_dx ? oc_maxpool_bwd_set : oc_maxpool_bwd)(&s, nd->argmax, nd->dy,
+                                                        oc_nn_din(m, nd, 0));
 }
 
 static void avgpool_fwd(oc_model *m, oc_node *nd, int n, int training)

@@ -246,6 +246,9 @@ int oc_pool_shape_init(oc_pool_shape *s);
  * (first max on ties, as PyTorch) for backward. Padded positions never win. */
 void oc_maxpool_fwd(const oc_pool_shape *s, const float *x, float *y, int32_t *argmax);
 void oc_maxpool_bwd(const oc_pool_shape *s, const int32_t *argmax, const float *dy, float *dx);
+/* The same written onto dx instead of added to it: the bits of oc_maxpool_bwd on a zeroed dx,
+ * without a separate zeroing pass over it. */
+void oc_maxpool_bwd_set(const oc_pool_shape *s, const int32_t *argmax, const float *dy, float *dx);
 void oc_avgpool_fwd(const oc_pool_shape *s, const float *x, float *y);
 void oc_avgpool_bwd(const oc_pool_shape *s, const float *dy, float *dx);
 

@@ -62,6 +62,7 @@ typedef struct {
     float *y, *dx;
     int32_t *argmax;
     const int32_t *argmax_in;
+    int set; /* maxpool backward: write dx (as if accumulated onto zeros) */
 } pool_ctx;
 
 /* AVX-512 twin of max_window (pool_avx512.c); the prototype must match that file. */
@@ -126,7 +127,7 @@ static void maxpool_fwd_task(void *ctx, int tid, int nt)
 
 void oc_maxpool_fwd(const oc_pool_shape *s, const float *x, float *y, int32_t *argmax)
 {
-    pool_ctx c = {s, x, NULL, y, NULL, argmax, NULL};
+    pool_ctx c = {s, x, NULL, y, NULL, argmax, NULL, 0};
     oc_parallel_n(maxpool_fwd_task, &c, s->N * s->P);
 }
 
@@ -140,6 +141,8 @@ static void maxpool_bwd_task(void *ctx, int tid, int nt)
     oc_split_range(s->N, tid, nt, &a, &e);
     for (int64_t n = a; n < e; n++) {
         float *dxn = c->dx + n * HW * C;
+        if (c->set) /* this image's gradient, zeroed while it is about to be in cache */
+            memset(dxn, 0, (size_t)(HW * C) * sizeof *dxn);
         for (int64_t i = n * PQ; i < (n + 1) * PQ; i++) {
             const float *d = c->dy + i * C;
             const int32_t *am = c->argmax_in + i * C;
@@ -151,7 +154,13 @@ static void maxpool_bwd_task(void *ctx, int tid, int nt)
 
 void oc_maxpool_bwd(const oc_pool_shape *s, const int32_t *argmax, const float *dy, float *dx)
 {
-    pool_ctx c = {s, NULL, dy, NULL, dx, NULL, argmax};
+    pool_ctx c = {s, NULL, dy, NULL, dx, NULL, argmax, 0};
+    oc_parallel_n(maxpool_bwd_task, &c, s->N);
+}
+
+void oc_maxpool_bwd_set(const oc_pool_shape *s, const int32_t *argmax, const float *dy, float *dx)
+{
+    pool_ctx c = {s, NULL, dy, NULL, dx, NULL, argmax, 1};
     oc_parallel_n(maxpool_bwd_task, &c, s->N);
 }
 
@@ -184,7 +193,7 @@ static void avgpool_fwd_task(void *ctx, int tid, int nt)
 
 void oc_avgpool_fwd(const oc_pool_shape *s, const float *x, float *y)
 {
-    pool_ctx c = {s, x, NULL, y, NULL, NULL, NULL};
+    pool_ctx c = {s, x, NULL, y, NULL, NULL, NULL, 0};
     oc_parallel_n(avgpool_fwd_task, &c, s->N * s->P);
 }
 
@@ -213,7 +222,7 @@ static void avgpool_bwd_task(void *ctx, int tid, int nt)
 
 void oc_avgpool_bwd(const oc_pool_shape *s, const float *dy, float *dx)
 {
-    pool_ctx c = {s, NULL, dy, NULL, dx, NULL, NULL};
+    pool_ctx c = {s, NULL, dy, NULL, dx, NULL, NULL, 0};
     oc_parallel_n(avgpool_bwd_task, &c, s->N);
 }
 

@@ -182,6 +182,34 @@ static void maxpool_first_max_and_padding_never_wins(void)
             (double)dx[5], (double)dx[15]);
 }
 
+/* oc_maxpool_bwd_set writes the bits oc_maxpool_bwd adds onto a zeroed dx, whatever dx held,
+ * for overlapping (3x3 stride 2, padded) and tiling (2x2) windows, several images. */
+static void maxpool_bwd_set_is_zeroed_accumulate(void)
+{
+    const oc_pool_shape shapes[2] = {mk(3, 9, 7, 19, 3, 3, 2, 2, 1, 1, 0),
+                                     mk(2, 31, 31, 5, 2, 2, 2, 2, 0, 0, 0)};
+    for (int k = 0; k < 2; k++) {
+        oc_pool_shape s = shapes[k];
+        T_CHECK(oc_pool_shape_init(&s) == 0, "shape");
+        int64_t nx = (int64_t)s.N * s.H * s.W * s.C, ny = (int64_t)s.N * s.P * s.Q * s.C;
+        float *x = malloc((size_t)nx * sizeof *x), *y = malloc((size_t)ny * sizeof *y);
+        float *dy = malloc((size_t)ny * sizeof *dy), *d0 = calloc((size_t)nx, sizeof *d0);
+        float *d1 = malloc((size_t)nx * sizeof *d1);
+        int32_t *am = malloc((size_t)ny * sizeof *am);
+        for (int64_t i = 0; i < nx; i++) {
+            x[i] = sinf((float)i * 1.3f);
+            d1[i] = 7.0f; /* stale values the set variant must overwrite */
+        }
+        for (int64_t i = 0; i < ny; i++)
+            dy[i] = cosf((float)i * 0.7f);
+        oc_maxpool_fwd(&s, x, y, am);
+        oc_maxpool_bwd(&s, am, dy, d0);
+        oc_maxpool_bwd_set(&s, am, dy, d1);
+        T_CHECK(!memcmp(d0, d1, (size_t)nx * sizeof *d0), "shape %d: set differs", k);
+        free(x), free(y), free(dy), free(d0), free(d1), free(am);
+    }
+}
+
 /* The AVX-512 window must keep the portable loop's answer bit for bit where it is delicate:
  * ties (first maximum wins), NaN (takes over, the last NaN's index), channel tails. */
 static void maxpool_simd_nan_and_ties_match_portable(void)
@@ -510,6 +538,7 @@ int main(int argc, char **argv)
         {"shape_init_computes_and_rejects", shape_init_computes_and_rejects},
         {"maxpool_first_max_and_padding_never_wins", maxpool_first_max_and_padding_never_wins},
         {"maxpool_simd_nan_and_ties_match_portable", maxpool_simd_nan_and_ties_match_portable},
+        {"maxpool_bwd_set_is_zeroed_accumulate", maxpool_bwd_set_is_zeroed_accumulate},
         {"gradient_check", gradient_check},
         {"kernels_match_definitions", kernels_match_definitions},
         {"global_avgpool_matches_definition", global_avgpool_matches_definition},
