@@ -20,18 +20,15 @@ static __mmask16 tail_mask(int left)
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
 }
 
-/* One output row: channel blocks outermost, so the accumulators stay in registers across all
- * R*S taps; 64 channels (four independent FMA chains) at a time, then 16 with a masked tail. */
-void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                 const float *b, float *y, int n, int p)
+/* Output columns [q0, q1) of one output row, every tap read from memory: channel blocks
+ * outermost, so the accumulators stay in registers across all R*S taps; 64 channels (four
+ * independent FMA chains) at a time, then 16 with a masked tail. Any stride, padding and
+ * dilation; the row's border columns and the shapes dw_fwd_tab lacks come here. */
+static void dw_fwd_cols(const oc_conv_shape *s, const float *x, const float *wt, const float *b,
+                        float *y, int n, int p, int r0, int r1, int q0, int q1)
 {
     const int C = s->C;
-    int r0 = 0, r1 = s->R;
-    while (r0 < r1 && p * s->stride_h - s->pad_h + r0 * s->dil_h < 0)
-        r0++;
-    while (r1 > r0 && p * s->stride_h - s->pad_h + (r1 - 1) * s->dil_h >= s->H)
-        r1--;
-    for (int q = 0; q < s->Q; q++) {
+    for (int q = q0; q < q1; q++) {
         float *out = y + (((int64_t)n * s->P + p) * s->Q + q) * C;
         int t0 = 0, t1 = s->S;
         while (t0 < t1 && q * s->stride_w - s->pad_w + t0 * s->dil_w < 0)
@@ -81,6 +78,132 @@ void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const f
             }
             _mm512_mask_storeu_ps(out + c, m, acc);
         }
+    }
+}
+
+/* The interior tile: QB adjacent output columns (all S taps inside the row, dilation 1 across)
+ * by 16*V channels, for kernel width KS and column stride SW fixed at compile time. The tile's
+ * QB*V accumulators and one kernel row's KS*V weight vectors sit in registers, and each input
+ * vector, loaded once per kernel row, feeds every output that reads it: input column j meets
+ * output i through tap t = j - i*SW. Walking j upwards gives each output its taps in ascending t,
+ * so every output still sums bias (or zero), then r ascending, t ascending, one FMA each: the
+ * same sequence, so the same bits, as dw_fwd_cols. x0: the input at the tile's first tap of
+ * kernel row r0; xrs, wrs: floats between consecutive kernel rows in x and in wt. */
+typedef void (*dw_fwd_fn)(const float *x0, ptrdiff_t xrs, int nr, const float *w0, ptrdiff_t wrs,
+                          int C, const float *b, float *out, __mmask16 mlast);
+
+#define DW_FWD_KERNEL(KS, SW, QB, V)                                                              \
+    static void dw_fwd_##KS##s##SW##_##QB##x##V(const float *x0, ptrdiff_t xrs, int nr,           \
+                                               const float *w0, ptrdiff_t wrs, int C,             \
+                                               const float *b, float *out, __mmask16 mlast)       \
+    {                                                                                             \
+        __m512 acc[QB][V];                                                                        \
+        _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
+            _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
+                acc[i][v] = b ? _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,     \
+                                                      b + 16 * v)                                 \
+                              : _mm512_setzero_ps();                                              \
+        for (int r = 0; r < nr; r++) {                                                            \
+            const float *xr = x0 + r * xrs, *wr = w0 + r * wrs;                                   \
+            __m512 w[KS][V];                                                                      \
+            _Pragma("GCC unroll 5") for (int t = 0; t < KS; t++)                                  \
+                _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
+                    w[t][v] = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,       \
+                                                    wr + (ptrdiff_t)t * C + 16 * v);              \
+            _Pragma("GCC unroll 20") for (int j = 0; j < (QB - 1) * SW + KS; j++)                 \
+                _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
+                {                                                                                 \
+                    __m512 xv = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,     \
+                                                      xr + (ptrdiff_t)j * C + 16 * v);            \
+                    _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                          \
+                    {                                                                             \
+                        const int t = j - i * SW, in = t >= 0 && t < KS;                          \
+                        if (in)                                                                   \
+                            acc[i][v] = _mm512_fmadd_ps(xv, w[in ? t : 0][v], acc[i][v]);         \
+                    }                                                                             \
+                }                                                                                 \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
+            _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
+                _mm512_mask_storeu_ps(out + (ptrdiff_t)i * C + 16 * v,                            \
+                                      v == V - 1 ? mlast : (__mmask16)0xffff, acc[i][v]);         \
+    }
+
+#define DW_FWD_KERNELS(KS, SW)                                                                    \
+    DW_FWD_KERNEL(KS, SW, 8, 1)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 4, 1)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 2, 1)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 1, 1)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 8, 2)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 4, 2)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 2, 2)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 1, 2)
+
+DW_FWD_KERNELS(3, 1)
+DW_FWD_KERNELS(3, 2)
+DW_FWD_KERNELS(5, 1)
+DW_FWD_KERNELS(5, 2)
+
+#define DW_FWD_ROW(KS, SW)                                                                        \
+    {                                                                                             \
+        {dw_fwd_##KS##s##SW##_1x1, dw_fwd_##KS##s##SW##_2x1, dw_fwd_##KS##s##SW##_4x1,            \
+         dw_fwd_##KS##s##SW##_8x1},                                                               \
+        {dw_fwd_##KS##s##SW##_1x2, dw_fwd_##KS##s##SW##_2x2, dw_fwd_##KS##s##SW##_4x2,            \
+         dw_fwd_##KS##s##SW##_8x2},                                                               \
+    }
+
+/* [kernel width 3, 5][stride 1, 2][V - 1][log2 QB]; QB <= 8 and V <= 2 keep the tile, a kernel
+ * row's weights and the input vectors within 32 zmm (8*2 + 5*2 + 2 at most) */
+static const dw_fwd_fn dw_fwd_tab[2][2][2][4] = {
+    {DW_FWD_ROW(3, 1), DW_FWD_ROW(3, 2)},
+    {DW_FWD_ROW(5, 1), DW_FWD_ROW(5, 2)},
+};
+
+/* One output row (n, p): the columns whose S taps all fall inside the input row go through the
+ * register tiles above, 8 columns at a time (then 4, 2, 1), each tile sweeping the channels 32
+ * at a time (then a masked block of up to 16 or 32), so the tile's input columns stay in L1
+ * across the channel blocks; the border columns, and shapes without a tile, take dw_fwd_cols. */
+void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const float *wt,
+                                 const float *b, float *y, int n, int p)
+{
+    const int C = s->C, S = s->S, sw = s->stride_w;
+    int r0 = 0, r1 = s->R;
+    while (r0 < r1 && p * s->stride_h - s->pad_h + r0 * s->dil_h < 0)
+        r0++;
+    while (r1 > r0 && p * s->stride_h - s->pad_h + (r1 - 1) * s->dil_h >= s->H)
+        r1--;
+    /* interior columns [qa, qb): q*sw - pad_w >= 0 and q*sw - pad_w + S - 1 <= W - 1 */
+    int qa = 0, qb = 0;
+    if ((S == 3 || S == 5) && (sw == 1 || sw == 2) && s->dil_w == 1 && s->W - S + s->pad_w >= 0) {
+        qa = (s->pad_w + sw - 1) / sw;
+        qb = (s->W - S + s->pad_w) / sw + 1;
+        if (qb > s->Q)
+            qb = s->Q;
+    }
+    if (qa >= qb) {
+        dw_fwd_cols(s, x, wt, b, y, n, p, r0, r1, 0, s->Q);
+        return;
+    }
+    dw_fwd_cols(s, x, wt, b, y, n, p, r0, r1, 0, qa);
+    dw_fwd_cols(s, x, wt, b, y, n, p, r0, r1, qb, s->Q);
+    const dw_fwd_fn(*tab)[4] = dw_fwd_tab[S == 5][sw == 2];
+    const ptrdiff_t xrs = (ptrdiff_t)s->dil_h * s->W * C, wrs = (ptrdiff_t)S * C;
+    const float *xrow = x + ((int64_t)n * s->H + p * s->stride_h - s->pad_h + r0 * s->dil_h) *
+                                s->W * C;
+    const float *w0 = wt + (int64_t)r0 * S * C;
+    float *yrow = y + ((int64_t)n * s->P + p) * s->Q * C;
+    for (int q = qa; q < qb;) {
+        int l = 3;
+        while ((1 << l) > qb - q)
+            l--;
+        const float *xq = xrow + (int64_t)(q * sw - s->pad_w) * C;
+        for (int c = 0; c < C; c += 32) {
+            int left = C - c, v = left > 16 ? 2 : 1;
+            __mmask16 mlast = tail_mask(left - 16 * (v - 1));
+            tab[v - 1][l](xq + c, xrs, r1 - r0, w0 + c, wrs, C, b ? b + c : NULL,
+                          yrow + (int64_t)q * C + c, mlast);
+        }
+        q += 1 << l;
     }
 }
 
