@@ -213,13 +213,15 @@ static __mmask16 block_mask(int left)
     return left <= 0 ? (__mmask16)0 : tail_mask(left);
 }
 
-/* One input row (n, h) of dx, gathered from every (p, q, r, s) that reads it; 64 channels at a
- * time in four independent accumulators (masked lanes past C load zeros and store nothing). */
-void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, const float *wt,
-                                      float *dx, int n, int h)
+/* Columns [w0, w1) of input row (n, h) of dx, each gathered from every (p, q, r, s) that reads
+ * it, every tap read from memory; 64 channels at a time in four independent accumulators
+ * (masked lanes past C load zeros and store nothing). Any stride, padding and dilation; the
+ * row's border columns and the shapes dw_bwd_tab lacks come here. */
+static void dw_bwd_data_cols(const oc_conv_shape *s, const float *dy, const float *wt, float *dx,
+                             int n, int h, int w0, int w1)
 {
     const int C = s->C;
-    for (int ww = 0; ww < s->W; ww++) {
+    for (int ww = w0; ww < w1; ww++) {
         float *dxp = dx + (((int64_t)n * s->H + h) * s->W + ww) * C;
         for (int c = 0; c < C; c += 64) {
             __mmask16 m0 = block_mask(C - c), m1 = block_mask(C - c - 16);
@@ -255,6 +257,121 @@ void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, c
             _mm512_mask_storeu_ps(dxp + c + 32, m2, a2);
             _mm512_mask_storeu_ps(dxp + c + 48, m3, a3);
         }
+    }
+}
+
+/* The interior tile of backward-data: QB adjacent input columns by 16*V channels at column
+ * stride 1 and dilation 1 across, where all KS taps of every column land inside dy's row. Input
+ * column ww0 + i meets dy column ww0 + i + pad_w - t through tap t; counting dy columns j from
+ * ww0 + pad_w - (KS - 1), that is t = i + KS - 1 - j, so walking j downwards hands each column its
+ * taps in ascending t, and the kernel rows come in ascending r: each dx value adds the same
+ * products in the same order, one FMA each, as dw_bwd_data_cols. rows[k], wrows[k]: the dy row
+ * and the weight row of the k-th kernel row that reaches this input row; off: floats from the
+ * start of a dy row to the tile's first dy column and channel. */
+typedef void (*dw_bwd_fn)(const float *const *rows, const float *const *wrows, int nr,
+                          ptrdiff_t off, int c, int C, float *dxp, __mmask16 mlast);
+
+#define DW_BWD_KERNEL(KS, QB, V)                                                                  \
+    static void dw_bwd_##KS##_##QB##x##V(const float *const *rows, const float *const *wrows,    \
+                                         int nr, ptrdiff_t off, int c, int C, float *dxp,         \
+                                         __mmask16 mlast)                                         \
+    {                                                                                             \
+        __m512 acc[QB][V];                                                                        \
+        _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
+            _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
+                acc[i][v] = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,         \
+                                                  dxp + (ptrdiff_t)i * C + 16 * v);               \
+        for (int k = 0; k < nr; k++) {                                                            \
+            const float *d = rows[k] + off, *wr = wrows[k] + c;                                   \
+            __m512 w[KS][V];                                                                      \
+            _Pragma("GCC unroll 5") for (int t = 0; t < KS; t++)                                  \
+                _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
+                    w[t][v] = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,       \
+                                                    wr + (ptrdiff_t)t * C + 16 * v);              \
+            _Pragma("GCC unroll 12") for (int j = QB + KS - 2; j >= 0; j--)                       \
+                _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
+                {                                                                                 \
+                    __m512 dv = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,     \
+                                                      d + (ptrdiff_t)j * C + 16 * v);             \
+                    _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                          \
+                    {                                                                             \
+                        const int t = i + KS - 1 - j, in = t >= 0 && t < KS;                      \
+                        if (in)                                                                   \
+                            acc[i][v] = _mm512_fmadd_ps(dv, w[in ? t : 0][v], acc[i][v]);         \
+                    }                                                                             \
+                }                                                                                 \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
+            _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
+                _mm512_mask_storeu_ps(dxp + (ptrdiff_t)i * C + 16 * v,                            \
+                                      v == V - 1 ? mlast : (__mmask16)0xffff, acc[i][v]);         \
+    }
+
+#define DW_BWD_KERNELS(KS)                                                                        \
+    DW_BWD_KERNEL(KS, 8, 1)                                                                       \
+    DW_BWD_KERNEL(KS, 4, 1)                                                                       \
+    DW_BWD_KERNEL(KS, 2, 1)                                                                       \
+    DW_BWD_KERNEL(KS, 1, 1)                                                                       \
+    DW_BWD_KERNEL(KS, 8, 2)                                                                       \
+    DW_BWD_KERNEL(KS, 4, 2)                                                                       \
+    DW_BWD_KERNEL(KS, 2, 2)                                                                       \
+    DW_BWD_KERNEL(KS, 1, 2)
+
+DW_BWD_KERNELS(3)
+DW_BWD_KERNELS(5)
+
+/* [kernel width 3, 5][V - 1][log2 QB], as dw_fwd_tab */
+static const dw_bwd_fn dw_bwd_tab[2][2][4] = {
+    {{dw_bwd_3_1x1, dw_bwd_3_2x1, dw_bwd_3_4x1, dw_bwd_3_8x1},
+     {dw_bwd_3_1x2, dw_bwd_3_2x2, dw_bwd_3_4x2, dw_bwd_3_8x2}},
+    {{dw_bwd_5_1x1, dw_bwd_5_2x1, dw_bwd_5_4x1, dw_bwd_5_8x1},
+     {dw_bwd_5_1x2, dw_bwd_5_2x2, dw_bwd_5_4x2, dw_bwd_5_8x2}},
+};
+
+/* Kernel rows a backward-data tile takes; taller kernels use dw_bwd_data_cols throughout. */
+#define DW_BWD_MAX_R 16
+
+/* One input row (n, h) of dx: the columns whose S taps all land inside dy's row go through the
+ * register tiles above (column stride 1, 3x3 and 5x5; 8, 4, 2, 1 columns by 32 channels, then a
+ * masked block), the border columns and other shapes through dw_bwd_data_cols. */
+void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, const float *wt,
+                                      float *dx, int n, int h)
+{
+    const int C = s->C, S = s->S;
+    /* interior columns [wa, wb): ww + pad_w - (S - 1) >= 0 and ww + pad_w <= Q - 1 */
+    int wa = 0, wb = 0;
+    if ((S == 3 || S == 5) && s->stride_w == 1 && s->dil_w == 1 && s->R <= DW_BWD_MAX_R) {
+        wa = S - 1 - s->pad_w > 0 ? S - 1 - s->pad_w : 0;
+        wb = s->Q - s->pad_w < s->W ? s->Q - s->pad_w : s->W;
+    }
+    if (wa >= wb) {
+        dw_bwd_data_cols(s, dy, wt, dx, n, h, 0, s->W);
+        return;
+    }
+    dw_bwd_data_cols(s, dy, wt, dx, n, h, 0, wa);
+    dw_bwd_data_cols(s, dy, wt, dx, n, h, wb, s->W);
+    const float *rows[DW_BWD_MAX_R], *wrows[DW_BWD_MAX_R];
+    int nr = 0;
+    for (int r = 0; r < s->R; r++) {
+        int tp = h + s->pad_h - r * s->dil_h;
+        if (tp < 0 || tp % s->stride_h || tp / s->stride_h >= s->P)
+            continue;
+        rows[nr] = dy + ((int64_t)n * s->P + tp / s->stride_h) * s->Q * C;
+        wrows[nr++] = wt + (int64_t)r * S * C;
+    }
+    const dw_bwd_fn(*tab)[4] = dw_bwd_tab[S == 5];
+    float *dxrow = dx + ((int64_t)n * s->H + h) * s->W * C;
+    for (int ww = wa; ww < wb;) {
+        int l = 3;
+        while ((1 << l) > wb - ww)
+            l--;
+        const ptrdiff_t off = (ptrdiff_t)(ww + s->pad_w - (S - 1)) * C;
+        for (int c = 0; c < C; c += 32) {
+            int left = C - c, v = left > 16 ? 2 : 1;
+            __mmask16 mlast = tail_mask(left - 16 * (v - 1));
+            tab[v - 1][l](rows, wrows, nr, off + c, c, C, dxrow + (int64_t)ww * C + c, mlast);
+        }
+        ww += 1 << l;
     }
 }
 

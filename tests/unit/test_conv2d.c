@@ -355,10 +355,11 @@ static void portable_kernels_match_ref(void)
     oc_conv2d_allow_simd(1);
 }
 
-/* The AVX-512 depthwise forward against a scalar loop that sums in its documented order: each
- * output starts from its bias (or zero), then takes one fmaf per valid tap, r-major, t-minor.
- * The register tiles for interior columns must keep that order exactly, so the comparison is
- * bitwise: trained models give the same outputs as before the tiles. Channel counts cover one
+/* The AVX-512 depthwise forward and backward-data against scalar loops that sum in their
+ * documented order: each output starts from its bias (or zero), each dx value from its old
+ * contents, then takes one fmaf per valid tap, r-major, t-minor. The register tiles for interior
+ * columns must keep that order exactly, so the comparison is bitwise: trained models give the
+ * same outputs, and training the same gradients, as before the tiles. Channel counts cover one
  * and two 16-lane vectors per tile, masked tails, and the 64-wide border path; widths are odd
  * and small so tiles of 8, 4, 2 and 1 columns and the border columns all occur. */
 static void depthwise_avx512_matches_fma_order(void)
@@ -428,14 +429,54 @@ static void depthwise_avx512_matches_fma_order(void)
                         bad < 0 ? 0.0 : (double)want[bad]);
                 cases++;
             }
+            /* backward-data: dx accumulates onto its old contents, here random */
+            float *dx0 = randv(&rng, nx, 1.0f), *dx = copyv(dx0, nx);
+            float *wantx = malloc((size_t)nx * sizeof(float));
+            for (int n = 0; n < s.N; n++)
+                for (int h = 0; h < H; h++)
+                    for (int ww = 0; ww < W; ww++)
+                        for (int c = 0; c < C; c++) {
+                            const int64_t at = (((int64_t)n * H + h) * W + ww) * C + c;
+                            float acc = dx0[at];
+                            for (int r = 0; r < k; r++) {
+                                int tp = h + pad - r * s.dil_h;
+                                if (tp < 0 || tp % s.stride_h || tp / s.stride_h >= s.P)
+                                    continue;
+                                for (int t = 0; t < k; t++) {
+                                    int tq = ww + pad - t * dil;
+                                    if (tq < 0 || tq % st || tq / st >= s.Q)
+                                        continue;
+                                    acc = fmaf(y[(((int64_t)n * s.P + tp / s.stride_h) * s.Q +
+                                                  tq / st) * C + c],
+                                               w[((int64_t)c * k + r) * k + t], acc);
+                                }
+                            }
+                            wantx[at] = acc;
+                        }
+            bwd_data(1, &s, y, w, dx); /* y, the last forward's output, serves as dy */
+            int64_t bad = -1;
+            for (int64_t i = 0; i < nx && bad < 0; i++)
+                if (memcmp(&dx[i], &wantx[i], sizeof(float)))
+                    bad = i;
+            T_CHECK(bad < 0,
+                    "depthwise bwd-data C%d %dx%d %dx%d s%d/%d p%d d%d/%d: dx[%lld] = %.9g, fma "
+                    "order gives %.9g",
+                    C, H, W, k, k, s.stride_h, st, pad, s.dil_h, dil, (long long)bad,
+                    bad < 0 ? 0.0 : (double)dx[bad], bad < 0 ? 0.0 : (double)wantx[bad]);
+            cases++;
             free(x);
             free(w);
             free(b);
             free(y);
             free(want);
+            free(dx0);
+            free(dx);
+            free(wantx);
         }
     oc_set_threads(0);
-    oc_test_note("depthwise AVX-512 forward bitwise equal to the fma order in %d cases", cases);
+    oc_test_note("depthwise AVX-512 forward and backward-data bitwise equal to the fma order in "
+                 "%d cases",
+                 cases);
 }
 
 /* A batch whose im2col does not fit one workspace chunk, with chunk boundaries falling inside
