@@ -8,7 +8,8 @@
 #include <immintrin.h>
 
 void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                 const float *b, float *y, int n, int p);
+                                 const float *b, const oc_conv_epilogue *e, float *y, int n,
+                                 int p);
 void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, const float *wt,
                                       float *dx, int n, int h);
 void oc_conv2d_dw_bwd_weights_row_avx512(const oc_conv_shape *s, const float *x, const float *dy,
@@ -88,14 +89,44 @@ static void dw_fwd_cols(const oc_conv_shape *s, const float *x, const float *wt,
  * output i through tap t = j - i*SW. Walking j upwards gives each output its taps in ascending t,
  * so every output still sums bias (or zero), then r ascending, t ascending, one FMA each: the
  * same sequence, so the same bits, as dw_fwd_cols. x0: the input at the tile's first tap of
- * kernel row r0; xrs, wrs: floats between consecutive kernel rows in x and in wt. */
+ * kernel row r0; xrs, wrs: floats between consecutive kernel rows in x and in wt. With ep, the
+ * fused epilogue (ops.h) runs on the accumulators before the store, in epilogue.c's operations
+ * and order (no FMA: (acc + pre) * scale + shift + res, then the clamps as compare and select),
+ * so its results are bitwise those of oc_conv_epilogue_apply on the stored row. */
+typedef struct {
+    const float *pre, *scale, *shift; /* at the tile's first channel */
+    const float *res;                 /* at the tile's first output, or NULL */
+    int clamp;                        /* 0 none, 1 ReLU, 2 ReLU6 */
+} dw_epi;
+
 typedef void (*dw_fwd_fn)(const float *x0, ptrdiff_t xrs, int nr, const float *w0, ptrdiff_t wrs,
-                          int C, const float *b, float *out, __mmask16 mlast);
+                          int C, const float *b, const dw_epi *ep, float *out, __mmask16 mlast);
+
+/* epilogue.c's epi_row on one vector: ro, co index res (outputs) and pre/scale/shift
+ * (channels). The clamps compare and select as its `v < 0 ? 0 : v`, keeping NaN and -0. */
+static inline __attribute__((always_inline)) __m512 dw_epi_apply(const dw_epi *ep, __m512 a,
+                                                                 ptrdiff_t ro, int co,
+                                                                 __mmask16 m)
+{
+    __m512 v = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, ep->pre + co));
+    v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, ep->scale + co)),
+                      _mm512_maskz_loadu_ps(m, ep->shift + co));
+    if (ep->res)
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep->res + ro));
+    if (ep->clamp) {
+        const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);
+        if (ep->clamp == 2)
+            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, six, _CMP_GT_OQ), v, six);
+    }
+    return v;
+}
 
 #define DW_FWD_KERNEL(KS, SW, QB, V)                                                              \
     static void dw_fwd_##KS##s##SW##_##QB##x##V(const float *x0, ptrdiff_t xrs, int nr,           \
                                                const float *w0, ptrdiff_t wrs, int C,             \
-                                               const float *b, float *out, __mmask16 mlast)       \
+                                               const float *b, const dw_epi *ep, float *out,      \
+                                               __mmask16 mlast)                                   \
     {                                                                                             \
         __m512 acc[QB][V];                                                                        \
         _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
@@ -123,6 +154,11 @@ typedef void (*dw_fwd_fn)(const float *x0, ptrdiff_t xrs, int nr, const float *w
                     }                                                                             \
                 }                                                                                 \
         }                                                                                         \
+        if (ep)                                                                                   \
+            _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                  \
+                _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
+                    acc[i][v] = dw_epi_apply(ep, acc[i][v], (ptrdiff_t)i * C + 16 * v, 16 * v,    \
+                                             v == V - 1 ? mlast : (__mmask16)0xffff);             \
         _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
             _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
                 _mm512_mask_storeu_ps(out + (ptrdiff_t)i * C + 16 * v,                            \
@@ -162,11 +198,16 @@ static const dw_fwd_fn dw_fwd_tab[2][2][2][4] = {
 /* One output row (n, p): the columns whose S taps all fall inside the input row go through the
  * register tiles above, 8 columns at a time (then 4, 2, 1), each tile sweeping the channels 32
  * at a time (then a masked block of up to 16 or 32), so the tile's input columns stay in L1
- * across the channel blocks; the border columns, and shapes without a tile, take dw_fwd_cols. */
+ * across the channel blocks; the border columns, and shapes without a tile, take dw_fwd_cols.
+ * With e (b is then NULL) the row gets the fused epilogue: the tiles apply it in registers, the
+ * other columns through oc_conv_epilogue_apply, and activations other than ReLU, ReLU6 and
+ * identity run per output pixel afterwards, as oc_conv_epilogue_apply runs them. */
 void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                 const float *b, float *y, int n, int p)
+                                 const float *b, const oc_conv_epilogue *e, float *y, int n,
+                                 int p)
 {
     const int C = s->C, S = s->S, sw = s->stride_w;
+    const int64_t m0 = ((int64_t)n * s->P + p) * s->Q; /* the row's first output pixel */
     int r0 = 0, r1 = s->R;
     while (r0 < r1 && p * s->stride_h - s->pad_h + r0 * s->dil_h < 0)
         r0++;
@@ -182,16 +223,26 @@ void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const f
     }
     if (qa >= qb) {
         dw_fwd_cols(s, x, wt, b, y, n, p, r0, r1, 0, s->Q);
+        if (e)
+            oc_conv_epilogue_apply(e, m0, m0 + s->Q, 0, C, C, y);
         return;
     }
     dw_fwd_cols(s, x, wt, b, y, n, p, r0, r1, 0, qa);
     dw_fwd_cols(s, x, wt, b, y, n, p, r0, r1, qb, s->Q);
+    dw_epi ep = {NULL, NULL, NULL, NULL, 0};
+    int inl = 1; /* the activation runs inside the tiles */
+    if (e) {
+        oc_conv_epilogue_apply(e, m0, m0 + qa, 0, C, C, y);
+        oc_conv_epilogue_apply(e, m0 + qb, m0 + s->Q, 0, C, C, y);
+        ep.clamp = e->act == OC_ACT_RELU ? 1 : e->act == OC_ACT_RELU6 ? 2 : 0;
+        inl = ep.clamp || e->act == OC_ACT_IDENTITY;
+    }
     const dw_fwd_fn(*tab)[4] = dw_fwd_tab[S == 5][sw == 2];
     const ptrdiff_t xrs = (ptrdiff_t)s->dil_h * s->W * C, wrs = (ptrdiff_t)S * C;
     const float *xrow = x + ((int64_t)n * s->H + p * s->stride_h - s->pad_h + r0 * s->dil_h) *
                                 s->W * C;
     const float *w0 = wt + (int64_t)r0 * S * C;
-    float *yrow = y + ((int64_t)n * s->P + p) * s->Q * C;
+    float *yrow = y + m0 * C;
     for (int q = qa; q < qb;) {
         int l = 3;
         while ((1 << l) > qb - q)
@@ -200,11 +251,21 @@ void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const f
         for (int c = 0; c < C; c += 32) {
             int left = C - c, v = left > 16 ? 2 : 1;
             __mmask16 mlast = tail_mask(left - 16 * (v - 1));
-            tab[v - 1][l](xq + c, xrs, r1 - r0, w0 + c, wrs, C, b ? b + c : NULL,
-                          yrow + (int64_t)q * C + c, mlast);
+            float *out = yrow + (int64_t)q * C + c;
+            if (e) {
+                ep.pre = e->pre + c;
+                ep.scale = e->scale + c;
+                ep.shift = e->shift + c;
+                ep.res = e->res ? e->res + (out - y) : NULL;
+            }
+            tab[v - 1][l](xq + c, xrs, r1 - r0, w0 + c, wrs, C, b ? b + c : NULL, e ? &ep : NULL,
+                          out, mlast);
         }
         q += 1 << l;
     }
+    if (!inl)
+        for (int q = qa; q < qb; q++)
+            oc_act_fwd(e->act, e->alpha, C, yrow + (int64_t)q * C, yrow + (int64_t)q * C);
 }
 
 /* Mask of the 16-lane block starting `left` channels before the end (0 once past it). */

@@ -355,9 +355,9 @@ static void portable_kernels_match_ref(void)
     oc_conv2d_allow_simd(1);
 }
 
-/* The AVX-512 depthwise forward and backward-data against scalar loops that sum in their
- * documented order: each output starts from its bias (or zero), each dx value from its old
- * contents, then takes one fmaf per valid tap, r-major, t-minor. The register tiles for interior
+/* The AVX-512 depthwise forward (plain and fused with an epilogue) and backward-data against
+ * scalar loops that sum in their documented order: each output starts from its bias (or zero),
+ * each dx value from its old contents, then takes one fmaf per valid tap, r-major, t-minor. The register tiles for interior
  * columns must keep that order exactly, so the comparison is bitwise: trained models give the
  * same outputs, and training the same gradients, as before the tiles. Channel counts cover one
  * and two 16-lane vectors per tile, masked tails, and the 64-wide border path; widths are odd
@@ -428,6 +428,38 @@ static void depthwise_avx512_matches_fma_order(void)
                         (long long)bad, bad < 0 ? 0.0 : (double)y[bad],
                         bad < 0 ? 0.0 : (double)want[bad]);
                 cases++;
+                if (with_bias)
+                    continue;
+                /* the fused inference forward: the bias-free sums, then the epilogue exactly as
+                 * oc_conv_epilogue_apply computes it on the stored outputs (activations inside
+                 * and outside the epilogue loop, with and without a residual) */
+                static const oc_act acts[] = {OC_ACT_RELU6, OC_ACT_RELU, OC_ACT_IDENTITY,
+                                              OC_ACT_GELU, OC_ACT_LEAKY_RELU};
+                float *pre = randv(&rng, C, 1.0f), *sc = randv(&rng, C, 1.0f);
+                float *sh = randv(&rng, C, 1.0f), *res = randv(&rng, ny, 1.0f);
+                oc_conv_epilogue e = {pre, sc, sh, (ci + gi) % 2 ? res : NULL,
+                                      acts[(ci + gi) % 5], 0.1f};
+                void *ws = oc_alloc(oc_conv2d_fwd_workspace(&s) + 64);
+                oc_conv_epilogue_apply(&e, 0, ny / C, 0, C, C, want);
+                for (int64_t i = 0; i < ny; i++)
+                    y[i] = NAN;
+                oc_conv2d_fwd_fused(&s, x, w, &e, y, ws);
+                bad = -1;
+                for (int64_t i = 0; i < ny && bad < 0; i++)
+                    if (memcmp(&y[i], &want[i], sizeof(float)))
+                        bad = i;
+                T_CHECK(bad < 0,
+                        "depthwise fused C%d %dx%d %dx%d s%d/%d p%d d%d/%d act %d res %d: y[%lld] "
+                        "= %.9g, the epilogue on the fma order gives %.9g",
+                        C, H, W, k, k, s.stride_h, st, pad, s.dil_h, dil, (int)e.act,
+                        e.res != NULL, (long long)bad, bad < 0 ? 0.0 : (double)y[bad],
+                        bad < 0 ? 0.0 : (double)want[bad]);
+                cases++;
+                oc_free(ws);
+                free(pre);
+                free(sc);
+                free(sh);
+                free(res);
             }
             /* backward-data: dx accumulates onto its old contents, here random */
             float *dx0 = randv(&rng, nx, 1.0f), *dx = copyv(dx0, nx);
@@ -474,8 +506,8 @@ static void depthwise_avx512_matches_fma_order(void)
             free(wantx);
         }
     oc_set_threads(0);
-    oc_test_note("depthwise AVX-512 forward and backward-data bitwise equal to the fma order in "
-                 "%d cases",
+    oc_test_note("depthwise AVX-512 forward, fused forward and backward-data bitwise equal to the "
+                 "fma order in %d cases",
                  cases);
 }
 
