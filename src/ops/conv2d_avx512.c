@@ -321,34 +321,38 @@ static void dw_bwd_data_cols(const oc_conv_shape *s, const float *dy, const floa
     }
 }
 
-/* The interior tile of backward-data: QB adjacent input columns by 16*V channels at column
- * stride 1 and dilation 1 across, where all KS taps of every column land inside dy's row. Input
- * column ww0 + i meets dy column ww0 + i + pad_w - t through tap t; counting dy columns j from
- * ww0 + pad_w - (KS - 1), that is t = i + KS - 1 - j, so walking j downwards hands each column its
- * taps in ascending t, and the kernel rows come in ascending r: each dx value adds the same
- * products in the same order, one FMA each, as dw_bwd_data_cols. rows[k], wrows[k]: the dy row
- * and the weight row of the k-th kernel row that reaches this input row; off: floats from the
- * start of a dy row to the tile's first dy column and channel. */
+/* The interior tile of backward-data, for column stride sw (1 or 2) and dilation 1 across: QB
+ * input columns ww0 + i*sw of one residue class mod sw, by 16*V channels. The taps that reach a
+ * column of that class are t = t0 + k*sw, k < KS (t0 fixed by the class), meeting dy column
+ * (ww0 + i*sw + pad_w - t) / sw = qb + i - k, qb = (ww0 + pad_w - t0) / sw; in the tile every
+ * one of them lands inside dy's row. Counting dy columns j from qb - (KS - 1), k = i + KS - 1 - j,
+ * so walking j downwards hands each column its taps in ascending t, and the kernel rows come in
+ * ascending r: each dx value adds the same products in the same order, one FMA each, as
+ * dw_bwd_data_cols, which skips the taps of the other classes. rows[k], wrows[k]: the dy row and
+ * the weight row of the k-th kernel row that reaches this input row; off: floats from the start
+ * of a dy row to the tile's first dy column and channel; wo: from a weight row to tap t0 and the
+ * channel; wts = sw*C floats between the class's taps, os = sw*C between the tile's dx columns. */
 typedef void (*dw_bwd_fn)(const float *const *rows, const float *const *wrows, int nr,
-                          ptrdiff_t off, int c, int C, float *dxp, __mmask16 mlast);
+                          ptrdiff_t off, ptrdiff_t wo, ptrdiff_t wts, ptrdiff_t os, int C,
+                          float *dxp, __mmask16 mlast);
 
 #define DW_BWD_KERNEL(KS, QB, V)                                                                  \
     static void dw_bwd_##KS##_##QB##x##V(const float *const *rows, const float *const *wrows,    \
-                                         int nr, ptrdiff_t off, int c, int C, float *dxp,         \
-                                         __mmask16 mlast)                                         \
+                                         int nr, ptrdiff_t off, ptrdiff_t wo, ptrdiff_t wts,      \
+                                         ptrdiff_t os, int C, float *dxp, __mmask16 mlast)        \
     {                                                                                             \
         __m512 acc[QB][V];                                                                        \
         _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
             _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
                 acc[i][v] = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,         \
-                                                  dxp + (ptrdiff_t)i * C + 16 * v);               \
+                                                  dxp + i * os + 16 * v);                         \
         for (int k = 0; k < nr; k++) {                                                            \
-            const float *d = rows[k] + off, *wr = wrows[k] + c;                                   \
+            const float *d = rows[k] + off, *wr = wrows[k] + wo;                                  \
             __m512 w[KS][V];                                                                      \
             _Pragma("GCC unroll 5") for (int t = 0; t < KS; t++)                                  \
                 _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
                     w[t][v] = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,       \
-                                                    wr + (ptrdiff_t)t * C + 16 * v);              \
+                                                    wr + t * wts + 16 * v);                       \
             _Pragma("GCC unroll 12") for (int j = QB + KS - 2; j >= 0; j--)                       \
                 _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
                 {                                                                                 \
@@ -364,7 +368,7 @@ typedef void (*dw_bwd_fn)(const float *const *rows, const float *const *wrows, i
         }                                                                                         \
         _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
             _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
-                _mm512_mask_storeu_ps(dxp + (ptrdiff_t)i * C + 16 * v,                            \
+                _mm512_mask_storeu_ps(dxp + i * os + 16 * v,                                      \
                                       v == V - 1 ? mlast : (__mmask16)0xffff, acc[i][v]);         \
     }
 
@@ -378,39 +382,39 @@ typedef void (*dw_bwd_fn)(const float *const *rows, const float *const *wrows, i
     DW_BWD_KERNEL(KS, 2, 2)                                                                       \
     DW_BWD_KERNEL(KS, 1, 2)
 
+DW_BWD_KERNELS(1)
+DW_BWD_KERNELS(2)
 DW_BWD_KERNELS(3)
 DW_BWD_KERNELS(5)
 
-/* [kernel width 3, 5][V - 1][log2 QB], as dw_fwd_tab */
-static const dw_bwd_fn dw_bwd_tab[2][2][4] = {
-    {{dw_bwd_3_1x1, dw_bwd_3_2x1, dw_bwd_3_4x1, dw_bwd_3_8x1},
-     {dw_bwd_3_1x2, dw_bwd_3_2x2, dw_bwd_3_4x2, dw_bwd_3_8x2}},
-    {{dw_bwd_5_1x1, dw_bwd_5_2x1, dw_bwd_5_4x1, dw_bwd_5_8x1},
-     {dw_bwd_5_1x2, dw_bwd_5_2x2, dw_bwd_5_4x2, dw_bwd_5_8x2}},
+#define DW_BWD_ROW(KS)                                                                            \
+    {                                                                                             \
+        {dw_bwd_##KS##_1x1, dw_bwd_##KS##_2x1, dw_bwd_##KS##_4x1, dw_bwd_##KS##_8x1},             \
+        {dw_bwd_##KS##_1x2, dw_bwd_##KS##_2x2, dw_bwd_##KS##_4x2, dw_bwd_##KS##_8x2},             \
+    }
+
+/* [taps per class: 1, 2, 3, 5][V - 1][log2 QB]: 3x3 and 5x5 at stride 1, and their classes at
+ * stride 2 (3x3: taps {0, 2} and {1}; 5x5: {0, 2, 4} and {1, 3}) */
+static const dw_bwd_fn dw_bwd_tab[4][2][4] = {
+    DW_BWD_ROW(1), DW_BWD_ROW(2), DW_BWD_ROW(3), DW_BWD_ROW(5),
 };
 
 /* Kernel rows a backward-data tile takes; taller kernels use dw_bwd_data_cols throughout. */
 #define DW_BWD_MAX_R 16
 
-/* One input row (n, h) of dx: the columns whose S taps all land inside dy's row go through the
- * register tiles above (column stride 1, 3x3 and 5x5; 8, 4, 2, 1 columns by 32 channels, then a
- * masked block), the border columns and other shapes through dw_bwd_data_cols. */
+/* One input row (n, h) of dx: per residue class of the column mod stride_w, the columns where
+ * every tap of the class lands inside dy's row go through the register tiles above (3x3 and
+ * 5x5, column stride 1 or 2; 8, 4, 2, 1 columns by 32 channels, then a masked block), the other
+ * columns and other shapes through dw_bwd_data_cols. */
 void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, const float *wt,
                                       float *dx, int n, int h)
 {
-    const int C = s->C, S = s->S;
-    /* interior columns [wa, wb): ww + pad_w - (S - 1) >= 0 and ww + pad_w <= Q - 1 */
-    int wa = 0, wb = 0;
-    if ((S == 3 || S == 5) && s->stride_w == 1 && s->dil_w == 1 && s->R <= DW_BWD_MAX_R) {
-        wa = S - 1 - s->pad_w > 0 ? S - 1 - s->pad_w : 0;
-        wb = s->Q - s->pad_w < s->W ? s->Q - s->pad_w : s->W;
-    }
-    if (wa >= wb) {
+    const int C = s->C, S = s->S, sw = s->stride_w, pad = s->pad_w;
+    if (!((S == 3 || S == 5) && (sw == 1 || sw == 2) && s->dil_w == 1 &&
+          s->R <= DW_BWD_MAX_R)) {
         dw_bwd_data_cols(s, dy, wt, dx, n, h, 0, s->W);
         return;
     }
-    dw_bwd_data_cols(s, dy, wt, dx, n, h, 0, wa);
-    dw_bwd_data_cols(s, dy, wt, dx, n, h, wb, s->W);
     const float *rows[DW_BWD_MAX_R], *wrows[DW_BWD_MAX_R];
     int nr = 0;
     for (int r = 0; r < s->R; r++) {
@@ -420,19 +424,44 @@ void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, c
         rows[nr] = dy + ((int64_t)n * s->P + tp / s->stride_h) * s->Q * C;
         wrows[nr++] = wt + (int64_t)r * S * C;
     }
-    const dw_bwd_fn(*tab)[4] = dw_bwd_tab[S == 5];
     float *dxrow = dx + ((int64_t)n * s->H + h) * s->W * C;
-    for (int ww = wa; ww < wb;) {
-        int l = 3;
-        while ((1 << l) > wb - ww)
-            l--;
-        const ptrdiff_t off = (ptrdiff_t)(ww + s->pad_w - (S - 1)) * C;
-        for (int c = 0; c < C; c += 32) {
-            int left = C - c, v = left > 16 ? 2 : 1;
-            __mmask16 mlast = tail_mask(left - 16 * (v - 1));
-            tab[v - 1][l](rows, wrows, nr, off + c, c, C, dxrow + (int64_t)ww * C + c, mlast);
+    const ptrdiff_t wts = (ptrdiff_t)sw * C;
+    int lo[2] = {0, 0}, hi[2] = {-1, -1}; /* per class, the tiled columns [lo, hi] */
+    for (int cls = 0; cls < sw; cls++) {
+        const int t0 = (cls + pad) % sw, ks = (S - t0 + sw - 1) / sw;
+        /* first tap's dy column <= Q - 1, last tap's >= 0: */
+        int a = t0 + (ks - 1) * sw - pad, b = (s->Q - 1) * sw + t0 - pad;
+        if (a < 0)
+            a = 0;
+        if (b > s->W - 1)
+            b = s->W - 1;
+        a += ((cls - a) % sw + sw) % sw; /* up to the class */
+        b -= ((b - cls) % sw + sw) % sw; /* down to the class */
+        if (a > b)
+            continue;
+        lo[cls] = a;
+        hi[cls] = b;
+        const dw_bwd_fn(*tab)[4] = dw_bwd_tab[ks == 5 ? 3 : ks - 1];
+        for (int ww = a; ww <= b;) {
+            int l = 3;
+            while ((1 << l) > (b - ww) / sw + 1)
+                l--;
+            const ptrdiff_t off = (ptrdiff_t)((ww + pad - t0) / sw - (ks - 1)) * C;
+            for (int c = 0; c < C; c += 32) {
+                int left = C - c, v = left > 16 ? 2 : 1;
+                __mmask16 mlast = tail_mask(left - 16 * (v - 1));
+                tab[v - 1][l](rows, wrows, nr, off + c, (ptrdiff_t)t0 * C + c, wts, wts, C,
+                              dxrow + (int64_t)ww * C + c, mlast);
+            }
+            ww += sw << l;
         }
-        ww += 1 << l;
+    }
+    for (int ww = 0; ww < s->W;) { /* the rest, in runs */
+        int e = ww;
+        while (e < s->W && !(e >= lo[e % sw] && e <= hi[e % sw]))
+            e++;
+        dw_bwd_data_cols(s, dy, wt, dx, n, h, ww, e);
+        ww = e + 1;
     }
 }
 
