@@ -42,7 +42,8 @@
 
 /* AVX-512 depthwise kernels (conv2d_avx512.c); prototypes must match that file. */
 void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                 const float *b, float *y, int n, int p);
+                                 const float *b, const oc_conv_epilogue *e, float *y, int n,
+                                 int p);
 void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, const float *wt,
                                       float *dx, int n, int h);
 void oc_conv2d_dw_bwd_weights_row_avx512(const oc_conv_shape *s, const float *x, const float *dy,
@@ -612,7 +613,7 @@ static void dw_fwd_task(void *ctx, int tid, int nt)
     for (int64_t j = a; j < e; j++) {
         int n = (int)(j / c->s->P), p = (int)(j % c->s->P);
         if (avx)
-            oc_conv2d_dw_fwd_row_avx512(c->s, c->x, c->w, c->b, c->y, n, p);
+            oc_conv2d_dw_fwd_row_avx512(c->s, c->x, c->w, c->b, NULL, c->y, n, p);
         else
             dw_fwd_row(c->s, c->x, c->w, c->b, c->y, n, p);
     }
@@ -1025,10 +1026,11 @@ static void dw_fused_task(void *ctx, int tid, int nt)
     oc_split_range((int64_t)s->N * s->P, tid, nt, &a, &e);
     for (int64_t j = a; j < e; j++) {
         int n = (int)(j / s->P), p = (int)(j % s->P);
-        if (avx)
-            oc_conv2d_dw_fwd_row_avx512(s, c->x, c->w, NULL, c->y, n, p);
-        else
-            dw_fwd_row(s, c->x, c->w, NULL, c->y, n, p);
+        if (avx) { /* applies the epilogue itself, most of it in registers */
+            oc_conv2d_dw_fwd_row_avx512(s, c->x, c->w, NULL, c->epi, c->y, n, p);
+            continue;
+        }
+        dw_fwd_row(s, c->x, c->w, NULL, c->y, n, p);
         oc_conv_epilogue_apply(c->epi, j * s->Q, (j + 1) * s->Q, 0, s->K, s->K, c->y);
     }
 }

@@ -8,7 +8,8 @@
 #include <immintrin.h>
 
 void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                 const float *b, float *y, int n, int p);
+                                 const float *b, const oc_conv_epilogue *e, float *y, int n,
+                                 int p);
 void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, const float *wt,
                                       float *dx, int n, int h);
 void oc_conv2d_dw_bwd_weights_row_avx512(const oc_conv_shape *s, const float *x, const float *dy,
@@ -20,18 +21,15 @@ static __mmask16 tail_mask(int left)
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
 }
 
-/* One output row: channel blocks outermost, so the accumulators stay in registers across all
- * R*S taps; 64 channels (four independent FMA chains) at a time, then 16 with a masked tail. */
-void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                 const float *b, float *y, int n, int p)
+/* Output columns [q0, q1) of one output row, every tap read from memory: channel blocks
+ * outermost, so the accumulators stay in registers across all R*S taps; 64 channels (four
+ * independent FMA chains) at a time, then 16 with a masked tail. Any stride, padding and
+ * dilation; the row's border columns and the shapes dw_fwd_tab lacks come here. */
+static void dw_fwd_cols(const oc_conv_shape *s, const float *x, const float *wt, const float *b,
+                        float *y, int n, int p, int r0, int r1, int q0, int q1)
 {
     const int C = s->C;
-    int r0 = 0, r1 = s->R;
-    while (r0 < r1 && p * s->stride_h - s->pad_h + r0 * s->dil_h < 0)
-        r0++;
-    while (r1 > r0 && p * s->stride_h - s->pad_h + (r1 - 1) * s->dil_h >= s->H)
-        r1--;
-    for (int q = 0; q < s->Q; q++) {
+    for (int q = q0; q < q1; q++) {
         float *out = y + (((int64_t)n * s->P + p) * s->Q + q) * C;
         int t0 = 0, t1 = s->S;
         while (t0 < t1 && q * s->stride_w - s->pad_w + t0 * s->dil_w < 0)
@@ -84,19 +82,207 @@ void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const f
     }
 }
 
+/* The interior tile: QB adjacent output columns (all S taps inside the row, dilation 1 across)
+ * by 16*V channels, for kernel width KS and column stride SW fixed at compile time. The tile's
+ * QB*V accumulators and one kernel row's KS*V weight vectors sit in registers, and each input
+ * vector, loaded once per kernel row, feeds every output that reads it: input column j meets
+ * output i through tap t = j - i*SW. Walking j upwards gives each output its taps in ascending t,
+ * so every output still sums bias (or zero), then r ascending, t ascending, one FMA each: the
+ * same sequence, so the same bits, as dw_fwd_cols. x0: the input at the tile's first tap of
+ * kernel row r0; xrs, wrs: floats between consecutive kernel rows in x and in wt. With ep, the
+ * fused epilogue (ops.h) runs on the accumulators before the store, in epilogue.c's operations
+ * and order (no FMA: (acc + pre) * scale + shift + res, then the clamps as compare and select),
+ * so its results are bitwise those of oc_conv_epilogue_apply on the stored row. */
+typedef struct {
+    const float *pre, *scale, *shift; /* at the tile's first channel */
+    const float *res;                 /* at the tile's first output, or NULL */
+    int clamp;                        /* 0 none, 1 ReLU, 2 ReLU6 */
+} dw_epi;
+
+typedef void (*dw_fwd_fn)(const float *x0, ptrdiff_t xrs, int nr, const float *w0, ptrdiff_t wrs,
+                          int C, const float *b, const dw_epi *ep, float *out, __mmask16 mlast);
+
+/* epilogue.c's epi_row on one vector: ro, co index res (outputs) and pre/scale/shift
+ * (channels). The clamps compare and select as its `v < 0 ? 0 : v`, keeping NaN and -0. */
+static inline __attribute__((always_inline)) __m512 dw_epi_apply(const dw_epi *ep, __m512 a,
+                                                                 ptrdiff_t ro, int co,
+                                                                 __mmask16 m)
+{
+    __m512 v = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, ep->pre + co));
+    v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, ep->scale + co)),
+                      _mm512_maskz_loadu_ps(m, ep->shift + co));
+    if (ep->res)
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep->res + ro));
+    if (ep->clamp) {
+        const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);
+        if (ep->clamp == 2)
+            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, six, _CMP_GT_OQ), v, six);
+    }
+    return v;
+}
+
+#define DW_FWD_KERNEL(KS, SW, QB, V)                                                              \
+    static void dw_fwd_##KS##s##SW##_##QB##x##V(const float *x0, ptrdiff_t xrs, int nr,           \
+                                               const float *w0, ptrdiff_t wrs, int C,             \
+                                               const float *b, const dw_epi *ep, float *out,      \
+                                               __mmask16 mlast)                                   \
+    {                                                                                             \
+        __m512 acc[QB][V];                                                                        \
+        _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
+            _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
+                acc[i][v] = b ? _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,     \
+                                                      b + 16 * v)                                 \
+                              : _mm512_setzero_ps();                                              \
+        for (int r = 0; r < nr; r++) {                                                            \
+            const float *xr = x0 + r * xrs, *wr = w0 + r * wrs;                                   \
+            __m512 w[KS][V];                                                                      \
+            _Pragma("GCC unroll 5") for (int t = 0; t < KS; t++)                                  \
+                _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
+                    w[t][v] = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,       \
+                                                    wr + (ptrdiff_t)t * C + 16 * v);              \
+            _Pragma("GCC unroll 20") for (int j = 0; j < (QB - 1) * SW + KS; j++)                 \
+                _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
+                {                                                                                 \
+                    __m512 xv = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,     \
+                                                      xr + (ptrdiff_t)j * C + 16 * v);            \
+                    _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                          \
+                    {                                                                             \
+                        const int t = j - i * SW, in = t >= 0 && t < KS;                          \
+                        if (in)                                                                   \
+                            acc[i][v] = _mm512_fmadd_ps(xv, w[in ? t : 0][v], acc[i][v]);         \
+                    }                                                                             \
+                }                                                                                 \
+        }                                                                                         \
+        if (ep)                                                                                   \
+            _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                  \
+                _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
+                    acc[i][v] = dw_epi_apply(ep, acc[i][v], (ptrdiff_t)i * C + 16 * v, 16 * v,    \
+                                             v == V - 1 ? mlast : (__mmask16)0xffff);             \
+        _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
+            _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
+                _mm512_mask_storeu_ps(out + (ptrdiff_t)i * C + 16 * v,                            \
+                                      v == V - 1 ? mlast : (__mmask16)0xffff, acc[i][v]);         \
+    }
+
+#define DW_FWD_KERNELS(KS, SW)                                                                    \
+    DW_FWD_KERNEL(KS, SW, 8, 1)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 4, 1)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 2, 1)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 1, 1)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 8, 2)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 4, 2)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 2, 2)                                                                   \
+    DW_FWD_KERNEL(KS, SW, 1, 2)
+
+DW_FWD_KERNELS(3, 1)
+DW_FWD_KERNELS(3, 2)
+DW_FWD_KERNELS(5, 1)
+DW_FWD_KERNELS(5, 2)
+
+#define DW_FWD_ROW(KS, SW)                                                                        \
+    {                                                                                             \
+        {dw_fwd_##KS##s##SW##_1x1, dw_fwd_##KS##s##SW##_2x1, dw_fwd_##KS##s##SW##_4x1,            \
+         dw_fwd_##KS##s##SW##_8x1},                                                               \
+        {dw_fwd_##KS##s##SW##_1x2, dw_fwd_##KS##s##SW##_2x2, dw_fwd_##KS##s##SW##_4x2,            \
+         dw_fwd_##KS##s##SW##_8x2},                                                               \
+    }
+
+/* [kernel width 3, 5][stride 1, 2][V - 1][log2 QB]; QB <= 8 and V <= 2 keep the tile, a kernel
+ * row's weights and the input vectors within 32 zmm (8*2 + 5*2 + 2 at most) */
+static const dw_fwd_fn dw_fwd_tab[2][2][2][4] = {
+    {DW_FWD_ROW(3, 1), DW_FWD_ROW(3, 2)},
+    {DW_FWD_ROW(5, 1), DW_FWD_ROW(5, 2)},
+};
+
+/* One output row (n, p): the columns whose S taps all fall inside the input row go through the
+ * register tiles above, 8 columns at a time (then 4, 2, 1), each tile sweeping the channels 32
+ * at a time (then a masked block of up to 16 or 32), so the tile's input columns stay in L1
+ * across the channel blocks; the border columns, and shapes without a tile, take dw_fwd_cols.
+ * With e (b is then NULL) the row gets the fused epilogue: the tiles apply it in registers, the
+ * other columns through oc_conv_epilogue_apply, and activations other than ReLU, ReLU6 and
+ * identity run per output pixel afterwards, as oc_conv_epilogue_apply runs them. */
+void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const float *wt,
+                                 const float *b, const oc_conv_epilogue *e, float *y, int n,
+                                 int p)
+{
+    const int C = s->C, S = s->S, sw = s->stride_w;
+    const int64_t m0 = ((int64_t)n * s->P + p) * s->Q; /* the row's first output pixel */
+    int r0 = 0, r1 = s->R;
+    while (r0 < r1 && p * s->stride_h - s->pad_h + r0 * s->dil_h < 0)
+        r0++;
+    while (r1 > r0 && p * s->stride_h - s->pad_h + (r1 - 1) * s->dil_h >= s->H)
+        r1--;
+    /* interior columns [qa, qb): q*sw - pad_w >= 0 and q*sw - pad_w + S - 1 <= W - 1 */
+    int qa = 0, qb = 0;
+    if ((S == 3 || S == 5) && (sw == 1 || sw == 2) && s->dil_w == 1 && s->W - S + s->pad_w >= 0) {
+        qa = (s->pad_w + sw - 1) / sw;
+        qb = (s->W - S + s->pad_w) / sw + 1;
+        if (qb > s->Q)
+            qb = s->Q;
+    }
+    if (qa >= qb) {
+        dw_fwd_cols(s, x, wt, b, y, n, p, r0, r1, 0, s->Q);
+        if (e)
+            oc_conv_epilogue_apply(e, m0, m0 + s->Q, 0, C, C, y);
+        return;
+    }
+    dw_fwd_cols(s, x, wt, b, y, n, p, r0, r1, 0, qa);
+    dw_fwd_cols(s, x, wt, b, y, n, p, r0, r1, qb, s->Q);
+    dw_epi ep = {NULL, NULL, NULL, NULL, 0};
+    int inl = 1; /* the activation runs inside the tiles */
+    if (e) {
+        oc_conv_epilogue_apply(e, m0, m0 + qa, 0, C, C, y);
+        oc_conv_epilogue_apply(e, m0 + qb, m0 + s->Q, 0, C, C, y);
+        ep.clamp = e->act == OC_ACT_RELU ? 1 : e->act == OC_ACT_RELU6 ? 2 : 0;
+        inl = ep.clamp || e->act == OC_ACT_IDENTITY;
+    }
+    const dw_fwd_fn(*tab)[4] = dw_fwd_tab[S == 5][sw == 2];
+    const ptrdiff_t xrs = (ptrdiff_t)s->dil_h * s->W * C, wrs = (ptrdiff_t)S * C;
+    const float *xrow = x + ((int64_t)n * s->H + p * s->stride_h - s->pad_h + r0 * s->dil_h) *
+                                s->W * C;
+    const float *w0 = wt + (int64_t)r0 * S * C;
+    float *yrow = y + m0 * C;
+    for (int q = qa; q < qb;) {
+        int l = 3;
+        while ((1 << l) > qb - q)
+            l--;
+        const float *xq = xrow + (int64_t)(q * sw - s->pad_w) * C;
+        for (int c = 0; c < C; c += 32) {
+            int left = C - c, v = left > 16 ? 2 : 1;
+            __mmask16 mlast = tail_mask(left - 16 * (v - 1));
+            float *out = yrow + (int64_t)q * C + c;
+            if (e) {
+                ep.pre = e->pre + c;
+                ep.scale = e->scale + c;
+                ep.shift = e->shift + c;
+                ep.res = e->res ? e->res + (out - y) : NULL;
+            }
+            tab[v - 1][l](xq + c, xrs, r1 - r0, w0 + c, wrs, C, b ? b + c : NULL, e ? &ep : NULL,
+                          out, mlast);
+        }
+        q += 1 << l;
+    }
+    if (!inl)
+        for (int q = qa; q < qb; q++)
+            oc_act_fwd(e->act, e->alpha, C, yrow + (int64_t)q * C, yrow + (int64_t)q * C);
+}
+
 /* Mask of the 16-lane block starting `left` channels before the end (0 once past it). */
 static __mmask16 block_mask(int left)
 {
     return left <= 0 ? (__mmask16)0 : tail_mask(left);
 }
 
-/* One input row (n, h) of dx, gathered from every (p, q, r, s) that reads it; 64 channels at a
- * time in four independent accumulators (masked lanes past C load zeros and store nothing). */
-void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, const float *wt,
-                                      float *dx, int n, int h)
+/* Columns [w0, w1) of input row (n, h) of dx, each gathered from every (p, q, r, s) that reads
+ * it, every tap read from memory; 64 channels at a time in four independent accumulators
+ * (masked lanes past C load zeros and store nothing). Any stride, padding and dilation; the
+ * row's border columns and the shapes dw_bwd_tab lacks come here. */
+static void dw_bwd_data_cols(const oc_conv_shape *s, const float *dy, const float *wt, float *dx,
+                             int n, int h, int w0, int w1)
 {
     const int C = s->C;
-    for (int ww = 0; ww < s->W; ww++) {
+    for (int ww = w0; ww < w1; ww++) {
         float *dxp = dx + (((int64_t)n * s->H + h) * s->W + ww) * C;
         for (int c = 0; c < C; c += 64) {
             __mmask16 m0 = block_mask(C - c), m1 = block_mask(C - c - 16);
@@ -132,6 +318,150 @@ void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, c
             _mm512_mask_storeu_ps(dxp + c + 32, m2, a2);
             _mm512_mask_storeu_ps(dxp + c + 48, m3, a3);
         }
+    }
+}
+
+/* The interior tile of backward-data, for column stride sw (1 or 2) and dilation 1 across: QB
+ * input columns ww0 + i*sw of one residue class mod sw, by 16*V channels. The taps that reach a
+ * column of that class are t = t0 + k*sw, k < KS (t0 fixed by the class), meeting dy column
+ * (ww0 + i*sw + pad_w - t) / sw = qb + i - k, qb = (ww0 + pad_w - t0) / sw; in the tile every
+ * one of them lands inside dy's row. Counting dy columns j from qb - (KS - 1), k = i + KS - 1 - j,
+ * so walking j downwards hands each column its taps in ascending t, and the kernel rows come in
+ * ascending r: each dx value adds the same products in the same order, one FMA each, as
+ * dw_bwd_data_cols, which skips the taps of the other classes. rows[k], wrows[k]: the dy row and
+ * the weight row of the k-th kernel row that reaches this input row; off: floats from the start
+ * of a dy row to the tile's first dy column and channel; wo: from a weight row to tap t0 and the
+ * channel; wts = sw*C floats between the class's taps, os = sw*C between the tile's dx columns. */
+typedef void (*dw_bwd_fn)(const float *const *rows, const float *const *wrows, int nr,
+                          ptrdiff_t off, ptrdiff_t wo, ptrdiff_t wts, ptrdiff_t os, int C,
+                          float *dxp, __mmask16 mlast);
+
+#define DW_BWD_KERNEL(KS, QB, V)                                                                  \
+    static void dw_bwd_##KS##_##QB##x##V(const float *const *rows, const float *const *wrows,    \
+                                         int nr, ptrdiff_t off, ptrdiff_t wo, ptrdiff_t wts,      \
+                                         ptrdiff_t os, int C, float *dxp, __mmask16 mlast)        \
+    {                                                                                             \
+        __m512 acc[QB][V];                                                                        \
+        _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
+            _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
+                acc[i][v] = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,         \
+                                                  dxp + i * os + 16 * v);                         \
+        for (int k = 0; k < nr; k++) {                                                            \
+            const float *d = rows[k] + off, *wr = wrows[k] + wo;                                  \
+            __m512 w[KS][V];                                                                      \
+            _Pragma("GCC unroll 5") for (int t = 0; t < KS; t++)                                  \
+                _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
+                    w[t][v] = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,       \
+                                                    wr + t * wts + 16 * v);                       \
+            _Pragma("GCC unroll 12") for (int j = QB + KS - 2; j >= 0; j--)                       \
+                _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
+                {                                                                                 \
+                    __m512 dv = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,     \
+                                                      d + (ptrdiff_t)j * C + 16 * v);             \
+                    _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                          \
+                    {                                                                             \
+                        const int t = i + KS - 1 - j, in = t >= 0 && t < KS;                      \
+                        if (in)                                                                   \
+                            acc[i][v] = _mm512_fmadd_ps(dv, w[in ? t : 0][v], acc[i][v]);         \
+                    }                                                                             \
+                }                                                                                 \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
+            _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
+                _mm512_mask_storeu_ps(dxp + i * os + 16 * v,                                      \
+                                      v == V - 1 ? mlast : (__mmask16)0xffff, acc[i][v]);         \
+    }
+
+#define DW_BWD_KERNELS(KS)                                                                        \
+    DW_BWD_KERNEL(KS, 8, 1)                                                                       \
+    DW_BWD_KERNEL(KS, 4, 1)                                                                       \
+    DW_BWD_KERNEL(KS, 2, 1)                                                                       \
+    DW_BWD_KERNEL(KS, 1, 1)                                                                       \
+    DW_BWD_KERNEL(KS, 8, 2)                                                                       \
+    DW_BWD_KERNEL(KS, 4, 2)                                                                       \
+    DW_BWD_KERNEL(KS, 2, 2)                                                                       \
+    DW_BWD_KERNEL(KS, 1, 2)
+
+DW_BWD_KERNELS(1)
+DW_BWD_KERNELS(2)
+DW_BWD_KERNELS(3)
+DW_BWD_KERNELS(5)
+
+#define DW_BWD_ROW(KS)                                                                            \
+    {                                                                                             \
+        {dw_bwd_##KS##_1x1, dw_bwd_##KS##_2x1, dw_bwd_##KS##_4x1, dw_bwd_##KS##_8x1},             \
+        {dw_bwd_##KS##_1x2, dw_bwd_##KS##_2x2, dw_bwd_##KS##_4x2, dw_bwd_##KS##_8x2},             \
+    }
+
+/* [taps per class: 1, 2, 3, 5][V - 1][log2 QB]: 3x3 and 5x5 at stride 1, and their classes at
+ * stride 2 (3x3: taps {0, 2} and {1}; 5x5: {0, 2, 4} and {1, 3}) */
+static const dw_bwd_fn dw_bwd_tab[4][2][4] = {
+    DW_BWD_ROW(1), DW_BWD_ROW(2), DW_BWD_ROW(3), DW_BWD_ROW(5),
+};
+
+/* Kernel rows a backward-data tile takes; taller kernels use dw_bwd_data_cols throughout. */
+#define DW_BWD_MAX_R 16
+
+/* One input row (n, h) of dx: per residue class of the column mod stride_w, the columns where
+ * every tap of the class lands inside dy's row go through the register tiles above (3x3 and
+ * 5x5, column stride 1 or 2; 8, 4, 2, 1 columns by 32 channels, then a masked block), the other
+ * columns and other shapes through dw_bwd_data_cols. */
+void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, const float *wt,
+                                      float *dx, int n, int h)
+{
+    const int C = s->C, S = s->S, sw = s->stride_w, pad = s->pad_w;
+    if (!((S == 3 || S == 5) && (sw == 1 || sw == 2) && s->dil_w == 1 &&
+          s->R <= DW_BWD_MAX_R)) {
+        dw_bwd_data_cols(s, dy, wt, dx, n, h, 0, s->W);
+        return;
+    }
+    const float *rows[DW_BWD_MAX_R], *wrows[DW_BWD_MAX_R];
+    int nr = 0;
+    for (int r = 0; r < s->R; r++) {
+        int tp = h + s->pad_h - r * s->dil_h;
+        if (tp < 0 || tp % s->stride_h || tp / s->stride_h >= s->P)
+            continue;
+        rows[nr] = dy + ((int64_t)n * s->P + tp / s->stride_h) * s->Q * C;
+        wrows[nr++] = wt + (int64_t)r * S * C;
+    }
+    float *dxrow = dx + ((int64_t)n * s->H + h) * s->W * C;
+    const ptrdiff_t wts = (ptrdiff_t)sw * C;
+    int lo[2] = {0, 0}, hi[2] = {-1, -1}; /* per class, the tiled columns [lo, hi] */
+    for (int cls = 0; cls < sw; cls++) {
+        const int t0 = (cls + pad) % sw, ks = (S - t0 + sw - 1) / sw;
+        /* first tap's dy column <= Q - 1, last tap's >= 0: */
+        int a = t0 + (ks - 1) * sw - pad, b = (s->Q - 1) * sw + t0 - pad;
+        if (a < 0)
+            a = 0;
+        if (b > s->W - 1)
+            b = s->W - 1;
+        a += ((cls - a) % sw + sw) % sw; /* up to the class */
+        b -= ((b - cls) % sw + sw) % sw; /* down to the class */
+        if (a > b)
+            continue;
+        lo[cls] = a;
+        hi[cls] = b;
+        const dw_bwd_fn(*tab)[4] = dw_bwd_tab[ks == 5 ? 3 : ks - 1];
+        for (int ww = a; ww <= b;) {
+            int l = 3;
+            while ((1 << l) > (b - ww) / sw + 1)
+                l--;
+            const ptrdiff_t off = (ptrdiff_t)((ww + pad - t0) / sw - (ks - 1)) * C;
+            for (int c = 0; c < C; c += 32) {
+                int left = C - c, v = left > 16 ? 2 : 1;
+                __mmask16 mlast = tail_mask(left - 16 * (v - 1));
+                tab[v - 1][l](rows, wrows, nr, off + c, (ptrdiff_t)t0 * C + c, wts, wts, C,
+                              dxrow + (int64_t)ww * C + c, mlast);
+            }
+            ww += sw << l;
+        }
+    }
+    for (int ww = 0; ww < s->W;) { /* the rest, in runs */
+        int e = ww;
+        while (e < s->W && !(e >= lo[e % sw] && e <= hi[e % sw]))
+            e++;
+        dw_bwd_data_cols(s, dy, wt, dx, n, h, ww, e);
+        ww = e + 1;
     }
 }
 
