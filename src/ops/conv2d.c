@@ -891,25 +891,6 @@ size_t oc_conv2d_fwd_workspace(const oc_conv_shape *s)
     return pre_offset(s, 0) + pre_bytes(s, 0); /* direct 3x3 or im2col (direct needs AVX-512) */
 }
 
-/* y = conv(x, w) + b by bf16 im2col rows and pre-packed weights (use_bf16_pre). */
-static void bf16_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
-                     float *y, void *ws)
-{
-    const int RSC = s->R * s->S * s->C, words = (RSC + 1) / 2;
-    const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
-    void *bp = (char *)ws + pre_offset(s, 0);
-    oc_gemm_bf16_pack_b(1, s->K, RSC, w, RSC, bp);
-    for (int64_t j0 = 0; j0 < total; j0 += chunk) {
-        col_ctx c = {s, x, NULL, ws, j0, j0 + chunk < total ? j0 + chunk : total};
-        int M = (int)((c.j1 - c.j0) * s->Q);
-        float *yc = y + j0 * s->Q * s->K;
-        float beta = bias_fill(s, b, yc, M);
-        run_cols(im2col_bf16_task, &c);
-        oc_gemm_bf16_pre(0, M, s->K, RSC, 1.0f, ws, words, NULL, 0, bp, w, RSC, 1, beta, yc,
-                         s->K);
-    }
-}
-
 void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
                    float *y, void *ws)
 {
@@ -933,25 +914,28 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
         d3_fwd(s, x, w, b, y, ws);
         return;
     }
-    if (use_bf16_pre(s)) {
-        bf16_fwd(s, x, w, b, y, ws);
-        return;
-    }
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
     const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
-    float *col = ws; /* chunk * Q rows of R*S*C */
-    float *bp = NULL;
-    if (use_f32_pre(s)) {
-        bp = (float *)((char *)ws + pre_offset(s, 0));
-        oc_gemm_pack_b(1, s->K, (int)RSC, w, (int)RSC, bp);
+    float *col = ws; /* chunk * Q rows of R*S*C (bf16: of (R*S*C + 1) / 2 pairs) */
+    void *bp = NULL; /* the weights packed once for every chunk */
+    int bf16 = use_bf16_pre(s);
+    if (bf16 || use_f32_pre(s)) {
+        bp = (char *)ws + pre_offset(s, 0);
+        if (bf16)
+            oc_gemm_bf16_pack_b(1, s->K, (int)RSC, w, (int)RSC, bp);
+        else
+            oc_gemm_pack_b(1, s->K, (int)RSC, w, (int)RSC, bp);
     }
     for (int64_t j0 = 0; j0 < total; j0 += chunk) {
         col_ctx c = {s, x, NULL, col, j0, j0 + chunk < total ? j0 + chunk : total};
         int M = (int)((c.j1 - c.j0) * s->Q);
         float *yc = y + j0 * s->Q * s->K;
         float beta = bias_fill(s, b, yc, M);
-        run_cols(im2col_task, &c);
-        if (bp)
+        run_cols(bf16 ? im2col_bf16_task : im2col_task, &c);
+        if (bf16)
+            oc_gemm_bf16_pre(0, M, s->K, (int)RSC, 1.0f, (const uint32_t *)col,
+                             (RSC + 1) / 2, NULL, 0, bp, w, (int)RSC, 1, beta, yc, s->K);
+        else if (bp)
             oc_gemm_pre(M, s->K, (int)RSC, 1.0f, col, (int)RSC, bp, w, (int)RSC, 1, beta, yc,
                         s->K);
         else

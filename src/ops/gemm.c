@@ -21,7 +21,9 @@
  * Threads: the M or the N dimension (whichever has more register tiles) is cut into one
  * contiguous range of whole tiles per thread; each thread packs what it needs itself (the
  * duplicated packing of the other operand costs O(1/M) or O(1/N) of the multiply) and writes
- * a disjoint part of C, with no locks and no barriers. Each element is then summed over k in
+ * a disjoint part of C, with no locks and no barriers. A caller that multiplies the same B
+ * many times (a convolution's weights, once per im2col chunk) packs it once with
+ * oc_gemm_pack_b and passes it to oc_gemm_pre, which reads it in place. Each element is then summed over k in
  * the same order whatever the split, so these results are bitwise identical for any thread
  * count. A small C over a long K (weight gradients) is split over K instead: each thread sums
  * its slice into a private partial C and the caller adds the partials in thread order, which
