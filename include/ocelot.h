@@ -217,8 +217,9 @@ OC_API int oc_model_find_tensor(const oc_model *m, const char *name);
  * to 0 for a tensor the optimizer leaves alone (oc_optimizer_set_frozen) and backward skips
  * what only it needed: the layers before the first one with a trainable tensor run no
  * backward at all, and that layer computes no input gradient (a frozen stem or backbone costs
- * no backward pass). Gradients of such tensors are then left as they are. Errors: OC_ERR_ARG
- * (no tensor i, or a state tensor). */
+ * no backward pass), and a convolution skips the gradient of such a weight or bias. What the
+ * gradients of these tensors then hold is unspecified (those backward skips are left as they
+ * were). Errors: OC_ERR_ARG (no tensor i, or a state tensor). */
 OC_API oc_status oc_model_set_trainable(oc_model *m, int i, int trainable);
 
 /* Sizes every activation, gradient and scratch buffer for batches of up to `max_batch` (one
