@@ -676,6 +676,15 @@ static oc_model *plan_model(const char *name, int h, int w)
     return m;
 }
 
+/* Deterministic inputs sin(i fx) and logit gradients cos(i fd). */
+static void waves(float *x, int nx, float fx, float *dl, int nd, float fd)
+{
+    for (int i = 0; i < nx; i++)
+        x[i] = sinf((float)i * fx);
+    for (int i = 0; i < nd; i++)
+        dl[i] = cosf((float)i * fd);
+}
+
 /* Training plans share memory between buffers whose lifetimes on the forward + backward
  * timeline do not overlap (an output dropped after its last reader, gradients in the memory of
  * outputs backward is done with). A lifetime cut short lets a later buffer overwrite values
@@ -709,10 +718,7 @@ static void training_plan_sharing_is_exact(void)
             free(x);
             continue;
         }
-        for (int i = 0; i < n_in; i++)
-            x[i] = sinf((float)i * 0.37f);
-        for (int i = 0; i < NB * GK; i++)
-            dl[i] = cosf((float)i * 0.9f);
+        waves(x, n_in, 0.37f, dl, NB * GK, 0.9f);
         m[1]->no_sharing = 1;
         for (int v = 0; v < 2; v++) {
             float *p = oc_model_params(m[v], &np);
@@ -783,10 +789,7 @@ static void untrained_prefix_skips_backward(void)
             free(x);
             continue;
         }
-        for (int i = 0; i < n_in; i++)
-            x[i] = sinf((float)i * 0.29f);
-        for (int i = 0; i < NB * GK; i++)
-            dl[i] = cosf((float)i * 0.7f);
+        waves(x, n_in, 0.29f, dl, NB * GK, 0.7f);
         /* m[1]: every parameter tensor of nodes [1, cut) untrained */
         for (int i = 1; i < cases[c].cut; i++) {
             const oc_node *nd = &m[1]->nodes[i];
