@@ -221,6 +221,13 @@ OC_API int oc_model_find_tensor(const oc_model *m, const char *name);
  * gradients of these tensors then hold is unspecified (those backward skips are left as they
  * were). Errors: OC_ERR_ARG (no tensor i, or a state tensor). */
 OC_API oc_status oc_model_set_trainable(oc_model *m, int i, int trainable);
+/* A promise that the parameters will not change (predict, serve, eval): inference forwards may
+ * then keep derived copies of them, the 1x1 convolutions' weights packed for the GEMM once
+ * instead of on every call (ONNX Runtime pre-packs at session creation the same way; the
+ * results are the same bits). Turning it on, or on again after the parameters changed,
+ * drops the plan, so the next forward packs the current weights; training forwards ignore it.
+ * Off by default. */
+OC_API oc_status oc_model_set_weights_fixed(oc_model *m, int fixed);
 
 /* Sizes every activation, gradient and scratch buffer for batches of up to `max_batch` (one
  * allocation; forward/backward then never allocate). Training plans also keep what backward

@@ -388,6 +388,8 @@ int cmd_bench_model(int argc, char **argv)
         rc = cli_error("setting the precision");
         goto done;
     }
+    if (!o.train) /* inference with fixed weights, as predict and serve run it */
+        oc_model_set_weights_fixed(m, 1);
     oc_model_input_shape(m, &h, &w, &ch);
     classes = oc_model_num_classes(m);
 

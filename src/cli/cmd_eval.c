@@ -158,6 +158,7 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "ocelot eval: cannot load model '%s': %s\n", model_path, oc_last_error());
         return CLI_FAIL;
     }
+    oc_model_set_weights_fixed(m, 1); /* never trained here: pack the weights once */
     if (oc_dataset_open(data, NULL, &ds) != OC_OK) {
         cli_error("eval");
         goto done;

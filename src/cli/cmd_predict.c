@@ -206,6 +206,7 @@ int cmd_predict(int argc, char **argv)
                 oc_last_error());
         return CLI_FAIL;
     }
+    oc_model_set_weights_fixed(model, 1); /* never trained here: pack the weights once */
     for (int i = optind + 1; i < argc; i++) {
         struct stat st;
         const char *a = argv[i];

@@ -146,6 +146,7 @@ int cmd_serve(int argc, char **argv)
             goto done;
         }
         n_models++;
+        oc_model_set_weights_fixed(models[n_models - 1], 1); /* pack the weights once */
         if (oc_server_add_model(srv, name, models[n_models - 1]) != OC_OK) {
             cli_error("serve");
             goto done;

@@ -53,7 +53,31 @@ void oc_nn_epilogues_release(oc_model *m)
         nd->epi_res = -1;
         nd->absorbed = 0;
         nd->epi_pre = nd->epi_scale = nd->epi_shift = NULL;
+        oc_free(nd->wpack);
+        nd->wpack = NULL;
     }
+}
+
+/* With fixed weights, a fused 1x1 convolution of one group keeps its weights packed for the
+ * GEMM (the epilogue's w_packed); it is the only copy of parameters an inference plan keeps,
+ * and only on that promise (oc_model_set_weights_fixed). */
+static oc_status pack_weights(oc_model *m)
+{
+    for (int i = 1; i < m->n_nodes; i++) {
+        oc_node *nd = &m->nodes[i];
+        oc_conv_shape s;
+        if (!nd->epi_last)
+            continue;
+        oc_nn_conv_shape(m, nd, 1, &s);
+        if (s.R != 1 || s.S != 1 || s.stride_h != 1 || s.stride_w != 1 || s.pad_h || s.pad_w ||
+            s.groups != 1)
+            continue;
+        nd->wpack = oc_alloc(oc_gemm_b_bytes(s.K, s.C));
+        if (!nd->wpack)
+            return oc_fail(OC_ERR_NOMEM, "out of memory packing the weights");
+        oc_gemm_pack_b(1, s.K, s.C, oc_nn_param(m, nd, 0), s.C, nd->wpack);
+    }
+    return OC_OK;
 }
 
 /* Extends the chain of conv node i; returns its last node (i: nothing to fuse). */
@@ -87,6 +111,7 @@ oc_status oc_nn_plan_epilogues(oc_model *m)
 {
     size_t floats = 0;
     float *p;
+    oc_status st;
     oc_nn_epilogues_release(m);
     if (m->no_fusion)
         return OC_OK;
@@ -120,6 +145,10 @@ oc_status oc_nn_plan_epilogues(oc_model *m)
         nd->epi_scale = p + nd->C;
         nd->epi_shift = p + 2 * (size_t)nd->C;
         p += 3 * (size_t)nd->C;
+    }
+    if (m->weights_fixed && (st = pack_weights(m)) != OC_OK) {
+        oc_nn_epilogues_release(m);
+        return st;
     }
     return OC_OK;
 }
@@ -161,6 +190,7 @@ void oc_nn_conv_fwd_fused(oc_model *m, oc_node *nd, int n)
     e.res = nd->epi_add ? m->nodes[nd->epi_res].y : NULL;
     e.act = nd->epi_act ? act_of(m->nodes[nd->epi_act].op) : OC_ACT_IDENTITY;
     e.alpha = nd->epi_act ? m->nodes[nd->epi_act].alpha : 0.0f;
+    e.w_packed = nd->wpack;
     oc_nn_conv_shape(m, nd, n, &s);
     oc_conv2d_fwd_fused(&s, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0), &e,
                         m->nodes[nd->epi_last].y, m->ws);

@@ -487,6 +487,15 @@ oc_status oc_model_set_trainable(oc_model *m, int i, int trainable)
     return OC_OK;
 }
 
+oc_status oc_model_set_weights_fixed(oc_model *m, int fixed)
+{
+    if (!m)
+        return oc_fail(OC_ERR_ARG, "oc_model_set_weights_fixed: model is NULL");
+    m->weights_fixed = fixed != 0;
+    oc_nn_plan_release(m); /* the next forward plans (and packs) again */
+    return OC_OK;
+}
+
 int oc_nn_node_trains(const oc_model *m, const oc_node *nd)
 {
     for (int k = 0; k < nd->nt; k++)

@@ -113,6 +113,7 @@ typedef struct {
      * forwards ignore all of this. */
     int epi_last, epi_bn, epi_add, epi_act, epi_res; /* node indices; 0 / -1 (epi_res): none */
     int absorbed;
+    float *wpack; /* weights_fixed: a fused 1x1 conv's weights packed for the GEMM, or NULL */
     float *epi_pre, *epi_scale, *epi_shift; /* [C] each, in the model's epi_buf, refreshed
                                              * by each fused forward */
 } oc_node;
@@ -149,6 +150,7 @@ struct oc_model {
     int dropout_off;    /* test hook: training forwards skip dropout */
     int want_input_grad;
     unsigned char *untrained; /* [n_tensors] or NULL: oc_model_set_trainable(.., 0) */
+    int weights_fixed;  /* oc_model_set_weights_fixed: inference plans keep packed weights */
     int bwd_first;      /* the backward in progress runs nodes [bwd_first, n_nodes) (0 when
                          * the input's gradient is wanted; 0 outside backward) */
     oc_precision precision; /* conv / dense GEMMs in forward and backward (precision.c) */

@@ -978,9 +978,14 @@ static void fused_gemm_task(void *ctx, int tid, int nt)
         int r0 = rb * OC_CONV_FUSED_ROWS, r1 = r0 + OC_CONV_FUSED_ROWS < c->M ? r0 + OC_CONV_FUSED_ROWS : c->M;
         int k0 = cb * c->col_w, k1 = k0 + c->col_w < K ? k0 + c->col_w : K;
         float *yb = c->y + (c->m0 + r0) * K;
+        const float *bp = oc_gemm_packed_cols(c->e->w_packed, K, c->Kd, k0, k1 - k0);
         /* nested in a parallel task: runs on this thread */
-        oc_gemm(0, 1, r1 - r0, k1 - k0, c->Kd, 1.0f, c->x + (int64_t)r0 * c->lda, c->lda,
-                c->w + (int64_t)k0 * c->Kd, c->Kd, 0.0f, yb + k0, K);
+        if (bp)
+            oc_gemm_pre(r1 - r0, k1 - k0, c->Kd, 1.0f, c->x + (int64_t)r0 * c->lda, c->lda, bp,
+                        c->w + (int64_t)k0 * c->Kd, c->Kd, 1, 0.0f, yb + k0, K);
+        else
+            oc_gemm(0, 1, r1 - r0, k1 - k0, c->Kd, 1.0f, c->x + (int64_t)r0 * c->lda, c->lda,
+                    c->w + (int64_t)k0 * c->Kd, c->Kd, 0.0f, yb + k0, K);
         oc_conv_epilogue_apply(c->e, c->m0 + r0, c->m0 + r1, k0, k1, K, c->y);
     }
 }

@@ -568,6 +568,14 @@ void oc_gemm_pack_b(int transb, int N, int K, const float *B, int ldb, float *ds
     oc_parallel_n(packb_task, &p, (N + p.kern->nr - 1) / p.kern->nr);
 }
 
+const float *oc_gemm_packed_cols(const float *bp, int N, int K, int j0, int n)
+{
+    const oc_gemm_kernel *kern = oc_gemm_pick(N);
+    if (!bp || !kern || oc_gemm_pick(n) != kern || j0 % kern->nr || j0 + n > N)
+        return NULL;
+    return bp + (size_t)j0 * (size_t)K;
+}
+
 void oc_gemm_pre(int M, int N, int K, float alpha, const float *A, int lda, const float *bp,
                  const float *B, int ldb, int transb, float beta, float *C, int ldc)
 {

@@ -84,6 +84,10 @@ size_t oc_gemm_b_bytes(int N, int K);
 void oc_gemm_pack_b(int transb, int N, int K, const float *B, int ldb, float *dst);
 void oc_gemm_pre(int M, int N, int K, float alpha, const float *A, int lda, const float *bp,
                  const float *B, int ldb, int transb, float beta, float *C, int ldc);
+/* Columns [j0, j0 + n) of a B packed by oc_gemm_pack_b(.., N, K, ..), as if packed alone, or
+ * NULL where their own packing would differ (another kernel family for n columns, or j0 not on
+ * a panel boundary). */
+const float *oc_gemm_packed_cols(const float *bp, int N, int K, int j0, int n);
 
 /* ---------------------------------------------------------------- bf16 GEMM (gemm_bf16.c) */
 
@@ -169,13 +173,16 @@ void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float 
  * where acc is the bias-free convolution. For a conv with bias b and a batch norm, pre = b -
  * mean, scale = gamma / sqrt(var + eps), shift = beta: the batch norm's own arithmetic, so a
  * large mean does not cancel. pre, scale and shift are required ([K]); res (same layout as y)
- * may be NULL; act is any activation (alpha: leaky_relu's slope). Same workspace as
- * oc_conv2d_fwd. Results match oc_conv2d_fwd followed by the separate passes within rounding. */
+ * may be NULL; act is any activation (alpha: leaky_relu's slope). w_packed may hold a 1x1
+ * convolution's weights as oc_gemm_pack_b(1, K, C, w, C, ..) packed them (a model whose
+ * weights stay fixed keeps them so), or be NULL. Same workspace as oc_conv2d_fwd. Results
+ * match oc_conv2d_fwd followed by the separate passes within rounding. */
 typedef struct {
     const float *pre, *scale, *shift;
     const float *res;
     oc_act act;
     float alpha;
+    const float *w_packed;
 } oc_conv_epilogue;
 void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
                          const oc_conv_epilogue *e, float *y, void *ws);

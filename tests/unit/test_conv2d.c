@@ -440,7 +440,7 @@ static void depthwise_avx512_matches_fma_order(void)
                 float *pre = randv(&rng, C, 1.0f), *sc = randv(&rng, C, 1.0f);
                 float *sh = randv(&rng, C, 1.0f), *res = randv(&rng, ny, 1.0f);
                 oc_conv_epilogue e = {pre, sc, sh, (ci + gi) % 2 ? res : NULL,
-                                      acts[(ci + gi) % 5], 0.1f};
+                                      acts[(ci + gi) % 5], 0.1f, NULL};
                 void *ws = oc_alloc(oc_conv2d_fwd_workspace(&s) + 64);
                 oc_conv_epilogue_apply(&e, 0, ny / C, 0, C, C, want);
                 for (int64_t i = 0; i < ny; i++)
@@ -741,7 +741,7 @@ static void fused_matches_unfused(void)
         for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++)
             for (int with_res = 0; with_res < 2; with_res++)
                 for (int simd = 1; simd >= 0; simd--) {
-                    oc_conv_epilogue e = {pre, sc, sh, with_res ? res : NULL, acts[a], 0.0f};
+                    oc_conv_epilogue e = {pre, sc, sh, with_res ? res : NULL, acts[a], 0.0f, NULL};
                     char what[160];
                     oc_conv2d_fwd_ref(&s, x, w, NULL, want);
                     oc_conv_epilogue_ref(&e, ny / s.K, s.K, want);
@@ -796,7 +796,7 @@ static void prepacked_weights_are_bitwise(void)
         float *sc = randv(&r, s.K, 1.0f), *sh = randv(&r, s.K, 1.0f);
         float *y[2], *yf[2], *dx[2];
         void *ws = oc_alloc(b2 > wsb ? b2 : wsb);
-        oc_conv_epilogue e = {b, sc, sh, NULL, OC_ACT_RELU, 0.0f};
+        oc_conv_epilogue e = {b, sc, sh, NULL, OC_ACT_RELU, 0.0f, NULL};
         for (int nt = 1; nt <= 2; nt++) {
             oc_set_threads(nt);
             for (int pre = 0; pre <= 1; pre++) {
@@ -824,6 +824,42 @@ static void prepacked_weights_are_bitwise(void)
     }
 }
 
+/* A fused 1x1 convolution reading weights packed once (oc_gemm_pack_b, as a model with fixed
+ * weights keeps them) gives the bits of packing them per block: many row blocks, column slices
+ * (the last one narrower than a panel, which falls back to its own packing), skinny K. */
+static void fused_1x1_packed_weights_are_bitwise(void)
+{
+    static const int shapes[][4] = {{1, 24, 19, 24}, {1, 7, 96, 200}, {2, 9, 40, 12}, {1, 3, 64, 70}};
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        oc_conv_shape s = mk(shapes[c][0], shapes[c][1], shapes[c][1], shapes[c][2], shapes[c][3],
+                             1, 1, 1, 1, 0, 0, 1, 1, 1);
+        T_CHECK(oc_conv_shape_init(&s) == 0, "shape %zu", c);
+        oc_rng r;
+        oc_rng_seed(&r, 90 + c, 0);
+        int64_t nx = x_numel(&s), ny = y_numel(&s), nw = w_numel(&s);
+        float *x = randv(&r, nx, 1.0f), *w = randv(&r, nw, 0.1f), *pre = randv(&r, s.K, 0.1f);
+        float *sc = randv(&r, s.K, 1.0f), *sh = randv(&r, s.K, 1.0f);
+        float *y0 = malloc((size_t)ny * sizeof(float)), *y1 = malloc((size_t)ny * sizeof(float));
+        float *bp = oc_alloc(oc_gemm_b_bytes(s.K, s.C));
+        void *ws = oc_alloc(oc_conv2d_fwd_workspace(&s) + 64);
+        oc_conv_epilogue e = {pre, sc, sh, NULL, OC_ACT_RELU6, 0.0f, NULL};
+        oc_gemm_pack_b(1, s.K, s.C, w, s.C, bp);
+        for (int nt = 1; nt <= 2; nt++) {
+            oc_set_threads(nt);
+            e.w_packed = NULL;
+            oc_conv2d_fwd_fused(&s, x, w, &e, y0, ws);
+            e.w_packed = bp;
+            oc_conv2d_fwd_fused(&s, x, w, &e, y1, ws);
+            T_CHECK(!memcmp(y0, y1, (size_t)ny * sizeof(float)),
+                    "shape %zu, %d threads: packed weights differ", c, nt);
+        }
+        oc_set_threads(0);
+        free(x), free(w), free(pre), free(sc), free(sh), free(y0), free(y1);
+        oc_free(bp);
+        oc_free(ws);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -839,6 +875,7 @@ int main(int argc, char **argv)
         {"matches_pytorch", matches_pytorch},
         {"fused_matches_unfused", fused_matches_unfused},
         {"prepacked_weights_are_bitwise", prepacked_weights_are_bitwise},
+        {"fused_1x1_packed_weights_are_bitwise", fused_1x1_packed_weights_are_bitwise},
         {"speed_note", speed_note},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

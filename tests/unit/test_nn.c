@@ -854,6 +854,54 @@ static void untrained_prefix_skips_backward(void)
     }
 }
 
+/* Fixed weights (oc_model_set_weights_fixed) keep the 1x1 convolutions' weights packed: the
+ * logits are the bits of a model without the promise, and after the parameters change,
+ * promising again packs the new weights (the logits follow them). */
+static void fixed_weights_are_bitwise(void)
+{
+    enum { NB = 2 };
+    const int h = 16, w = 16, n_in = NB * h * w * 3;
+    oc_model *m[2] = {plan_model("mobilenetv2_cifar", h, w), plan_model("mobilenetv2_cifar", h, w)};
+    float *x = malloc((size_t)n_in * sizeof *x), out[2][NB * GK], dl[1];
+    const float *logits;
+    size_t np = 0;
+    if (!m[0] || !m[1] || !x) {
+        oc_model_free(m[0]);
+        oc_model_free(m[1]);
+        free(x);
+        T_CHECK(0, "setup");
+        return;
+    }
+    waves(x, n_in, 0.41f, dl, 1, 0.0f);
+    T_CHECK(oc_model_set_weights_fixed(m[1], 1) == OC_OK, "fixed");
+    for (int round = 0; round < 2; round++) {
+        for (int v = 0; v < 2; v++) {
+            T_CHECK(oc_model_forward(m[v], x, NB, 0, &logits) == OC_OK, "forward");
+            memcpy(out[v], logits, sizeof out[v]);
+        }
+        T_CHECK(!memcmp(out[0], out[1], sizeof out[0]), "round %d: fixed weights change the logits",
+                round);
+        T_CHECK(m[1]->nodes[0].wpack == NULL, "the input has no weights");
+        if (round == 0) { /* change every parameter of both models, then promise again */
+            for (int v = 0; v < 2; v++) {
+                float *p = oc_model_params(m[v], &np);
+                for (size_t i = 0; i < np; i++)
+                    p[i] *= 0.75f;
+            }
+            T_CHECK(oc_model_set_weights_fixed(m[1], 1) == OC_OK, "fixed again");
+        }
+    }
+    {
+        int packed = 0;
+        for (int i = 0; i < m[1]->n_nodes; i++)
+            packed += m[1]->nodes[i].wpack != NULL;
+        T_CHECK(packed > 10, "only %d convolutions kept packed weights", packed);
+    }
+    oc_model_free(m[0]);
+    oc_model_free(m[1]);
+    free(x);
+}
+
 /* The conflict check itself finds an output and a gradient live at a common step placed on
  * top of each other. */
 static void plan_conflicts_are_found(void)
@@ -890,6 +938,7 @@ int main(int argc, char **argv)
         {"assign_offsets_never_overlap", assign_offsets_never_overlap},
         {"training_plan_sharing_is_exact", training_plan_sharing_is_exact},
         {"untrained_prefix_skips_backward", untrained_prefix_skips_backward},
+        {"fixed_weights_are_bitwise", fixed_weights_are_bitwise},
         {"plan_conflicts_are_found", plan_conflicts_are_found},
         {"init_follows_pytorch", init_follows_pytorch},
     };
