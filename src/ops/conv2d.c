@@ -857,7 +857,8 @@ static int use_bf16_pre(const oc_conv_shape *s)
            oc_bf16_supported();
 }
 
-/* fp32: worth it unless the GEMM reads B in place anyway (at most two row tiles). */
+/* fp32: unless the batch has at most two row tiles of the 14-row kernel, where backward-data's
+ * GEMM reads the weights in place and packing them first would only add a pass. */
 static int use_f32_pre(const oc_conv_shape *s)
 {
     return pre_allowed && pre_shape(s) && oc_math_get() != OC_MATH_BF16 &&
@@ -880,6 +881,47 @@ static size_t pre_bytes(const oc_conv_shape *s, int for_bwd_data)
     if (!pre_shape(s))
         return 0;
     return bf16_pre_shape(s) && b16 > f32 ? b16 : f32;
+}
+
+/* Packs w for every chunk's GEMM (forward: op(B) = w^T, K x R*S*C; backward-data: op(B) = w)
+ * after the im2col chunk in ws, where use_bf16_pre or use_f32_pre says it pays; returns the
+ * packed weights, or NULL (the chunks then call oc_gemm on w), and sets *bf16 to the layout. */
+static void *pack_once(const oc_conv_shape *s, const float *w, void *ws, int for_bwd_data,
+                       int *bf16)
+{
+    const int RSC = s->R * s->S * s->C, N = for_bwd_data ? RSC : s->K;
+    const int K = for_bwd_data ? s->K : RSC, transb = !for_bwd_data;
+    void *bp = (char *)ws + pre_offset(s, for_bwd_data);
+    *bf16 = use_bf16_pre(s);
+    if (*bf16)
+        oc_gemm_bf16_pack_b(transb, N, K, w, RSC, bp);
+    else if (use_f32_pre(s))
+        oc_gemm_pack_b(transb, N, K, w, RSC, bp);
+    else
+        bp = NULL;
+    return bp;
+}
+
+/* Output rows (n, p) in [j0, j1) of the im2col forward: yc = im2col(x) w^T + beta * yc, with the
+ * weights packed by pack_once (bp, bf16) or, bp NULL, as they are (any groups). */
+static void fwd_chunk(const oc_conv_shape *s, const float *x, const float *w, const void *bp,
+                      int bf16, void *ws, int64_t j0, int64_t j1, float beta, float *yc)
+{
+    const int G = s->groups, Kg = s->K / G;
+    const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
+    float *col = ws; /* (j1 - j0) * Q rows of R*S*C (bf16: of (R*S*C + 1) / 2 pairs) */
+    col_ctx c = {s, x, NULL, col, j0, j1};
+    int M = (int)((j1 - j0) * s->Q);
+    run_cols(bf16 ? im2col_bf16_task : im2col_task, &c);
+    if (bf16)
+        oc_gemm_bf16_pre(0, M, s->K, (int)RSC, 1.0f, (const uint32_t *)col, (RSC + 1) / 2, NULL,
+                         0, bp, w, (int)RSC, 1, beta, yc, s->K);
+    else if (bp)
+        oc_gemm_pre(M, s->K, (int)RSC, 1.0f, col, (int)RSC, bp, w, (int)RSC, 1, beta, yc, s->K);
+    else
+        for (int g = 0; g < G; g++)
+            oc_gemm(0, 1, M, Kg, (int)RSCg, 1.0f, col + g * RSCg, (int)RSC,
+                    w + (int64_t)g * Kg * RSCg, (int)RSCg, beta, yc + (int64_t)g * Kg, s->K);
 }
 
 size_t oc_conv2d_fwd_workspace(const oc_conv_shape *s)
@@ -914,34 +956,14 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
         d3_fwd(s, x, w, b, y, ws);
         return;
     }
-    const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
     const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
-    float *col = ws; /* chunk * Q rows of R*S*C (bf16: of (R*S*C + 1) / 2 pairs) */
-    void *bp = NULL; /* the weights packed once for every chunk */
-    int bf16 = use_bf16_pre(s);
-    if (bf16 || use_f32_pre(s)) {
-        bp = (char *)ws + pre_offset(s, 0);
-        if (bf16)
-            oc_gemm_bf16_pack_b(1, s->K, (int)RSC, w, (int)RSC, bp);
-        else
-            oc_gemm_pack_b(1, s->K, (int)RSC, w, (int)RSC, bp);
-    }
+    int bf16;
+    const void *bp = pack_once(s, w, ws, 0, &bf16);
     for (int64_t j0 = 0; j0 < total; j0 += chunk) {
-        col_ctx c = {s, x, NULL, col, j0, j0 + chunk < total ? j0 + chunk : total};
-        int M = (int)((c.j1 - c.j0) * s->Q);
+        int64_t j1 = j0 + chunk < total ? j0 + chunk : total;
         float *yc = y + j0 * s->Q * s->K;
-        float beta = bias_fill(s, b, yc, M);
-        run_cols(bf16 ? im2col_bf16_task : im2col_task, &c);
-        if (bf16)
-            oc_gemm_bf16_pre(0, M, s->K, (int)RSC, 1.0f, (const uint32_t *)col,
-                             (RSC + 1) / 2, NULL, 0, bp, w, (int)RSC, 1, beta, yc, s->K);
-        else if (bp)
-            oc_gemm_pre(M, s->K, (int)RSC, 1.0f, col, (int)RSC, bp, w, (int)RSC, 1, beta, yc,
-                        s->K);
-        else
-            for (int g = 0; g < G; g++)
-                oc_gemm(0, 1, M, Kg, (int)RSCg, 1.0f, col + g * RSCg, (int)RSC,
-                        w + (int64_t)g * Kg * RSCg, (int)RSCg, beta, yc + (int64_t)g * Kg, s->K);
+        float beta = bias_fill(s, b, yc, (int)((j1 - j0) * s->Q));
+        fwd_chunk(s, x, w, bp, bf16, ws, j0, j1, beta, yc);
     }
 }
 
@@ -1074,27 +1096,17 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
         return;
     }
     if (s->groups == 1) {
-        const int64_t RSC = (int64_t)s->R * s->S * s->C;
         const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
-        float *col = ws, *bp = NULL;
-        if (use_f32_pre(s)) {
-            bp = (float *)((char *)ws + pre_offset(s, 0));
-            oc_gemm_pack_b(1, s->K, (int)RSC, w, (int)RSC, bp);
-        }
+        int bf16;
+        const void *bp = pack_once(s, w, ws, 0, &bf16);
         for (int64_t j0 = 0; j0 < total; j0 += chunk) {
-            col_ctx c = {s, x, NULL, col, j0, j0 + chunk < total ? j0 + chunk : total};
-            int M = (int)((c.j1 - c.j0) * s->Q);
+            int64_t j1 = j0 + chunk < total ? j0 + chunk : total;
+            int M = (int)((j1 - j0) * s->Q);
             /* the chunk's whole GEMM (deep products keep their threaded blocking: 112-row
              * tasks would re-pack all the weights per task), then the epilogue while the
              * chunk's output is still in cache */
             epi_ctx ec = {e, y, j0 * s->Q, M, s->K};
-            run_cols(im2col_task, &c);
-            if (bp)
-                oc_gemm_pre(M, s->K, (int)RSC, 1.0f, col, (int)RSC, bp, w, (int)RSC, 1, 0.0f,
-                            y + j0 * s->Q * s->K, s->K);
-            else
-                oc_gemm(0, 1, M, s->K, (int)RSC, 1.0f, col, (int)RSC, w, (int)RSC, 0.0f,
-                        y + j0 * s->Q * s->K, s->K);
+            fwd_chunk(s, x, w, bp, bf16, ws, j0, j1, 0.0f, y + j0 * s->Q * s->K);
             oc_parallel_n(epi_task, &ec, (int)((int64_t)M * s->K / 65536 + 1));
         }
         return;
@@ -1143,15 +1155,8 @@ void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
     const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
     float *col = ws; /* chunk * Q rows of R*S*C: d(loss)/d(im2col) */
-    void *bp = NULL; /* the weights packed once for every chunk */
-    int bf16 = use_bf16_pre(s);
-    if (bf16 || use_f32_pre(s)) {
-        bp = (char *)ws + pre_offset(s, 1);
-        if (bf16)
-            oc_gemm_bf16_pack_b(0, (int)RSC, s->K, w, (int)RSC, bp);
-        else
-            oc_gemm_pack_b(0, (int)RSC, s->K, w, (int)RSC, bp);
-    }
+    int bf16;
+    const void *bp = pack_once(s, w, ws, 1, &bf16);
     for (int64_t j0 = 0; j0 < total; j0 += chunk) {
         col_ctx c = {s, NULL, dx, col, j0, j0 + chunk < total ? j0 + chunk : total};
         int M = (int)((c.j1 - c.j0) * s->Q);
@@ -1252,23 +1257,19 @@ void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *
     }
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
     const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
-    float *col = ws; /* chunk * Q rows of R*S*C */
-    if (use_bf16_pre(s)) {
-        for (int64_t j0 = 0; j0 < total; j0 += chunk) {
-            int M = (int)(((j0 + chunk < total ? j0 + chunk : total) - j0) * s->Q);
-            pair_ctx c = {s, x, ws, j0, M};
-            oc_parallel_n(im2col_bf16_pairs_task, &c, (M + 1) / 2);
-            oc_gemm_bf16_pre(1, s->K, (int)RSC, M, 1.0f, NULL, 0, dy + j0 * s->Q * s->K, s->K,
-                             ws, NULL, 0, 0, 1.0f, dw, (int)RSC);
-        }
-        if (db)
-            bias_sum(dy, rows, s->K, (float *)((char *)ws + bw_main_bytes(s)), db);
-        return;
-    }
+    float *col = ws; /* chunk * Q rows of R*S*C (bf16: the GEMM's packed B panels of them) */
+    const int bf16 = use_bf16_pre(s);
     for (int64_t j0 = 0; j0 < total; j0 += chunk) {
         col_ctx c = {s, x, NULL, col, j0, j0 + chunk < total ? j0 + chunk : total};
         int M = (int)((c.j1 - c.j0) * s->Q);
         const float *dyc = dy + j0 * s->Q * s->K;
+        if (bf16) {
+            pair_ctx pc = {s, x, col, j0, M};
+            oc_parallel_n(im2col_bf16_pairs_task, &pc, (M + 1) / 2);
+            oc_gemm_bf16_pre(1, s->K, (int)RSC, M, 1.0f, NULL, 0, dyc, s->K, col, NULL, 0, 0,
+                             1.0f, dw, (int)RSC);
+            continue;
+        }
         run_cols(im2col_task, &c);
         for (int g = 0; g < G; g++)
             oc_gemm(1, 0, Kg, (int)RSCg, M, 1.0f, dyc + (int64_t)g * Kg, s->K, col + g * RSCg,

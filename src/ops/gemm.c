@@ -23,9 +23,9 @@
  * duplicated packing of the other operand costs O(1/M) or O(1/N) of the multiply) and writes
  * a disjoint part of C, with no locks and no barriers. A caller that multiplies the same B
  * many times (a convolution's weights, once per im2col chunk) packs it once with
- * oc_gemm_pack_b and passes it to oc_gemm_pre, which reads it in place. Each element is then summed over k in
- * the same order whatever the split, so these results are bitwise identical for any thread
- * count. A small C over a long K (weight gradients) is split over K instead: each thread sums
+ * oc_gemm_pack_b and passes it to oc_gemm_pre, which reads it in place. Each element is then
+ * summed over k in the same order whatever the split, so these results are bitwise identical
+ * for any thread count. A small C over a long K (weight gradients) is split over K instead: each thread sums
  * its slice into a private partial C and the caller adds the partials in thread order, which
  * is deterministic for a given thread count. Inside an oc_parallel region oc_parallel runs
  * serially and the whole product runs on the calling thread.
@@ -340,10 +340,9 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
                         bp = B + (size_t)pc * ldb + jc + jr;
                         b_ks = ldb;
                     } else if (j->bp) {
-                        /* panel (jc + jr) / nr of oc_gemm_pack_b holds every k */
+                        /* the panel of oc_gemm_pack_b at column jc + jr holds every k */
                         b_ks = b_stride(kern, nr);
-                        bp = j->bp + (size_t)((jc + jr) / kern->nr) * kern->nr * j->K +
-                             (size_t)pc * b_ks;
+                        bp = j->bp + (size_t)(jc + jr) * j->K + (size_t)pc * b_ks;
                     } else {
                         bp = ws->buf[1] + (size_t)jr * kc;
                         b_ks = b_stride(kern, nr);

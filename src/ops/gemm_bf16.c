@@ -138,11 +138,21 @@ static int grow(void **buf, size_t *cap, size_t bytes)
 
 /* This thread's scratch with at least these many bytes, or NULL when memory ran out (the
  * caller then takes the portable loops). Buffers only grow. */
+static int scratch_denied;
+
+/* Test hook, no public API (tests/unit/test_bf16.c declares it): 1 makes every scratch request
+ * fail, as when memory runs out, so the fallback loops run; 0 restores. Not thread safe. */
+void oc_gemm_bf16_deny_scratch(int deny);
+void oc_gemm_bf16_deny_scratch(int deny)
+{
+    scratch_denied = deny != 0;
+}
+
 static bf16_ws *ws_get(size_t a_bytes, size_t b_bytes, size_t part_bytes)
 {
     bf16_ws *ws;
     pthread_once(&ws_once, ws_key_init);
-    if (!ws_key_ok)
+    if (!ws_key_ok || scratch_denied)
         return NULL;
     ws = pthread_getspecific(ws_key);
     if (!ws) {

@@ -13,6 +13,7 @@
 #include "test.h"
 #include "core/core.h"
 #include "ops/ops.h"
+#include "ops/gemm_bf16.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -235,13 +236,70 @@ static void gemm_pre_is_gemm_bf16(void)
     T_CHECK(checked == 40, "ran %d of 40 products", checked);
 }
 
+void oc_gemm_bf16_deny_scratch(int deny); /* gemm_bf16.c's test hook */
+
+/* A B packed row pair by row pair (oc_gemm_bf16_pack_b_pair, as the backward-weights im2col
+ * writes it) is byte for byte oc_gemm_bf16_pack_b's, odd K and a 16-wide edge panel included;
+ * and where the packing scratch cannot be had, a product on such a B with no floats of B left
+ * (the portable loops reading the packed pairs) is bitwise the portable loops on the floats. */
+static void packed_b_by_pairs_and_without_scratch(void)
+{
+    static const struct { int M, N, K; } pb_shapes[] = {{9, 45, 7}, {20, 70, 64}, {3, 16, 1}};
+    if (!oc_bf16_supported()) {
+        oc_test_note("no AVX512_BF16: pre-packed operands are not used");
+        return;
+    }
+    for (size_t si = 0; si < sizeof pb_shapes / sizeof pb_shapes[0]; si++)
+        for (int ta = 0; ta <= 1; ta++) {
+            const int M = pb_shapes[si].M, N = pb_shapes[si].N, K = pb_shapes[si].K;
+            const size_t bytes = oc_gemm_bf16_b_bytes(N, K);
+            float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+            float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+            void *bp = oc_alloc(bytes), *bq = oc_alloc(bytes);
+            oc_rng r;
+            oc_rng_seed(&r, 60 + si, 0);
+            fill(&r, A, (size_t)M * K);
+            fill(&r, B, (size_t)K * N);
+            fill(&r, C1, (size_t)M * N);
+            memcpy(C2, C1, sizeof(float) * M * N);
+            memset(bp, 0xAB, bytes);
+            memset(bq, 0xCD, bytes);
+            oc_gemm_bf16_pack_b(0, N, K, B, N, bp);
+            for (int kp = 0; kp < (K + 1) / 2; kp++)
+                oc_gemm_bf16_pack_b_pair(B + (size_t)2 * kp * N,
+                                         2 * kp + 1 < K ? B + (size_t)(2 * kp + 1) * N : NULL, N,
+                                         K, kp, bq);
+            /* the bytes the kernels read: each panel's pairs at its own width */
+            for (int j0 = 0; j0 < N; j0 += OC_BF16_NR) {
+                int ds = N - j0 >= OC_BF16_NR ? OC_BF16_NR : (N - j0 + 15) & ~15;
+                size_t at = (size_t)j0 * ((K + 1) / 2) * sizeof(uint32_t);
+                T_CHECK(!memcmp((char *)bp + at, (char *)bq + at,
+                                (size_t)ds * ((K + 1) / 2) * sizeof(uint32_t)),
+                        "%dx%d: pair packing differs from oc_gemm_bf16_pack_b at column %d", K,
+                        N, j0);
+            }
+            oc_gemm_bf16_deny_scratch(1);
+            oc_gemm_bf16(ta, 0, M, N, K, 0.5f, A, ta ? M : K, B, N, 1.0f, C1, N);
+            oc_gemm_bf16_pre(ta, M, N, K, 0.5f, NULL, 0, A, ta ? M : K, bq, NULL, 0, 0, 1.0f, C2,
+                             N);
+            oc_gemm_bf16_deny_scratch(0);
+            T_CHECK(!memcmp(C1, C2, sizeof(float) * M * N),
+                    "%dx%dx%d transa %d: packed-B fallback differs from the portable loops", M, N,
+                    K, ta);
+            free(A), free(B), free(C1), free(C2);
+            oc_free(bp);
+            oc_free(bq);
+        }
+}
+
 /* ---------------------------------------------------------------- conv and dense */
 
 void oc_conv2d_allow_prepack(int allow); /* conv2d.c's test hook */
 
-/* bf16 convolutions through weights packed once per call and bf16 im2col rows give the bits
- * of the per-chunk oc_gemm path they replace: odd R*S*C, stride 2, a direct-3x3 shape wide
- * enough for the bf16 GEMM, bias, several im2col chunks, 1 and 2 threads. */
+/* bf16 convolutions through weights packed once per call and bf16 im2col rows (forward, fused
+ * inference forward, backward-data, backward-weights) give the bits of the per-chunk oc_gemm
+ * path they replace: odd R*S*C, stride 2, a direct-3x3 shape wide enough for the bf16 GEMM,
+ * bias, several im2col chunks, 1 and 2 threads. */
 static void conv_bf16_pre_is_plain(void)
 {
     static const oc_conv_shape conv_shapes[] = {
@@ -272,6 +330,9 @@ static void conv_bf16_pre_is_plain(void)
             float *dx1 = malloc(nx * sizeof *dx1), *dx2 = malloc(nx * sizeof *dx2);
             float *dw1 = malloc(nw * sizeof *dw1), *dw2 = malloc(nw * sizeof *dw2);
             float *db1 = malloc(s.K * sizeof *db1), *db2 = malloc(s.K * sizeof *db2);
+            float *f1 = malloc(ny * sizeof *f1), *f2 = malloc(ny * sizeof *f2);
+            float *sc = malloc(s.K * sizeof *sc), *sh = malloc(s.K * sizeof *sh);
+            oc_conv_epilogue e = {b, sc, sh, NULL, OC_ACT_RELU, 0.0f, NULL};
             void *ws;
             oc_rng r;
             wsb = b2 > wsb ? b2 : wsb;
@@ -287,14 +348,18 @@ static void conv_bf16_pre_is_plain(void)
             memcpy(dw2, dw1, nw * sizeof *dw1);
             fill(&r, db1, s.K);
             memcpy(db2, db1, s.K * sizeof *db1);
+            fill(&r, sc, s.K);
+            fill(&r, sh, s.K);
             oc_math_set(OC_MATH_BF16);
             oc_conv2d_fwd(&s, x, w, b, y1, ws);
             oc_conv2d_bwd_data(&s, dy, w, dx1, ws);
             oc_conv2d_bwd_weights(&s, x, dy, dw1, db1, ws);
+            oc_conv2d_fwd_fused(&s, x, w, &e, f1, ws);
             oc_conv2d_allow_prepack(0);
             oc_conv2d_fwd(&s, x, w, b, y2, ws);
             oc_conv2d_bwd_data(&s, dy, w, dx2, ws);
             oc_conv2d_bwd_weights(&s, x, dy, dw2, db2, ws);
+            oc_conv2d_fwd_fused(&s, x, w, &e, f2, ws);
             oc_conv2d_allow_prepack(1);
             oc_math_set(OC_MATH_F32);
             T_CHECK(!memcmp(y1, y2, ny * sizeof *y1), "case %zu, threads %d: forward differs",
@@ -303,8 +368,10 @@ static void conv_bf16_pre_is_plain(void)
                     "case %zu, threads %d: backward-data differs", ci, threads);
             T_CHECK(!memcmp(dw1, dw2, nw * sizeof *dw1) && !memcmp(db1, db2, s.K * sizeof *db1),
                     "case %zu, threads %d: backward-weights differs", ci, threads);
+            T_CHECK(!memcmp(f1, f2, ny * sizeof *f1), "case %zu, threads %d: fused forward differs",
+                    ci, threads);
             free(x), free(w), free(dy), free(b), free(y1), free(y2), free(dx1), free(dx2);
-            free(dw1), free(dw2), free(db1), free(db2);
+            free(dw1), free(dw2), free(db1), free(db2), free(f1), free(f2), free(sc), free(sh);
             oc_free(ws);
         }
     }
@@ -587,6 +654,7 @@ int main(int argc, char **argv)
         {"gemm_dispatch_and_determinism", gemm_dispatch_and_determinism},
         {"gemm_pre_is_gemm_bf16", gemm_pre_is_gemm_bf16},
         {"conv_bf16_pre_is_plain", conv_bf16_pre_is_plain},
+        {"packed_b_by_pairs_and_without_scratch", packed_b_by_pairs_and_without_scratch},
         {"conv_bf16_vs_ref", conv_bf16_vs_ref},
         {"dense_bf16_vs_ref", dense_bf16_vs_ref},
         {"model_precision_api", model_precision_api},

@@ -42,6 +42,15 @@ static float *copyv(const float *a, int64_t n)
     return v;
 }
 
+/* Index of the first element where a and b differ in their bits, or -1. */
+static int64_t first_diff(const float *a, const float *b, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)))
+            return i;
+    return -1;
+}
+
 static float max_abs(const float *a, int64_t n)
 {
     float m = 0.0f;
@@ -419,10 +428,7 @@ static void depthwise_avx512_matches_fma_order(void)
                 for (int64_t i = 0; i < ny; i++)
                     y[i] = NAN;
                 fwd(1, &s, x, w, bb, y);
-                int64_t bad = -1;
-                for (int64_t i = 0; i < ny && bad < 0; i++)
-                    if (memcmp(&y[i], &want[i], sizeof(float)))
-                        bad = i;
+                int64_t bad = first_diff(y, want, ny);
                 T_CHECK(bad < 0,
                         "depthwise C%d %dx%d %dx%d s%d/%d p%d d%d/%d bias %d: y[%lld] = %.9g, "
                         "fma order gives %.9g",
@@ -446,10 +452,7 @@ static void depthwise_avx512_matches_fma_order(void)
                 for (int64_t i = 0; i < ny; i++)
                     y[i] = NAN;
                 oc_conv2d_fwd_fused(&s, x, w, &e, y, ws);
-                bad = -1;
-                for (int64_t i = 0; i < ny && bad < 0; i++)
-                    if (memcmp(&y[i], &want[i], sizeof(float)))
-                        bad = i;
+                bad = first_diff(y, want, ny);
                 T_CHECK(bad < 0,
                         "depthwise fused C%d %dx%d %dx%d s%d/%d p%d d%d/%d act %d res %d: y[%lld] "
                         "= %.9g, the epilogue on the fma order gives %.9g",
@@ -488,10 +491,7 @@ static void depthwise_avx512_matches_fma_order(void)
                             wantx[at] = acc;
                         }
             bwd_data(1, &s, y, w, dx); /* y, the last forward's output, serves as dy */
-            int64_t bad = -1;
-            for (int64_t i = 0; i < nx && bad < 0; i++)
-                if (memcmp(&dx[i], &wantx[i], sizeof(float)))
-                    bad = i;
+            int64_t bad = first_diff(dx, wantx, nx);
             T_CHECK(bad < 0,
                     "depthwise bwd-data C%d %dx%d %dx%d s%d/%d p%d d%d/%d: dx[%lld] = %.9g, fma "
                     "order gives %.9g",

@@ -873,6 +873,7 @@ static void fixed_weights_are_bitwise(void)
         return;
     }
     waves(x, n_in, 0.41f, dl, 1, 0.0f);
+    T_CHECK(oc_model_set_weights_fixed(NULL, 1) == OC_ERR_ARG, "NULL model accepted");
     T_CHECK(oc_model_set_weights_fixed(m[1], 1) == OC_OK, "fixed");
     for (int round = 0; round < 2; round++) {
         for (int v = 0; v < 2; v++) {
