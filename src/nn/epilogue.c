@@ -58,24 +58,25 @@ void oc_nn_epilogues_release(oc_model *m)
     }
 }
 
-/* With fixed weights, a fused 1x1 convolution of one group keeps its weights packed for the
- * GEMM (the epilogue's w_packed); it is the only copy of parameters an inference plan keeps,
- * and only on that promise (oc_model_set_weights_fixed). */
+/* With fixed weights, a fused convolution keeps its weights packed the way its kernel reads
+ * them (the epilogue's w_packed: GEMM panels, direct 3x3 or depthwise layouts), instead of
+ * packing them on every call; it is the only copy of parameters an inference plan keeps, and
+ * only on that promise (oc_model_set_weights_fixed). */
 static oc_status pack_weights(oc_model *m)
 {
     for (int i = 1; i < m->n_nodes; i++) {
         oc_node *nd = &m->nodes[i];
         oc_conv_shape s;
+        size_t bytes;
         if (!nd->epi_last)
             continue;
         oc_nn_conv_shape(m, nd, 1, &s);
-        if (s.R != 1 || s.S != 1 || s.stride_h != 1 || s.stride_w != 1 || s.pad_h || s.pad_w ||
-            s.groups != 1)
+        if (!(bytes = oc_conv2d_fused_pack_bytes(&s)))
             continue;
-        nd->wpack = oc_alloc(oc_gemm_b_bytes(s.K, s.C));
+        nd->wpack = oc_alloc(bytes);
         if (!nd->wpack)
             return oc_fail(OC_ERR_NOMEM, "out of memory packing the weights");
-        oc_gemm_pack_b(1, s.K, s.C, oc_nn_param(m, nd, 0), s.C, nd->wpack);
+        oc_conv2d_fused_pack(&s, oc_nn_param(m, nd, 0), nd->wpack);
     }
     return OC_OK;
 }

@@ -51,6 +51,7 @@ void oc_conv2d_dw_bwd_weights_row_avx512(const oc_conv_shape *s, const float *x,
 void oc_conv2d_add_avx512(float *d, const float *v, int64_t n);
 void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
                                   const float *b, float *y, int accum, int64_t j0, int64_t j1);
+int oc_conv2d_d3_fwd_group_rows(const oc_conv_shape *s);
 void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x,
                                           const float *dy, float *part, int64_t j0, int64_t j1);
 
@@ -662,17 +663,25 @@ static void dw_bwd_weights_task(void *ctx, int tid, int nt)
  * packed weight layouts). Forward and backward-data split output rows over the threads, each
  * value summed in a fixed order; backward-weights sums fixed row blocks (OC_CONV_D3_BLOCKS,
  * independent of the thread count) into partials [block][3][3][C][Kp] and adds them in block
- * order, so all three are bitwise identical for any thread count. Used while the packed
- * weights of one 64-channel block stay in L2 (C * K <= OC_CONV_D3_MAX_CK); wider layers have
- * enough arithmetic per byte for im2col + GEMM. */
+ * order, so all three are bitwise identical for any thread count. Forward and backward-data
+ * sum wide inputs in chunks of 64 channels, whose packed weights for one block of output
+ * channels stay in L2; up to 256 x 256 channels that beats im2col + GEMM on Zen 5 (at
+ * 512 x 512 they are even: bench/conv.c). Backward-weights keeps per-block partials of all the weights,
+ * so it takes the direct kernel only while C * K <= OC_CONV_D3_BW_MAX_CK. */
 #define OC_CONV_D3_BLOCKS 16
-#define OC_CONV_D3_MAX_CK (128 * 128)
+#define OC_CONV_D3_MAX_CK (256 * 256)
+#define OC_CONV_D3_BW_MAX_CK (128 * 128)
 
 static int is_direct3(const oc_conv_shape *s)
 {
     return s->R == 3 && s->S == 3 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h == 1 &&
            s->pad_w == 1 && s->dil_h == 1 && s->dil_w == 1 && s->groups == 1 &&
            (int64_t)s->C * s->K <= OC_CONV_D3_MAX_CK;
+}
+
+static int is_direct3_bw(const oc_conv_shape *s)
+{
+    return is_direct3(s) && (int64_t)s->C * s->K <= OC_CONV_D3_BW_MAX_CK;
 }
 
 /* In bf16 math mode, layers with at least this C * K take im2col + the bf16 GEMM instead: on
@@ -684,6 +693,11 @@ static int use_direct3(const oc_conv_shape *s)
 {
     return is_direct3(s) && use_avx512() &&
            (oc_math_get() != OC_MATH_BF16 || (int64_t)s->C * s->K < OC_CONV_D3_BF16_MIN_CK);
+}
+
+static int use_direct3_bw(const oc_conv_shape *s)
+{
+    return use_direct3(s) && is_direct3_bw(s);
 }
 
 static int pad16(int v)
@@ -1050,11 +1064,13 @@ static void d3_fused_task(void *ctx, int tid, int nt)
 {
     const d3_ctx *c = ctx;
     const oc_conv_shape *s = c->s;
+    const int group = oc_conv2d_d3_fwd_group_rows(s);
     int64_t a, e;
     oc_split_range((int64_t)s->N * s->H, tid, nt, &a, &e);
-    for (int64_t j = a; j < e; j++) {
-        oc_conv2d_d3_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, 0, j, j + 1);
-        oc_conv_epilogue_apply(c->epi, j * s->Q, (j + 1) * s->Q, 0, s->K, s->K, c->y);
+    for (int64_t j = a; j < e; j += group) { /* the epilogue while the group is in L2 */
+        int64_t j1 = j + group < e ? j + group : e;
+        oc_conv2d_d3_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, 0, j, j1);
+        oc_conv_epilogue_apply(c->epi, j * s->Q, j1 * s->Q, 0, s->K, s->K, c->y);
     }
 }
 
@@ -1074,13 +1090,55 @@ static void epi_task(void *ctx, int tid, int nt)
     oc_conv_epilogue_apply(c->e, c->m0 + a, c->m0 + b, 0, c->K, c->K, c->y);
 }
 
+/* The layout oc_conv2d_fwd_fused reads weights in, for fp32 math (bf16 math packs its own). */
+typedef enum { FUSED_NONE, FUSED_DW, FUSED_1X1, FUSED_D3, FUSED_IM2COL } fused_layout;
+
+static fused_layout fused_layout_of(const oc_conv_shape *s)
+{
+    oc_math_mode math = oc_math_set(OC_MATH_F32); /* the fp32 choice, whatever the caller's */
+    fused_layout l = is_depthwise(s)   ? FUSED_DW
+                     : is_pointwise(s) ? (s->groups == 1 ? FUSED_1X1 : FUSED_NONE)
+                     : use_direct3(s)  ? FUSED_D3
+                     : pre_shape(s)    ? FUSED_IM2COL
+                                       : FUSED_NONE;
+    oc_math_set(math);
+    return l;
+}
+
+size_t oc_conv2d_fused_pack_bytes(const oc_conv_shape *s)
+{
+    switch (fused_layout_of(s)) {
+    case FUSED_DW: return (size_t)s->R * s->S * s->C * sizeof(float);
+    case FUSED_1X1: return oc_gemm_b_bytes(s->K, s->C);
+    case FUSED_D3: return d3_pack_bytes(s, 0);
+    case FUSED_IM2COL: return oc_gemm_b_bytes(s->K, s->R * s->S * s->C);
+    default: return 0;
+    }
+}
+
+void oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst)
+{
+    const int RSC = s->R * s->S * s->C;
+    switch (fused_layout_of(s)) {
+    case FUSED_DW: dw_transpose(s, w, dst); break;
+    case FUSED_1X1: oc_gemm_pack_b(1, s->K, s->C, w, s->C, dst); break;
+    case FUSED_D3: d3_pack(s, w, dst, 0); break;
+    case FUSED_IM2COL: oc_gemm_pack_b(1, s->K, RSC, w, RSC, dst); break;
+    default: break;
+    }
+}
+
 void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
                          const oc_conv_epilogue *e, float *y, void *ws)
 {
+    /* weights kept packed (oc_conv2d_fused_pack): read in place of packing them here, in fp32
+     * math (1x1 convolutions read them in either) */
+    const void *kept = oc_math_get() != OC_MATH_BF16 ? e->w_packed : NULL;
     const int64_t rows = (int64_t)s->N * s->P * s->Q;
     if (is_depthwise(s)) {
-        dw_ctx c = {s, x, ws, NULL, NULL, y, NULL, NULL, 0, e};
-        dw_transpose(s, w, ws);
+        dw_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, e};
+        if (!kept)
+            dw_transpose(s, w, ws);
         oc_parallel_n(dw_fused_task, &c, s->N * s->P);
         return;
     }
@@ -1090,15 +1148,16 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
         return;
     }
     if (use_direct3(s)) {
-        d3_ctx c = {s, x, ws, NULL, NULL, y, NULL, NULL, 0, 0, e};
-        d3_pack(s, w, ws, 0);
+        d3_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, 0, e};
+        if (!kept)
+            d3_pack(s, w, ws, 0);
         oc_parallel_n(d3_fused_task, &c, s->N * s->P);
         return;
     }
     if (s->groups == 1) {
         const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
-        int bf16;
-        const void *bp = pack_once(s, w, ws, 0, &bf16);
+        int bf16 = 0;
+        const void *bp = kept ? kept : pack_once(s, w, ws, 0, &bf16);
         for (int64_t j0 = 0; j0 < total; j0 += chunk) {
             int64_t j1 = j0 + chunk < total ? j0 + chunk : total;
             int M = (int)((j1 - j0) * s->Q);
@@ -1191,7 +1250,7 @@ static size_t bw_main_bytes(const oc_conv_shape *s)
         if (p > b)
             b = p;
     }
-    if (is_direct3(s)) {
+    if (is_direct3_bw(s)) {
         size_t d = ((size_t)d3_blocks(s) * d3_part_floats(s) * sizeof(float) + 63) & ~(size_t)63;
         if (d > b)
             b = d;
@@ -1249,7 +1308,7 @@ void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *
             bias_sum(dy, rows, s->K, ws, db);
         return;
     }
-    if (use_direct3(s)) {
+    if (use_direct3_bw(s)) {
         d3_bwd_weights(s, x, dy, dw, ws);
         if (db)
             bias_sum(dy, rows, s->K, (float *)((char *)ws + bw_main_bytes(s)), db);

@@ -547,17 +547,21 @@ void oc_conv2d_add_avx512(float *d, const float *v, int64_t n)
  * packs them). Backward-data is the same kernel on dy with the kernel flipped and the channel
  * roles swapped (wt[r][s][k][Cp] = w[k][2-r][2-s][c]), accumulating into dx. */
 
-typedef void (*d3_fwd_fn)(const float *const *xr, int C, int W, int q0, const float *wt,
-                          ptrdiff_t wsc, int Kp, float *yp, int ldy, __mmask16 mlast,
-                          const float *bias, int accum);
+typedef void (*d3_fwd_fn)(const float *const *xr, int C, int cn, int W, int q0,
+                          const float *wt, ptrdiff_t wsc, int Kp, float *yp, int ldy,
+                          __mmask16 mlast, const float *bias, int accum);
 
-/* xr[r]: input row p-1+r (NULL if outside); yp: output pixel (row, q0), channel block start;
- * wt: packed weights at the channel block start; wsc = C*Kp floats between taps s. */
-#define D3_FWD_KERNEL(MR, KV)                                                                     \
-    static void d3_fwd_##MR##x##KV(const float *const *xr, int C, int W, int q0,                 \
-                                   const float *wt, ptrdiff_t wsc, int Kp, float *yp, int ldy,   \
-                                   __mmask16 mlast, const float *bias, int accum)                \
+/* xr[r]: input row p-1+r (NULL if outside) at the first input channel summed; C: floats per
+ * input pixel; cn: input channels summed; yp: output pixel (row, q0), channel block start;
+ * wt: packed weights at the first input channel and the output channel block start;
+ * wsc = C*Kp floats between taps s. */
+#define D3_FWD_KERNEL(MR, KV, CC)                                                                 \
+    static void d3_fwd_##MR##x##KV##_c##CC(const float *const *xr, int C_, int cn, int W,        \
+                                           int q0, const float *wt, ptrdiff_t wsc, int Kp,       \
+                                           float *yp, int ldy, __mmask16 mlast,                  \
+                                           const float *bias, int accum)                         \
     {                                                                                             \
+        const int C = CC ? CC : C_;                                                               \
         __m512 acc[MR][KV];                                                                       \
         const int lo = q0 == 0, hi = q0 + MR == W;                                                \
         _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                     \
@@ -572,23 +576,24 @@ typedef void (*d3_fwd_fn)(const float *const *xr, int C, int W, int q0, const fl
                 acc[i][v] = _mm512_setzero_ps();                                                  \
         }                                                                                         \
         for (int r = 0; r < 3; r++) {                                                             \
-            const float *xb = xr[r];                                                              \
-            const float *wr = wt + (ptrdiff_t)r * 3 * wsc;                                        \
-            if (!xb)                                                                              \
+            if (!xr[r])                                                                           \
                 continue;                                                                         \
-            for (int c = 0; c < C; c++) {                                                         \
+            /* xc: input column q0 - 1, channel c; wc: tap (r, 0), channel c */                   \
+            const float *xc = xr[r] + (ptrdiff_t)(q0 - 1) * C;                                    \
+            const float *wc = wt + (ptrdiff_t)r * 3 * wsc;                                        \
+            for (int c = 0; c < cn; c++, xc++, wc += Kp) {                                        \
                 __m512 w0[KV], w1[KV], w2[KV];                                                    \
                 _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                              \
                 {                                                                                 \
-                    w0[v] = _mm512_loadu_ps(wr + (ptrdiff_t)c * Kp + 16 * v);                     \
-                    w1[v] = _mm512_loadu_ps(wr + wsc + (ptrdiff_t)c * Kp + 16 * v);               \
-                    w2[v] = _mm512_loadu_ps(wr + 2 * wsc + (ptrdiff_t)c * Kp + 16 * v);           \
+                    w0[v] = _mm512_loadu_ps(wc + 16 * v);                                         \
+                    w1[v] = _mm512_loadu_ps(wc + wsc + 16 * v);                                   \
+                    w2[v] = _mm512_loadu_ps(wc + 2 * wsc + 16 * v);                               \
                 }                                                                                 \
                 _Pragma("GCC unroll 18") for (int j = 0; j < MR + 2; j++)                         \
                 {                                                                                 \
                     if ((j == 0 && lo) || (j == MR + 1 && hi))                                    \
                         continue;                                                                 \
-                    __m512 bx = _mm512_set1_ps(xb[(ptrdiff_t)(q0 + j - 1) * C + c]);              \
+                    __m512 bx = _mm512_set1_ps(xc[(ptrdiff_t)j * C]);                             \
                     _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                          \
                     {                                                                             \
                         if (j < MR)                                                               \
@@ -610,58 +615,115 @@ typedef void (*d3_fwd_fn)(const float *const *xr, int C, int W, int q0, const fl
                                       v == KV - 1 ? mlast : (__mmask16)0xffff, acc[i][v]);        \
     }
 
-D3_FWD_KERNEL(16, 1)
-D3_FWD_KERNEL(8, 1)
-D3_FWD_KERNEL(4, 1)
-D3_FWD_KERNEL(2, 1)
-D3_FWD_KERNEL(1, 1)
-D3_FWD_KERNEL(8, 2)
-D3_FWD_KERNEL(4, 2)
-D3_FWD_KERNEL(2, 2)
-D3_FWD_KERNEL(1, 2)
-D3_FWD_KERNEL(4, 4)
-D3_FWD_KERNEL(2, 4)
-D3_FWD_KERNEL(1, 4)
+D3_FWD_KERNEL(16, 1, 0)
+D3_FWD_KERNEL(8, 1, 0)
+D3_FWD_KERNEL(4, 1, 0)
+D3_FWD_KERNEL(2, 1, 0)
+D3_FWD_KERNEL(1, 1, 0)
+D3_FWD_KERNEL(8, 2, 0)
+D3_FWD_KERNEL(4, 2, 0)
+D3_FWD_KERNEL(2, 2, 0)
+D3_FWD_KERNEL(1, 2, 0)
+/* The widest tile of each row again with the input pixel stride C a constant, for the
+ * common C = 16, 32, 64: the input column offsets (q0 + j - 1) * C become displacements of
+ * one base register instead of one index register per column, which the 16-wide tile does
+ * not have enough of (gcc spilled them; 8 x 32 tiles at C = 128, 256 gained nothing from
+ * it). The same operations in the same order. */
+D3_FWD_KERNEL(16, 1, 16)
+D3_FWD_KERNEL(16, 1, 32)
+D3_FWD_KERNEL(16, 1, 64)
+D3_FWD_KERNEL(8, 2, 16)
+D3_FWD_KERNEL(8, 2, 32)
+D3_FWD_KERNEL(8, 2, 64)
 
-/* [KV index: 1, 2, 4][log2 MR]; the largest MR of each row keeps the tile within 32 zmm */
-static const d3_fwd_fn d3_fwd_tab[3][5] = {
-    {d3_fwd_1x1, d3_fwd_2x1, d3_fwd_4x1, d3_fwd_8x1, d3_fwd_16x1},
-    {d3_fwd_1x2, d3_fwd_2x2, d3_fwd_4x2, d3_fwd_8x2, NULL},
-    {d3_fwd_1x4, d3_fwd_2x4, d3_fwd_4x4, NULL, NULL},
+/* [KV index: 1, 2][log2 MR]; the largest MR of each row keeps the tile within 32 zmm. Wider
+ * channel blocks (4 x 64 tiles) were tried: 12 weight loads per 48 FMAs instead of 6 made
+ * them 5-15 % slower than 8 x 32 tiles from 64 channels up (bench/conv.c). */
+static const d3_fwd_fn d3_fwd_tab[2][5] = {
+    {d3_fwd_1x1_c0, d3_fwd_2x1_c0, d3_fwd_4x1_c0, d3_fwd_8x1_c0, d3_fwd_16x1_c0},
+    {d3_fwd_1x2_c0, d3_fwd_2x2_c0, d3_fwd_4x2_c0, d3_fwd_8x2_c0, NULL},
 };
+
+/* [KV index][C = 16, 32, 64]: the widest tiles with C fixed */
+static const d3_fwd_fn d3_fwd_ctab[2][3] = {
+    {d3_fwd_16x1_c16, d3_fwd_16x1_c32, d3_fwd_16x1_c64},
+    {d3_fwd_8x2_c16, d3_fwd_8x2_c32, d3_fwd_8x2_c64},
+};
+
+/* Index into d3_fwd_ctab's rows for pixel stride C, or -1. */
+static int d3_c_index(int C)
+{
+    switch (C) {
+    case 16: return 0;
+    case 32: return 1;
+    case 64: return 2;
+    default: return -1;
+    }
+}
 
 void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
                                   const float *b, float *y, int accum, int64_t j0, int64_t j1);
 
-/* Output rows j = n*H + p in [j0, j1) of y[N][H][W][K] (+= with accum) from x[N][H][W][C]. */
+/* Input channels summed per pass: wider inputs are summed in chunks (added into y), so that
+ * the packed weights of one chunk and one block of 16*KV output channels (at most 9 * 64 * 32
+ * floats, 72 KiB) stay in L2 while the tiles of a group of output rows sweep them. */
+#define D3_FWD_CHUNK 64
+
+/* Bytes of output a group of rows may span: the group's y stays in L2 between the passes of
+ * its (chunk, block) pairs, and the fused forward applies its epilogue while it is there. */
+#define D3_FWD_GROUP_BYTES (256 << 10)
+
+int oc_conv2d_d3_fwd_group_rows(const oc_conv_shape *s);
+int oc_conv2d_d3_fwd_group_rows(const oc_conv_shape *s)
+{
+    int64_t g = D3_FWD_GROUP_BYTES / ((int64_t)s->W * s->K * (int64_t)sizeof(float));
+    return g < 1 ? 1 : g > 64 ? 64 : (int)g;
+}
+
+/* Output rows j = n*H + p in [j0, j1) of y[N][H][W][K] (+= with accum) from x[N][H][W][C],
+ * in groups of oc_conv2d_d3_fwd_group_rows rows; within a group, the (chunk, block) pairs
+ * outside and the rows inside, so each pair's weights are read from memory once per group
+ * rather than once per row. Every output sums its chunks in order, r, c and s within each:
+ * the grouping and the tile shapes do not change a bit of the result. */
 void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
                                   const float *b, float *y, int accum, int64_t j0, int64_t j1)
 {
     const int C = s->C, K = s->K, H = s->H, W = s->W, Kp = (K + 15) & ~15;
     const ptrdiff_t wsc = (ptrdiff_t)C * Kp;
-    for (int64_t j = j0; j < j1; j++) {
-        const int64_t n = j / H;
-        const int p = (int)(j % H);
-        const float *xr[3];
-        for (int r = 0; r < 3; r++) {
-            int h = p - 1 + r;
-            xr[r] = h >= 0 && h < H ? x + (n * H + h) * W * C : NULL;
-        }
-        float *yrow = y + j * W * K;
-        for (int k0 = 0; k0 < K;) {
-            int left = K - k0, nv = (left + 15) / 16;
-            int kvi = nv >= 4 ? 2 : nv >= 2 ? 1 : 0, kv = 1 << kvi;
-            __mmask16 mlast = left <= 16 * kv ? tail_mask(left - 16 * (kv - 1)) : 0xffff;
-            int lmax = kvi == 0 ? 4 : kvi == 1 ? 3 : 2;
-            for (int q0 = 0; q0 < W;) {
-                int l = lmax;
-                while ((1 << l) > W - q0)
-                    l--;
-                d3_fwd_tab[kvi][l](xr, C, W, q0, wt + k0, wsc, Kp, yrow + (int64_t)q0 * K + k0,
-                                   K, mlast, b ? b + k0 : NULL, accum);
-                q0 += 1 << l;
+    const int group = oc_conv2d_d3_fwd_group_rows(s), ci = d3_c_index(C);
+    for (int64_t g0 = j0; g0 < j1; g0 += group) {
+        const int64_t g1 = g0 + group < j1 ? g0 + group : j1;
+        for (int c0 = 0; c0 < C; c0 += D3_FWD_CHUNK) {
+            const int cn = C - c0 < D3_FWD_CHUNK ? C - c0 : D3_FWD_CHUNK;
+            for (int k0 = 0; k0 < K;) {
+                const int left = K - k0, kvi = left > 16 ? 1 : 0, kv = 1 << kvi;
+                const __mmask16 mlast =
+                    left <= 16 * kv ? tail_mask(left - 16 * (kv - 1)) : 0xffff;
+                const int lmax = kvi == 0 ? 4 : 3;
+                for (int64_t j = g0; j < g1; j++) {
+                    const int64_t n = j / H;
+                    const int p = (int)(j % H);
+                    const float *xr[3];
+                    for (int r = 0; r < 3; r++) {
+                        int h = p - 1 + r;
+                        xr[r] = h >= 0 && h < H ? x + (n * H + h) * W * C + c0 : NULL;
+                    }
+                    float *yrow = y + j * W * K;
+                    for (int q0 = 0; q0 < W;) {
+                        int l = lmax;
+                        while ((1 << l) > W - q0)
+                            l--;
+                        d3_fwd_fn f = d3_fwd_tab[kvi][l];
+                        if (l == lmax && ci >= 0)
+                            f = d3_fwd_ctab[kvi][ci];
+                        f(xr, C, cn, W, q0, wt + (ptrdiff_t)c0 * Kp + k0, wsc, Kp,
+                          yrow + (int64_t)q0 * K + k0, K, mlast, b && c0 == 0 ? b + k0 : NULL,
+                          accum || c0 > 0);
+                        q0 += 1 << l;
+                    }
+                }
+                k0 += 16 * kv;
             }
-            k0 += 16 * kv;
         }
     }
 }

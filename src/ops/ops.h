@@ -173,10 +173,11 @@ void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float 
  * where acc is the bias-free convolution. For a conv with bias b and a batch norm, pre = b -
  * mean, scale = gamma / sqrt(var + eps), shift = beta: the batch norm's own arithmetic, so a
  * large mean does not cancel. pre, scale and shift are required ([K]); res (same layout as y)
- * may be NULL; act is any activation (alpha: leaky_relu's slope). w_packed may hold a 1x1
- * convolution's weights as oc_gemm_pack_b(1, K, C, w, C, ..) packed them (a model whose
- * weights stay fixed keeps them so), or be NULL. Same workspace as oc_conv2d_fwd. Results
- * match oc_conv2d_fwd followed by the separate passes within rounding. */
+ * may be NULL; act is any activation (alpha: leaky_relu's slope). w_packed may hold the
+ * weights as oc_conv2d_fused_pack packed them (a model whose weights stay fixed keeps them
+ * so), read instead of packing them on every call; or be NULL. Same workspace as
+ * oc_conv2d_fwd. Results match oc_conv2d_fwd followed by the separate passes within rounding,
+ * and are the same bits with and without w_packed. */
 typedef struct {
     const float *pre, *scale, *shift;
     const float *res;
@@ -184,6 +185,11 @@ typedef struct {
     float alpha;
     const float *w_packed;
 } oc_conv_epilogue;
+/* Bytes of s's weights packed for oc_conv2d_fwd_fused (0: it would not read them packed), and
+ * the packing, in the layout its fp32 kernel for s reads (a 1x1 convolution's is
+ * oc_gemm_pack_b(1, K, C, w, C, ..)). Pack with the same CPU settings as the calls. */
+size_t oc_conv2d_fused_pack_bytes(const oc_conv_shape *s);
+void oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst);
 void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
                          const oc_conv_epilogue *e, float *y, void *ws);
 /* Applies e to rows [m0, m1), channels [k0, k1) of y[][K] in place (epilogue.c). */

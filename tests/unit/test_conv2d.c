@@ -337,6 +337,9 @@ static int fast_vs_ref_case(const char *name, oc_conv_shape s, int with_bias, ui
 static void fast_matches_ref_fixed_shapes(void)
 {
     fast_vs_ref_case("3x3 C17 K19", mk(3, 9, 13, 17, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1), 1, 1);
+    /* direct forward and backward-data summing 64-channel chunks (136 = 64 + 64 + 8 one way,
+     * 140 the other), im2col backward-weights */
+    fast_vs_ref_case("3x3 C136 K140", mk(2, 6, 7, 136, 140, 3, 3, 1, 1, 1, 1, 1, 1, 1), 1, 14);
     fast_vs_ref_case("1x1 C33 K19", mk(2, 7, 5, 33, 19, 1, 1, 1, 1, 0, 0, 1, 1, 1), 1, 2);
     fast_vs_ref_case("1x1 groups 2", mk(2, 6, 5, 10, 6, 1, 1, 1, 1, 0, 0, 1, 1, 2), 0, 3);
     fast_vs_ref_case("5x5 stride 2", mk(2, 15, 12, 6, 10, 5, 5, 2, 2, 2, 2, 1, 1, 1), 1, 4);
@@ -562,6 +565,7 @@ static void frozen_weight_gives_bias_only(void)
     const oc_conv_shape shapes[] = {
         mk(4, 9, 9, 8, 16, 1, 1, 1, 1, 0, 0, 1, 1, 1),   /* 1x1 */
         mk(4, 9, 9, 16, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1),  /* direct 3x3 */
+        mk(2, 5, 5, 136, 140, 3, 3, 1, 1, 1, 1, 1, 1, 1), /* wide: im2col backward */
         mk(4, 9, 9, 3, 24, 2, 2, 1, 1, 0, 0, 1, 1, 1),   /* airnet's whitening: im2col */
         mk(4, 9, 9, 8, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1),   /* stride 2: im2col */
         mk(2, 5, 5, 12, 12, 1, 1, 1, 1, 0, 0, 1, 1, 12), /* depthwise 1x1 */
@@ -721,7 +725,8 @@ static void fused_matches_unfused(void)
         {"1x1 column slices", 1, 7, 7, 96, 200, 1, 1, 1, 0, 1},
         {"direct 3x3", 2, 9, 10, 16, 32, 3, 3, 1, 1, 1},
         {"im2col 3x3 s2 C=3", 1, 33, 31, 3, 32, 3, 3, 2, 1, 1},
-        {"im2col 3x3 wide", 1, 8, 8, 136, 140, 3, 3, 1, 1, 1},
+        {"direct 3x3 wide (channel chunks)", 1, 8, 8, 136, 140, 3, 3, 1, 1, 1},
+        {"im2col 3x3 wide", 1, 6, 6, 264, 260, 3, 3, 1, 1, 1},
         {"grouped", 1, 10, 10, 8, 12, 3, 3, 1, 1, 4},
     };
     static const oc_act acts[] = {OC_ACT_RELU, OC_ACT_RELU6, OC_ACT_IDENTITY, OC_ACT_GELU};
@@ -758,8 +763,10 @@ static void fused_matches_unfused(void)
                     T_CLOSE(what, got1, want, ny, 1e-5 * (double)max_abs(want, ny) + 1e-6,
                             1e-5);
                     /* im2col chunks run one threaded oc_gemm, whose K-split products (deep,
-                     * few rows) are deterministic per thread count only */
+                     * few rows) are deterministic per thread count only; without SIMD the
+                     * direct shapes take im2col too */
                     T_CHECK(!strncmp(cs[c].name, "im2col", 6) ||
+                                (!simd && !strncmp(cs[c].name, "direct", 6)) ||
                                 !memcmp(got, got1, (size_t)ny * sizeof(float)),
                             "%s: 1 and 2 threads differ", what);
                 }
@@ -778,7 +785,7 @@ static void prepacked_weights_are_bitwise(void)
         const char *name;
         int N, H, W, C, K, R, S, sh, ph;
     } cs[] = {
-        {"3x3 wide, chunks", 12, 8, 8, 160, 136, 3, 3, 1, 1},
+        {"3x3 wide, chunks", 12, 8, 8, 264, 260, 3, 3, 1, 1},
         {"3x3 s2 skinny", 2, 15, 13, 24, 12, 3, 3, 2, 1},
         {"5x5 odd", 1, 11, 9, 7, 45, 5, 5, 1, 2},
         {"3x3 few rows", 1, 4, 4, 64, 70, 3, 3, 2, 1},
@@ -824,26 +831,46 @@ static void prepacked_weights_are_bitwise(void)
     }
 }
 
-/* A fused 1x1 convolution reading weights packed once (oc_gemm_pack_b, as a model with fixed
- * weights keeps them) gives the bits of packing them per block: many row blocks, column slices
- * (the last one narrower than a panel, which falls back to its own packing), skinny K. */
-static void fused_1x1_packed_weights_are_bitwise(void)
+/* A fused convolution reading weights packed once (oc_conv2d_fused_pack, as a model with fixed
+ * weights keeps them) gives the bits of packing them per call, for every layout: 1x1 GEMM
+ * panels (many row blocks, column slices whose last one is narrower than a panel and falls
+ * back to its own packing, skinny K), direct 3x3 (with channel chunks), im2col (few and many
+ * rows, wide), depthwise; 1 and 2 threads. A stale packing would be caught: the test also
+ * packs different weights and expects different outputs. */
+static void fused_packed_weights_are_bitwise(void)
 {
-    static const int shapes[][4] = {{1, 24, 19, 24}, {1, 7, 96, 200}, {2, 9, 40, 12}, {1, 3, 64, 70}};
+    const oc_conv_shape shapes[] = {
+        mk(1, 24, 24, 19, 24, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        mk(1, 7, 7, 96, 200, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        mk(2, 9, 9, 40, 12, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        mk(1, 3, 3, 64, 70, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        mk(2, 9, 10, 16, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1),   /* direct 3x3 */
+        mk(1, 6, 7, 136, 140, 3, 3, 1, 1, 1, 1, 1, 1, 1),  /* direct 3x3, channel chunks */
+        mk(3, 17, 15, 8, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1),   /* im2col, stride 2 */
+        mk(1, 3, 3, 8, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1),     /* im2col, few rows (*) */
+        mk(1, 5, 5, 264, 260, 3, 3, 1, 1, 1, 1, 1, 1, 1),  /* im2col, wide */
+        mk(2, 8, 8, 16, 32, 1, 1, 2, 2, 0, 0, 1, 1, 1),    /* 1x1 stride 2: im2col (*) */
+        mk(2, 11, 9, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 24),  /* depthwise */
+        mk(1, 12, 12, 40, 40, 5, 5, 2, 2, 2, 2, 1, 1, 40), /* depthwise 5x5 stride 2 */
+    };
+    /* (*) products too small for the blocked GEMM, which reads the plain weights instead */
+    const int small_product[sizeof shapes / sizeof shapes[0]] = {[7] = 1, [9] = 1};
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
-        oc_conv_shape s = mk(shapes[c][0], shapes[c][1], shapes[c][1], shapes[c][2], shapes[c][3],
-                             1, 1, 1, 1, 0, 0, 1, 1, 1);
+        oc_conv_shape s = shapes[c];
         T_CHECK(oc_conv_shape_init(&s) == 0, "shape %zu", c);
         oc_rng r;
         oc_rng_seed(&r, 90 + c, 0);
         int64_t nx = x_numel(&s), ny = y_numel(&s), nw = w_numel(&s);
         float *x = randv(&r, nx, 1.0f), *w = randv(&r, nw, 0.1f), *pre = randv(&r, s.K, 0.1f);
+        float *w2 = randv(&r, nw, 0.1f);
         float *sc = randv(&r, s.K, 1.0f), *sh = randv(&r, s.K, 1.0f);
         float *y0 = malloc((size_t)ny * sizeof(float)), *y1 = malloc((size_t)ny * sizeof(float));
-        float *bp = oc_alloc(oc_gemm_b_bytes(s.K, s.C));
+        size_t bytes = oc_conv2d_fused_pack_bytes(&s);
+        T_CHECK(bytes > 0, "shape %zu: no packed layout", c);
+        void *bp = oc_alloc(bytes + 64);
         void *ws = oc_alloc(oc_conv2d_fwd_workspace(&s) + 64);
         oc_conv_epilogue e = {pre, sc, sh, NULL, OC_ACT_RELU6, 0.0f, NULL};
-        oc_gemm_pack_b(1, s.K, s.C, w, s.C, bp);
+        oc_conv2d_fused_pack(&s, w, bp);
         for (int nt = 1; nt <= 2; nt++) {
             oc_set_threads(nt);
             e.w_packed = NULL;
@@ -853,8 +880,12 @@ static void fused_1x1_packed_weights_are_bitwise(void)
             T_CHECK(!memcmp(y0, y1, (size_t)ny * sizeof(float)),
                     "shape %zu, %d threads: packed weights differ", c, nt);
         }
+        oc_conv2d_fused_pack(&s, w2, bp); /* the packing is what the kernel reads */
+        oc_conv2d_fwd_fused(&s, x, w, &e, y1, ws);
+        T_CHECK(small_product[c] || memcmp(y0, y1, (size_t)ny * sizeof(float)) != 0,
+                "shape %zu: other packed weights gave the same output", c);
         oc_set_threads(0);
-        free(x), free(w), free(pre), free(sc), free(sh), free(y0), free(y1);
+        free(x), free(w), free(w2), free(pre), free(sc), free(sh), free(y0), free(y1);
         oc_free(bp);
         oc_free(ws);
     }
@@ -875,7 +906,7 @@ int main(int argc, char **argv)
         {"matches_pytorch", matches_pytorch},
         {"fused_matches_unfused", fused_matches_unfused},
         {"prepacked_weights_are_bitwise", prepacked_weights_are_bitwise},
-        {"fused_1x1_packed_weights_are_bitwise", fused_1x1_packed_weights_are_bitwise},
+        {"fused_packed_weights_are_bitwise", fused_packed_weights_are_bitwise},
         {"speed_note", speed_note},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));

@@ -1,0 +1,135 @@
+/* Convolution benchmark: GFLOP/s of each pass (forward, backward-data, backward-weights) of
+ * oc_conv2d on the layer shapes of the zoo's CIFAR networks at batch 128, 1 and 2 threads.
+ * Build and run: see bench/README.md. Each figure is the median of 5 timed runs after a
+ * warm-up; OC_BENCH_CPU_TIME=1 times 1-thread runs with the thread's CPU clock. */
+#include "core/core.h"
+#include "ops/ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef RUNS
+#define RUNS 5
+#endif
+
+static int use_cpu_time;
+
+static double now(void)
+{
+    struct timespec ts;
+    if (!use_cpu_time)
+        return oc_now();
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct {
+    const char *name;
+    int N, H, W, C, K, R, stride, pad, groups;
+} conv_case;
+
+static const conv_case cases[] = {
+    {"resnet20 stage 1 (16->16)", 128, 32, 32, 16, 16, 3, 1, 1, 1},
+    {"resnet20 stage 2 in (16->32 /2)", 128, 32, 32, 16, 32, 3, 2, 1, 1},
+    {"resnet20 stage 2 (32->32)", 128, 16, 16, 32, 32, 3, 1, 1, 1},
+    {"resnet20 stage 3 in (32->64 /2)", 128, 16, 16, 32, 64, 3, 2, 1, 1},
+    {"resnet20 stage 3 (64->64)", 128, 8, 8, 64, 64, 3, 1, 1, 1},
+    {"resnet18 stage 1 (64->64)", 128, 32, 32, 64, 64, 3, 1, 1, 1},
+    {"resnet18 stage 3 (256->256)", 128, 8, 8, 256, 256, 3, 1, 1, 1},
+    {"resnet18 stage 4 (512->512)", 128, 4, 4, 512, 512, 3, 1, 1, 1},
+    {"mobilenetv2 dw 3x3 (96, 16x16)", 128, 16, 16, 96, 96, 3, 1, 1, 96},
+    {"resnet18@224 b1 layer1 (64, 224)", 1, 224, 224, 64, 64, 3, 1, 1, 1},
+    {"resnet18@224 b1 layer2 (128, 112)", 1, 112, 112, 128, 128, 3, 1, 1, 1},
+    {"resnet18@224 b1 layer3 (256, 56)", 1, 56, 56, 256, 256, 3, 1, 1, 1},
+    {"resnet18@224 b1 layer4 (512, 28)", 1, 28, 28, 512, 512, 3, 1, 1, 1},
+};
+
+static void fill(float *p, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        p[i] = (float)((seed >> 40) & 0xffff) / 65536.0f - 0.5f;
+    }
+}
+
+typedef enum { FWD, BWD_DATA, BWD_WEIGHTS } pass;
+
+static double time_pass(const oc_conv_shape *s, pass ps, const float *x, const float *w,
+                        const float *dy, float *y, float *dx, float *dw, void *ws)
+{
+    double t[RUNS];
+    for (int r = -1; r < RUNS; r++) {
+        if (ps == BWD_DATA) /* it accumulates into dx */
+            memset(dx, 0, (size_t)s->N * s->H * s->W * s->C * sizeof(float));
+        double t0 = now();
+        if (ps == FWD)
+            oc_conv2d_fwd(s, x, w, NULL, y, ws);
+        else if (ps == BWD_DATA)
+            oc_conv2d_bwd_data(s, dy, w, dx, ws);
+        else
+            oc_conv2d_bwd_weights(s, x, dy, dw, NULL, ws);
+        if (r >= 0)
+            t[r] = now() - t0;
+    }
+    qsort(t, RUNS, sizeof *t, cmp_double);
+#ifdef OC_BENCH_MIN
+    return t[0];
+#endif
+    return t[RUNS / 2];
+}
+
+int main(int argc, char **argv)
+{
+    int only = argc > 1 ? atoi(argv[1]) : -1;
+    int max_threads = argc > 2 ? atoi(argv[2]) : 2;
+    static const char *pass_name[3] = {"fwd", "bwd-data", "bwd-weights"};
+    printf("%-34s %-12s %14s %14s\n", "shape", "pass", "1 thread", "2 threads");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (only >= 0 && (size_t)only != i)
+            continue;
+        const conv_case *cc = &cases[i];
+        oc_conv_shape s = {0};
+        s.N = cc->N, s.H = cc->H, s.W = cc->W, s.C = cc->C, s.K = cc->K, s.R = cc->R,
+        s.S = cc->R, s.stride_h = s.stride_w = cc->stride, s.pad_h = s.pad_w = cc->pad,
+        s.dil_h = s.dil_w = 1, s.groups = cc->groups;
+        if (oc_conv_shape_init(&s) != 0)
+            return 1;
+        size_t nx = (size_t)s.N * s.H * s.W * s.C, ny = (size_t)s.N * s.P * s.Q * s.K;
+        size_t nw = (size_t)s.K * s.R * s.S * (s.C / s.groups);
+        size_t wsb = oc_conv2d_fwd_workspace(&s);
+        if (oc_conv2d_bwd_data_workspace(&s) > wsb)
+            wsb = oc_conv2d_bwd_data_workspace(&s);
+        if (oc_conv2d_bwd_weights_workspace(&s) > wsb)
+            wsb = oc_conv2d_bwd_weights_workspace(&s);
+        float *x = oc_alloc(nx * sizeof(float)), *dx = oc_alloc(nx * sizeof(float));
+        float *y = oc_alloc(ny * sizeof(float)), *dy = oc_alloc(ny * sizeof(float));
+        float *w = oc_alloc(nw * sizeof(float)), *dw = oc_alloc(nw * sizeof(float));
+        void *ws = oc_alloc(wsb + 64);
+        if (!x || !dx || !y || !dy || !w || !dw || !ws)
+            return 1;
+        fill(x, nx, 1), fill(dy, ny, 2), fill(w, nw, 3);
+        memset(dw, 0, nw * sizeof(float));
+        double gflop = 2.0 * (double)ny * s.R * s.S * (s.C / s.groups) * 1e-9;
+        for (int p = 0; p < 3; p++) {
+            double g[3] = {0};
+            for (int t = 1; t <= max_threads && t <= 2; t++) {
+                oc_set_threads(t);
+                use_cpu_time = t == 1 && getenv("OC_BENCH_CPU_TIME");
+                g[t] = gflop / time_pass(&s, (pass)p, x, w, dy, y, dx, dw, ws);
+            }
+            printf("%-34s %-12s %9.1f GF/s %9.1f GF/s\n", p ? "" : cc->name, pass_name[p], g[1],
+                   g[2]);
+        }
+        oc_free(x), oc_free(dx), oc_free(y), oc_free(dy), oc_free(w), oc_free(dw), oc_free(ws);
+    }
+    oc_set_threads(0);
+    return 0;
+}
