@@ -50,6 +50,7 @@ static const conv_case cases[] = {
     {"resnet18@224 b1 layer2 (128, 112)", 1, 112, 112, 128, 128, 3, 1, 1, 1},
     {"resnet18@224 b1 layer3 (256, 56)", 1, 56, 56, 256, 256, 3, 1, 1, 1},
     {"resnet18@224 b1 layer4 (512, 28)", 1, 28, 28, 512, 512, 3, 1, 1, 1},
+    {"mobilenetv2@224 b1 stem (3->32 /2)", 1, 224, 224, 3, 32, 3, 2, 1, 1},
 };
 
 static void fill(float *p, size_t n, uint64_t seed)

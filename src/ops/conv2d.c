@@ -52,6 +52,8 @@ void oc_conv2d_add_avx512(float *d, const float *v, int64_t n);
 void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
                                   const float *b, float *y, int accum, int64_t j0, int64_t j1);
 int oc_conv2d_d3_fwd_group_rows(const oc_conv_shape *s);
+void oc_conv2d_sc_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
+                                  const float *b, float *y, int64_t j0, int64_t j1);
 void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x,
                                           const float *dy, float *part, int64_t j0, int64_t j1);
 
@@ -711,10 +713,11 @@ static int d3_blocks(const oc_conv_shape *s)
     return rows < OC_CONV_D3_BLOCKS ? (int)rows : OC_CONV_D3_BLOCKS;
 }
 
-/* Bytes of packed weights (fwd: [3][3][C][pad16(K)]; bwd-data: [3][3][K][pad16(C)]). */
+/* Bytes of packed weights (fwd: [R][S][C][pad16(K)]; bwd-data: [R][S][K][pad16(C)]). */
 static size_t d3_pack_bytes(const oc_conv_shape *s, int for_bwd_data)
 {
-    size_t f = for_bwd_data ? (size_t)9 * s->K * pad16(s->C) : (size_t)9 * s->C * pad16(s->K);
+    const size_t RS = (size_t)s->R * s->S;
+    size_t f = for_bwd_data ? RS * s->K * pad16(s->C) : RS * s->C * pad16(s->K);
     return (f * sizeof(float) + 63) & ~(size_t)63;
 }
 
@@ -723,25 +726,27 @@ static size_t d3_part_floats(const oc_conv_shape *s)
     return (size_t)9 * s->C * pad16(s->K);
 }
 
+/* Packs w [K][R][S][C] as the direct kernels read it: forward (also the few-channel kernel)
+ * wt[r][s][c][Kp]; backward-data (3x3 only) the flipped kernel wt[r][s][k][Cp]. */
 static void d3_pack(const oc_conv_shape *s, const float *w, float *wt, int for_bwd_data)
 {
-    const int C = s->C, K = s->K;
+    const int C = s->C, K = s->K, RS = s->R * s->S;
     if (!for_bwd_data) {
         const int Kp = pad16(K);
-        for (int rs = 0; rs < 9; rs++)
+        for (int rs = 0; rs < RS; rs++)
             for (int c = 0; c < C; c++) {
                 float *d = wt + ((int64_t)rs * C + c) * Kp;
                 for (int k = 0; k < K; k++)
-                    d[k] = w[((int64_t)k * 9 + rs) * C + c];
+                    d[k] = w[((int64_t)k * RS + rs) * C + c];
                 for (int k = K; k < Kp; k++)
                     d[k] = 0.0f;
             }
     } else {
         const int Cp = pad16(C);
-        for (int rs = 0; rs < 9; rs++)
+        for (int rs = 0; rs < RS; rs++)
             for (int k = 0; k < K; k++) {
                 float *d = wt + ((int64_t)rs * K + k) * Cp;
-                const float *src = w + ((int64_t)k * 9 + (8 - rs)) * C; /* tap (2-r, 2-s) */
+                const float *src = w + ((int64_t)k * RS + (RS - 1 - rs)) * C; /* (2-r, 2-s) */
                 memcpy(d, src, (size_t)C * sizeof(float));
                 for (int c = C; c < Cp; c++)
                     d[c] = 0.0f;
@@ -835,6 +840,53 @@ static void d3_bwd_weights(const oc_conv_shape *s, const float *x, const float *
     oc_parallel_n(d3_bw_combine_task, &c, (int)((int64_t)9 * s->C * s->K / 4096 + 1));
 }
 
+/* ---------------------------------------------------------------- few input channels
+ * Stems (conv2d_avx512.c): at most OC_CONV_SC_MAX_C input channels, any kernel size up to
+ * 16 rows, stride and padding, no dilation, forward only (backward takes im2col). Used in fp32
+ * math; in bf16 math these layers keep the bf16 im2col path. */
+#define OC_CONV_SC_MAX_C 4
+
+static int is_smallc(const oc_conv_shape *s)
+{
+    return s->groups == 1 && s->C <= OC_CONV_SC_MAX_C && s->R <= 16 && s->dil_h == 1 &&
+           s->dil_w == 1 && !is_pointwise(s) && !is_depthwise(s) && !is_direct3(s);
+}
+
+static int use_smallc(const oc_conv_shape *s)
+{
+    return is_smallc(s) && use_avx512() && oc_math_get() != OC_MATH_BF16;
+}
+
+static void sc_fwd_task(void *ctx, int tid, int nt)
+{
+    const d3_ctx *c = ctx;
+    int64_t a, e;
+    oc_split_range((int64_t)c->s->N * c->s->P, tid, nt, &a, &e);
+    if (e > a)
+        oc_conv2d_sc_fwd_rows_avx512(c->s, c->x, c->wt, c->b, c->y, a, e);
+}
+
+/* Rows of output per epilogue pass (about 64 KiB of y, still in L1/L2). */
+static int64_t sc_group_rows(const oc_conv_shape *s)
+{
+    int64_t g = (64 << 10) / ((int64_t)s->Q * s->K * (int64_t)sizeof(float));
+    return g < 1 ? 1 : g;
+}
+
+static void sc_fused_task(void *ctx, int tid, int nt)
+{
+    const d3_ctx *c = ctx;
+    const oc_conv_shape *s = c->s;
+    const int64_t group = sc_group_rows(s);
+    int64_t a, e;
+    oc_split_range((int64_t)s->N * s->P, tid, nt, &a, &e);
+    for (int64_t j = a; j < e; j += group) {
+        int64_t j1 = j + group < e ? j + group : e;
+        oc_conv2d_sc_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, j, j1);
+        oc_conv_epilogue_apply(c->epi, j * s->Q, j1 * s->Q, 0, s->K, s->K, c->y);
+    }
+}
+
 /* ---------------------------------------------------------------- forward */
 
 /* ---------------------------------------------------------------- packed weights
@@ -883,7 +935,7 @@ static int use_f32_pre(const oc_conv_shape *s)
 static size_t pre_offset(const oc_conv_shape *s, int for_bwd_data)
 {
     size_t b = col_bytes(s);
-    if (is_direct3(s) && d3_pack_bytes(s, for_bwd_data) > b)
+    if ((is_direct3(s) || (!for_bwd_data && is_smallc(s))) && d3_pack_bytes(s, for_bwd_data) > b)
         b = d3_pack_bytes(s, for_bwd_data);
     return b;
 }
@@ -968,6 +1020,12 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
     }
     if (use_direct3(s)) {
         d3_fwd(s, x, w, b, y, ws);
+        return;
+    }
+    if (use_smallc(s)) {
+        d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL};
+        d3_pack(s, w, ws, 0);
+        oc_parallel_n(sc_fwd_task, &c, s->N * s->P);
         return;
     }
     const int64_t total = (int64_t)s->N * s->P, chunk = chunk_rows(s);
@@ -1091,7 +1149,7 @@ static void epi_task(void *ctx, int tid, int nt)
 }
 
 /* The layout oc_conv2d_fwd_fused reads weights in, for fp32 math (bf16 math packs its own). */
-typedef enum { FUSED_NONE, FUSED_DW, FUSED_1X1, FUSED_D3, FUSED_IM2COL } fused_layout;
+typedef enum { FUSED_NONE, FUSED_DW, FUSED_1X1, FUSED_D3, FUSED_SMALLC, FUSED_IM2COL } fused_layout;
 
 static fused_layout fused_layout_of(const oc_conv_shape *s)
 {
@@ -1099,6 +1157,7 @@ static fused_layout fused_layout_of(const oc_conv_shape *s)
     fused_layout l = is_depthwise(s)   ? FUSED_DW
                      : is_pointwise(s) ? (s->groups == 1 ? FUSED_1X1 : FUSED_NONE)
                      : use_direct3(s)  ? FUSED_D3
+                     : use_smallc(s)   ? FUSED_SMALLC
                      : pre_shape(s)    ? FUSED_IM2COL
                                        : FUSED_NONE;
     oc_math_set(math);
@@ -1110,7 +1169,8 @@ size_t oc_conv2d_fused_pack_bytes(const oc_conv_shape *s)
     switch (fused_layout_of(s)) {
     case FUSED_DW: return (size_t)s->R * s->S * s->C * sizeof(float);
     case FUSED_1X1: return oc_gemm_b_bytes(s->K, s->C);
-    case FUSED_D3: return d3_pack_bytes(s, 0);
+    case FUSED_D3:
+    case FUSED_SMALLC: return d3_pack_bytes(s, 0);
     case FUSED_IM2COL: return oc_gemm_b_bytes(s->K, s->R * s->S * s->C);
     default: return 0;
     }
@@ -1122,7 +1182,8 @@ void oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst)
     switch (fused_layout_of(s)) {
     case FUSED_DW: dw_transpose(s, w, dst); break;
     case FUSED_1X1: oc_gemm_pack_b(1, s->K, s->C, w, s->C, dst); break;
-    case FUSED_D3: d3_pack(s, w, dst, 0); break;
+    case FUSED_D3:
+    case FUSED_SMALLC: d3_pack(s, w, dst, 0); break;
     case FUSED_IM2COL: oc_gemm_pack_b(1, s->K, RSC, w, RSC, dst); break;
     default: break;
     }
@@ -1152,6 +1213,13 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
         if (!kept)
             d3_pack(s, w, ws, 0);
         oc_parallel_n(d3_fused_task, &c, s->N * s->P);
+        return;
+    }
+    if (use_smallc(s)) {
+        d3_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, 0, e};
+        if (!kept)
+            d3_pack(s, w, ws, 0);
+        oc_parallel_n(sc_fused_task, &c, s->N * s->P);
         return;
     }
     if (s->groups == 1) {

@@ -845,3 +845,110 @@ void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x
         }
     }
 }
+
+/* ---------------------------------------------------------------- few input channels
+ * Any kernel size, stride and padding (no dilation, one group) with few input channels: the
+ * stems of ImageNet networks (3 -> 32 3x3 stride 2, 3 -> 64 7x7 stride 2), where im2col rows
+ * are R*S*C = 27..147 floats long and the GEMM spends its time packing. A register tile of MR
+ * output pixels (one row, consecutive columns) by 16*KV output channels sums over r, s and c
+ * in that order, one broadcast input value per pixel and tap. Interior tiles read without
+ * bounds checks; tiles touching the padding check each column. Weights come packed as
+ * wt[r][s][c][Kp], Kp = K rounded up to 16 (conv2d.c packs them). */
+
+typedef void (*sc_fwd_fn)(const oc_conv_shape *s, const float *const *xr, int q0,
+                          const float *wt, int Kp, float *yp, __mmask16 mlast, const float *bias);
+
+#define SC_FWD_KERNEL(MR, KV, EDGE)                                                               \
+    static void sc_fwd_##MR##x##KV##_##EDGE(const oc_conv_shape *s, const float *const *xr,      \
+                                            int q0, const float *wt, int Kp, float *yp,          \
+                                            __mmask16 mlast, const float *bias)                  \
+    {                                                                                             \
+        const int C = s->C, W = s->W, S = s->S, sw = s->stride_w, K = s->K;                       \
+        const ptrdiff_t step = (ptrdiff_t)sw * C;                                                 \
+        __m512 acc[MR][KV];                                                                       \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                     \
+            _Pragma("GCC unroll 2") for (int v = 0; v < KV; v++)                                  \
+                acc[i][v] = bias ? _mm512_maskz_loadu_ps(v == KV - 1 ? mlast : (__mmask16)0xffff, \
+                                                         bias + 16 * v)                           \
+                                 : _mm512_setzero_ps();                                           \
+        for (int r = 0; r < s->R; r++) {                                                          \
+            if (!xr[r])                                                                           \
+                continue;                                                                         \
+            for (int t = 0; t < S; t++) {                                                         \
+                const int col0 = q0 * sw - s->pad_w + t; /* input column of pixel q0 */           \
+                const float *xc = xr[r] + (ptrdiff_t)col0 * C;                                    \
+                const float *wc = wt + ((ptrdiff_t)r * S + t) * C * Kp;                           \
+                for (int c = 0; c < C; c++, xc++, wc += Kp) {                                     \
+                    __m512 wv[KV];                                                                \
+                    _Pragma("GCC unroll 2") for (int v = 0; v < KV; v++)                          \
+                        wv[v] = _mm512_loadu_ps(wc + 16 * v);                                     \
+                    _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                         \
+                    {                                                                             \
+                        if (EDGE && (unsigned)(col0 + i * sw) >= (unsigned)W)                     \
+                            continue;                                                             \
+                        __m512 bx = _mm512_set1_ps(xc[i * step]);                                 \
+                        _Pragma("GCC unroll 2") for (int v = 0; v < KV; v++)                      \
+                            acc[i][v] = _mm512_fmadd_ps(bx, wv[v], acc[i][v]);                    \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++)                                     \
+            _Pragma("GCC unroll 2") for (int v = 0; v < KV; v++)                                  \
+                _mm512_mask_storeu_ps(yp + (ptrdiff_t)i * K + 16 * v,                             \
+                                      v == KV - 1 ? mlast : (__mmask16)0xffff, acc[i][v]);        \
+    }
+
+SC_FWD_KERNEL(12, 2, 0)
+SC_FWD_KERNEL(12, 2, 1)
+SC_FWD_KERNEL(4, 2, 1)
+SC_FWD_KERNEL(1, 2, 1)
+SC_FWD_KERNEL(16, 1, 0)
+SC_FWD_KERNEL(16, 1, 1)
+SC_FWD_KERNEL(4, 1, 1)
+SC_FWD_KERNEL(1, 1, 1)
+
+/* [KV - 1][widest interior, widest with checks, 4 with checks, 1 with checks] */
+static const sc_fwd_fn sc_fwd_tab[2][4] = {
+    {sc_fwd_16x1_0, sc_fwd_16x1_1, sc_fwd_4x1_1, sc_fwd_1x1_1},
+    {sc_fwd_12x2_0, sc_fwd_12x2_1, sc_fwd_4x2_1, sc_fwd_1x2_1},
+};
+
+void oc_conv2d_sc_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
+                                  const float *b, float *y, int64_t j0, int64_t j1);
+
+/* Output rows j = n*P + p in [j0, j1) of y[N][P][Q][K] from x[N][H][W][C] (R <= 16). */
+void oc_conv2d_sc_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
+                                  const float *b, float *y, int64_t j0, int64_t j1)
+{
+    const int C = s->C, K = s->K, H = s->H, W = s->W, P = s->P, Q = s->Q, Kp = (K + 15) & ~15;
+    for (int64_t j = j0; j < j1; j++) {
+        const int64_t n = j / P;
+        const int p = (int)(j % P);
+        const float *xr[16];
+        for (int r = 0; r < s->R; r++) {
+            int h = p * s->stride_h - s->pad_h + r;
+            xr[r] = h >= 0 && h < H ? x + (n * H + h) * W * C : NULL;
+        }
+        float *yrow = y + j * Q * K;
+        for (int k0 = 0; k0 < K;) {
+            const int left = K - k0, kv = left > 16 ? 2 : 1, mr = kv == 2 ? 12 : 16;
+            const __mmask16 mlast = left <= 16 * kv ? tail_mask(left - 16 * (kv - 1)) : 0xffff;
+            const sc_fwd_fn *tab = sc_fwd_tab[kv - 1];
+            for (int q0 = 0; q0 < Q;) {
+                const int n_px = Q - q0 >= mr ? mr : Q - q0 >= 4 ? 4 : 1;
+                sc_fwd_fn f = n_px == mr ? tab[1] : n_px == 4 ? tab[2] : tab[3];
+                if (n_px == mr) { /* every tap column of the tile inside the row: no checks */
+                    int first = q0 * s->stride_w - s->pad_w;
+                    int last = (q0 + mr - 1) * s->stride_w - s->pad_w + s->S - 1;
+                    if (first >= 0 && last < W)
+                        f = tab[0];
+                }
+                f(s, xr, q0, wt + k0, Kp, yrow + (ptrdiff_t)q0 * K + k0, mlast,
+                  b ? b + k0 : NULL);
+                q0 += n_px;
+            }
+            k0 += 16 * kv;
+        }
+    }
+}

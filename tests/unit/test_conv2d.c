@@ -340,6 +340,13 @@ static void fast_matches_ref_fixed_shapes(void)
     /* direct forward and backward-data summing 64-channel chunks (136 = 64 + 64 + 8 one way,
      * 140 the other), im2col backward-weights */
     fast_vs_ref_case("3x3 C136 K140", mk(2, 6, 7, 136, 140, 3, 3, 1, 1, 1, 1, 1, 1, 1), 1, 14);
+    /* the few-channel forward: interior and padded tiles, 4- and 1-pixel remainders, one and
+     * two 16-channel blocks with partial ones, 1 to 4 channels */
+    fast_vs_ref_case("stem 3x3 s2 C3 K32", mk(2, 17, 63, 3, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1), 1, 15);
+    fast_vs_ref_case("stem 7x7 s2 C3 K40", mk(1, 37, 41, 3, 40, 7, 7, 2, 2, 3, 3, 1, 1, 1), 1, 16);
+    fast_vs_ref_case("2x2 C3 K24", mk(2, 9, 40, 3, 24, 2, 2, 1, 1, 0, 0, 1, 1, 1), 1, 17);
+    fast_vs_ref_case("5x5 C1 K16", mk(1, 20, 33, 1, 16, 5, 5, 1, 1, 2, 2, 1, 1, 1), 0, 18);
+    fast_vs_ref_case("4x4 s4 C4 K20", mk(2, 16, 32, 4, 20, 4, 4, 4, 4, 0, 0, 1, 1, 1), 1, 19);
     fast_vs_ref_case("1x1 C33 K19", mk(2, 7, 5, 33, 19, 1, 1, 1, 1, 0, 0, 1, 1, 1), 1, 2);
     fast_vs_ref_case("1x1 groups 2", mk(2, 6, 5, 10, 6, 1, 1, 1, 1, 0, 0, 1, 1, 2), 0, 3);
     fast_vs_ref_case("5x5 stride 2", mk(2, 15, 12, 6, 10, 5, 5, 2, 2, 2, 2, 1, 1, 1), 1, 4);
@@ -724,7 +731,8 @@ static void fused_matches_unfused(void)
         {"1x1 many rows", 1, 24, 23, 19, 24, 1, 1, 1, 0, 1},
         {"1x1 column slices", 1, 7, 7, 96, 200, 1, 1, 1, 0, 1},
         {"direct 3x3", 2, 9, 10, 16, 32, 3, 3, 1, 1, 1},
-        {"im2col 3x3 s2 C=3", 1, 33, 31, 3, 32, 3, 3, 2, 1, 1},
+        {"few channels 3x3 s2 C=3", 1, 33, 31, 3, 32, 3, 3, 2, 1, 1},
+        {"im2col 3x3 s2 C=8", 1, 33, 31, 8, 32, 3, 3, 2, 1, 1},
         {"direct 3x3 wide (channel chunks)", 1, 8, 8, 136, 140, 3, 3, 1, 1, 1},
         {"im2col 3x3 wide", 1, 6, 6, 264, 260, 3, 3, 1, 1, 1},
         {"grouped", 1, 10, 10, 8, 12, 3, 3, 1, 1, 4},
@@ -852,6 +860,7 @@ static void fused_packed_weights_are_bitwise(void)
         mk(2, 8, 8, 16, 32, 1, 1, 2, 2, 0, 0, 1, 1, 1),    /* 1x1 stride 2: im2col (*) */
         mk(2, 11, 9, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 24),  /* depthwise */
         mk(1, 12, 12, 40, 40, 5, 5, 2, 2, 2, 2, 1, 1, 40), /* depthwise 5x5 stride 2 */
+        mk(1, 33, 35, 3, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1),   /* few channels (a stem) */
     };
     /* (*) products too small for the blocked GEMM, which reads the plain weights instead */
     const int small_product[sizeof shapes / sizeof shapes[0]] = {[7] = 1, [9] = 1};
