@@ -310,7 +310,8 @@ static void conv_bwd(oc_model *m, oc_node *nd, int n)
     float *db = nd->bias && oc_nn_wants_grad(m, nd, 1) ? oc_nn_grad(m, nd, 1) : NULL;
     oc_nn_conv_shape(m, nd, n, &s);
     if (dx)
-        oc_conv2d_bwd_data(&s, nd->dy, oc_nn_param(m, nd, 0), dx, m->ws);
+        (nd->sets_dx ? oc_conv2d_bwd_data_set : oc_conv2d_bwd_data)(
+            &s, nd->dy, oc_nn_param(m, nd, 0), dx, m->ws);
     /* a frozen weight (the spec's "freeze", e.g. airnet's whitening filters, or one training
      * leaves alone) gets no gradient: no optimizer reads it, and it is the costliest product
      * of the layer */

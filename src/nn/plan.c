@@ -290,9 +290,11 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
     for (int i = 0; i < T; i++) {
         oc_node *nd = &m->nodes[i];
         nd->dy_zero_at = nd->last_consumer;
-        /* a batch norm or max pool that writes its input's gradient first sets it rather than
-         * adding to zeros (the same bits; one pass over the gradient less) */
-        nd->sets_dx = training && (nd->op == OC_OP_BATCHNORM || nd->op == OC_OP_MAXPOOL) &&
+        /* a batch norm, max pool or convolution that writes its input's gradient first sets
+         * it rather than adding to zeros (the same bits; one pass over the gradient less) */
+        nd->sets_dx = training &&
+                      (nd->op == OC_OP_BATCHNORM || nd->op == OC_OP_MAXPOOL ||
+                       nd->op == OC_OP_CONV2D) &&
                       m->nodes[nd->in[0]].last_consumer == i && !m->no_sharing;
         /* batch-norm statistics (small, kept apart) and the workspace shared by all kernels */
         if (nd->op == OC_OP_BATCHNORM && training)

@@ -822,10 +822,10 @@ static void d3_fwd(const oc_conv_shape *s, const float *x, const float *w, const
 }
 
 static void d3_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
-                        void *ws)
+                        void *ws, int set)
 {
     oc_conv_shape t = *s; /* the transposed convolution: dy (K channels) -> dx (C channels) */
-    d3_ctx c = {&t, dy, ws, NULL, NULL, dx, NULL, NULL, 1, 0, NULL};
+    d3_ctx c = {&t, dy, ws, NULL, NULL, dx, NULL, NULL, !set, 0, NULL};
     t.C = s->K;
     t.K = s->C;
     d3_pack(s, w, ws, 1);
@@ -1257,10 +1257,15 @@ size_t oc_conv2d_bwd_data_workspace(const oc_conv_shape *s)
     return pre_offset(s, 1) + pre_bytes(s, 1);
 }
 
-void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
-                        void *ws)
+/* dx += (or, set, =) the input gradient. Setting gives the bits of adding to zeros: the
+ * direct kernel and the 1x1 GEMM start their sums from zero instead of loading dx, the other
+ * methods zero dx first. */
+static void bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
+                     void *ws, int set)
 {
     const int G = s->groups, Cg = s->C / G, Kg = s->K / G;
+    if (set && !(is_pointwise(s) && !is_depthwise(s)) && !use_direct3(s))
+        memset(dx, 0, (size_t)s->N * s->H * s->W * s->C * sizeof(float));
     if (is_depthwise(s)) {
         dw_ctx c = {s, NULL, ws, NULL, dy, NULL, dx, NULL, 0, NULL};
         dw_transpose(s, w, ws);
@@ -1272,11 +1277,11 @@ void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
         OC_ASSERT(M <= INT32_MAX);
         for (int g = 0; g < G; g++)
             oc_gemm(0, 0, (int)M, Cg, Kg, 1.0f, dy + (int64_t)g * Kg, s->K,
-                    w + (int64_t)g * Kg * Cg, Cg, 1.0f, dx + (int64_t)g * Cg, s->C);
+                    w + (int64_t)g * Kg * Cg, Cg, set ? 0.0f : 1.0f, dx + (int64_t)g * Cg, s->C);
         return;
     }
     if (use_direct3(s)) {
-        d3_bwd_data(s, dy, w, dx, ws);
+        d3_bwd_data(s, dy, w, dx, ws, set);
         return;
     }
     const int64_t RSC = (int64_t)s->R * s->S * s->C, RSCg = RSC / G;
@@ -1303,6 +1308,18 @@ void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
             oc_parallel_n(col2im_task, &c, (int)rows_in);
         }
     }
+}
+
+void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
+                        void *ws)
+{
+    bwd_data(s, dy, w, dx, ws, 0);
+}
+
+void oc_conv2d_bwd_data_set(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
+                            void *ws)
+{
+    bwd_data(s, dy, w, dx, ws, 1);
 }
 
 /* ---------------------------------------------------------------- backward weights */

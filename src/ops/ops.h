@@ -40,10 +40,13 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
 void oc_conv2d_fwd_ref(const oc_conv_shape *s, const float *x, const float *w, const float *b,
                        float *y);
 
-/* dx += conv_transpose(dy, w) */
+/* dx += conv_transpose(dy, w); the _set variant writes dx = conv_transpose(dy, w), the bits
+ * of adding to zeros without reading dx first */
 size_t oc_conv2d_bwd_data_workspace(const oc_conv_shape *s);
 void oc_conv2d_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
                         void *ws);
+void oc_conv2d_bwd_data_set(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
+                            void *ws);
 void oc_conv2d_bwd_data_ref(const oc_conv_shape *s, const float *dy, const float *w, float *dx);
 
 /* dw += corr(x, dy); db += sum dy (db may be NULL; dw may be NULL: the bias alone) */

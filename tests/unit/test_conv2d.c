@@ -900,6 +900,36 @@ static void fused_packed_weights_are_bitwise(void)
     }
 }
 
+/* oc_conv2d_bwd_data_set over a dx full of NaN gives the bits of oc_conv2d_bwd_data adding
+ * into zeros, for every method: direct 3x3, 1x1 GEMM, im2col, depthwise, grouped. */
+static void bwd_data_set_is_bitwise(void)
+{
+    const oc_conv_shape shapes[] = {
+        mk(2, 9, 10, 16, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1),  /* direct 3x3 */
+        mk(2, 7, 5, 33, 19, 1, 1, 1, 1, 0, 0, 1, 1, 1),   /* 1x1 */
+        mk(2, 15, 13, 8, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1),  /* im2col */
+        mk(2, 11, 9, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 24), /* depthwise */
+        mk(2, 8, 9, 12, 20, 3, 3, 1, 1, 1, 1, 1, 1, 4),   /* grouped */
+    };
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+        oc_conv_shape s = shapes[c];
+        T_CHECK(oc_conv_shape_init(&s) == 0, "shape %zu", c);
+        oc_rng r;
+        oc_rng_seed(&r, 300 + c, 0);
+        int64_t nx = x_numel(&s);
+        float *dy = randv(&r, y_numel(&s), 1.0f), *w = randv(&r, w_numel(&s), 0.3f);
+        float *want = calloc((size_t)nx, sizeof(float)), *got = malloc((size_t)nx * sizeof(float));
+        void *ws = oc_alloc(oc_conv2d_bwd_data_workspace(&s) + 64);
+        for (int64_t i = 0; i < nx; i++)
+            got[i] = NAN;
+        oc_conv2d_bwd_data(&s, dy, w, want, ws);
+        oc_conv2d_bwd_data_set(&s, dy, w, got, ws);
+        T_CHECK(!memcmp(got, want, (size_t)nx * sizeof(float)), "shape %zu: set differs", c);
+        free(dy), free(w), free(want), free(got);
+        oc_free(ws);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -916,6 +946,7 @@ int main(int argc, char **argv)
         {"fused_matches_unfused", fused_matches_unfused},
         {"prepacked_weights_are_bitwise", prepacked_weights_are_bitwise},
         {"fused_packed_weights_are_bitwise", fused_packed_weights_are_bitwise},
+        {"bwd_data_set_is_bitwise", bwd_data_set_is_bitwise},
         {"speed_note", speed_note},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
