@@ -61,10 +61,14 @@ static void fill(float *p, size_t n, uint64_t seed)
     }
 }
 
-typedef enum { FWD, BWD_DATA, BWD_WEIGHTS } pass;
+typedef enum { FWD, BWD_DATA, BWD_WEIGHTS, FUSED } pass;
+
+/* conv2d.c's test hook: 0 packs wide 3x3 layers for the direct / im2col kernels */
+void oc_conv2d_allow_winograd(int allow);
 
 static double time_pass(const oc_conv_shape *s, pass ps, const float *x, const float *w,
-                        const float *dy, float *y, float *dx, float *dw, void *ws)
+                        const float *dy, float *y, float *dx, float *dw, void *ws,
+                        const oc_conv_epilogue *e)
 {
     double t[RUNS];
     for (int r = -1; r < RUNS; r++) {
@@ -75,6 +79,8 @@ static double time_pass(const oc_conv_shape *s, pass ps, const float *x, const f
             oc_conv2d_fwd(s, x, w, NULL, y, ws);
         else if (ps == BWD_DATA)
             oc_conv2d_bwd_data(s, dy, w, dx, ws);
+        else if (ps == FUSED)
+            oc_conv2d_fwd_fused(s, x, w, e, y, ws);
         else
             oc_conv2d_bwd_weights(s, x, dy, dw, NULL, ws);
         if (r >= 0)
@@ -91,7 +97,8 @@ int main(int argc, char **argv)
 {
     int only = argc > 1 ? atoi(argv[1]) : -1;
     int max_threads = argc > 2 ? atoi(argv[2]) : 2;
-    static const char *pass_name[3] = {"fwd", "bwd-data", "bwd-weights"};
+    static const char *pass_name[5] = {"fwd", "bwd-data", "bwd-weights", "fused, kept",
+                                       "fused, kept w/o Winograd"};
     printf("%-34s %-12s %14s %14s\n", "shape", "pass", "1 thread", "2 threads");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (only >= 0 && (size_t)only != i)
@@ -113,23 +120,37 @@ int main(int argc, char **argv)
         float *x = oc_alloc(nx * sizeof(float)), *dx = oc_alloc(nx * sizeof(float));
         float *y = oc_alloc(ny * sizeof(float)), *dy = oc_alloc(ny * sizeof(float));
         float *w = oc_alloc(nw * sizeof(float)), *dw = oc_alloc(nw * sizeof(float));
+        float *pre = oc_alloc_zero((size_t)s.K * sizeof(float));
+        float *scale = oc_alloc((size_t)s.K * sizeof(float));
         void *ws = oc_alloc(wsb + 64);
-        if (!x || !dx || !y || !dy || !w || !dw || !ws)
+        size_t kept_bytes = oc_conv2d_fused_pack_bytes(&s);
+        void *kept = oc_alloc(kept_bytes + 64);
+        oc_conv_epilogue e = {pre, scale, pre, NULL, OC_ACT_IDENTITY, 0.0f, kept};
+        if (!x || !dx || !y || !dy || !w || !dw || !pre || !scale || !ws || !kept)
             return 1;
+        for (int k = 0; k < s.K; k++)
+            scale[k] = 1.0f;
         fill(x, nx, 1), fill(dy, ny, 2), fill(w, nw, 3);
         memset(dw, 0, nw * sizeof(float));
         double gflop = 2.0 * (double)ny * s.R * s.S * (s.C / s.groups) * 1e-9;
-        for (int p = 0; p < 3; p++) {
+        for (int p = 0; p < 5; p++) {
             double g[3] = {0};
+            /* inference: weights packed once, as a model with fixed weights keeps them */
+            oc_conv2d_allow_winograd(p != 4);
+            if (p >= 3 && (oc_conv2d_fused_pack_bytes(&s) > kept_bytes ||
+                           oc_conv2d_fused_pack(&s, w, kept) != 0))
+                return 1;
             for (int t = 1; t <= max_threads && t <= 2; t++) {
                 oc_set_threads(t);
                 use_cpu_time = t == 1 && getenv("OC_BENCH_CPU_TIME");
-                g[t] = gflop / time_pass(&s, (pass)p, x, w, dy, y, dx, dw, ws);
+                g[t] = gflop / time_pass(&s, p >= 3 ? FUSED : (pass)p, x, w, dy, y, dx, dw, ws, &e);
             }
+            oc_conv2d_allow_winograd(1);
             printf("%-34s %-12s %9.1f GF/s %9.1f GF/s\n", p ? "" : cc->name, pass_name[p], g[1],
                    g[2]);
         }
         oc_free(x), oc_free(dx), oc_free(y), oc_free(dy), oc_free(w), oc_free(dw), oc_free(ws);
+        oc_free(pre), oc_free(scale), oc_free(kept);
     }
     oc_set_threads(0);
     return 0;

@@ -76,7 +76,8 @@ static oc_status pack_weights(oc_model *m)
         nd->wpack = oc_alloc(bytes);
         if (!nd->wpack)
             return oc_fail(OC_ERR_NOMEM, "out of memory packing the weights");
-        oc_conv2d_fused_pack(&s, oc_nn_param(m, nd, 0), nd->wpack);
+        if (oc_conv2d_fused_pack(&s, oc_nn_param(m, nd, 0), nd->wpack) != 0)
+            return oc_fail(OC_ERR_NOMEM, "out of memory packing the weights");
     }
     return OC_OK;
 }

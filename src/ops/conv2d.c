@@ -996,7 +996,8 @@ size_t oc_conv2d_fwd_workspace(const oc_conv_shape *s)
         return (size_t)s->R * s->S * s->C * sizeof(float);
     if (is_pointwise(s))
         return 0;
-    return pre_offset(s, 0) + pre_bytes(s, 0); /* direct 3x3 or im2col (direct needs AVX-512) */
+    size_t b = pre_offset(s, 0) + pre_bytes(s, 0); /* direct 3x3 or im2col (direct: AVX-512) */
+    return oc_wino_shape(s) && oc_wino_workspace(s) > b ? oc_wino_workspace(s) : b;
 }
 
 void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
@@ -1149,13 +1150,31 @@ static void epi_task(void *ctx, int tid, int nt)
 }
 
 /* The layout oc_conv2d_fwd_fused reads weights in, for fp32 math (bf16 math packs its own). */
-typedef enum { FUSED_NONE, FUSED_DW, FUSED_1X1, FUSED_D3, FUSED_SMALLC, FUSED_IM2COL } fused_layout;
+typedef enum {
+    FUSED_NONE,
+    FUSED_DW,
+    FUSED_1X1,
+    FUSED_WINO,
+    FUSED_D3,
+    FUSED_SMALLC,
+    FUSED_IM2COL
+} fused_layout;
+
+/* Test hook, no public API (tests/unit/test_conv2d.c declares it): 0 keeps wide 3x3 layers'
+ * packed weights in the direct / im2col layouts instead of Winograd's. */
+static int wino_allowed = 1;
+void oc_conv2d_allow_winograd(int allow);
+void oc_conv2d_allow_winograd(int allow)
+{
+    wino_allowed = allow;
+}
 
 static fused_layout fused_layout_of(const oc_conv_shape *s)
 {
     oc_math_mode math = oc_math_set(OC_MATH_F32); /* the fp32 choice, whatever the caller's */
     fused_layout l = is_depthwise(s)   ? FUSED_DW
                      : is_pointwise(s) ? (s->groups == 1 ? FUSED_1X1 : FUSED_NONE)
+                     : wino_allowed && oc_wino_shape(s) && use_avx512() ? FUSED_WINO
                      : use_direct3(s)  ? FUSED_D3
                      : use_smallc(s)   ? FUSED_SMALLC
                      : pre_shape(s)    ? FUSED_IM2COL
@@ -1169,6 +1188,7 @@ size_t oc_conv2d_fused_pack_bytes(const oc_conv_shape *s)
     switch (fused_layout_of(s)) {
     case FUSED_DW: return (size_t)s->R * s->S * s->C * sizeof(float);
     case FUSED_1X1: return oc_gemm_b_bytes(s->K, s->C);
+    case FUSED_WINO: return oc_wino_pack_bytes(s);
     case FUSED_D3:
     case FUSED_SMALLC: return d3_pack_bytes(s, 0);
     case FUSED_IM2COL: return oc_gemm_b_bytes(s->K, s->R * s->S * s->C);
@@ -1176,10 +1196,11 @@ size_t oc_conv2d_fused_pack_bytes(const oc_conv_shape *s)
     }
 }
 
-void oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst)
+int oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst)
 {
     const int RSC = s->R * s->S * s->C;
     switch (fused_layout_of(s)) {
+    case FUSED_WINO: return oc_wino_pack(s, w, dst);
     case FUSED_DW: dw_transpose(s, w, dst); break;
     case FUSED_1X1: oc_gemm_pack_b(1, s->K, s->C, w, s->C, dst); break;
     case FUSED_D3:
@@ -1187,6 +1208,7 @@ void oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst)
     case FUSED_IM2COL: oc_gemm_pack_b(1, s->K, RSC, w, RSC, dst); break;
     default: break;
     }
+    return 0;
 }
 
 void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
@@ -1195,6 +1217,10 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
     /* weights kept packed (oc_conv2d_fused_pack): read in place of packing them here, in fp32
      * math (1x1 convolutions read them in either) */
     const void *kept = oc_math_get() != OC_MATH_BF16 ? e->w_packed : NULL;
+    if (kept && fused_layout_of(s) == FUSED_WINO) {
+        oc_wino_fwd_fused(s, x, kept, e, y, ws);
+        return;
+    }
     const int64_t rows = (int64_t)s->N * s->P * s->Q;
     if (is_depthwise(s)) {
         dw_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, e};

@@ -303,8 +303,9 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
     int kc_max = K < GEMM_KC ? K : GEMM_KC;
     int mc_max = M < GEMM_MC ? M : GEMM_MC;
     int nc_max = N < GEMM_NC ? N : GEMM_NC;
-    /* B packed for at most 2 row panels would be read twice per pack: use it in place. */
-    int direct_b = kern->kernel_direct_b && !transb && M <= 2 * kern->mr;
+    /* B packed for at most 2 row panels would be read twice per pack: use it in place (unless
+     * it comes packed: the same sums in the same order either way). */
+    int direct_b = kern->kernel_direct_b && !transb && M <= 2 * kern->mr && !j->bp;
     size_t a_n = kern->direct_a ? 0 : (size_t)((mc_max + kern->mr - 1) / kern->mr * kern->mr) * kc_max;
     size_t b_n = direct_b || j->bp ? 0
                                    : (size_t)((nc_max + kern->nr - 1) / kern->nr * kern->nr) * kc_max;

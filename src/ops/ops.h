@@ -192,9 +192,20 @@ typedef struct {
  * the packing, in the layout its fp32 kernel for s reads (a 1x1 convolution's is
  * oc_gemm_pack_b(1, K, C, w, C, ..)). Pack with the same CPU settings as the calls. */
 size_t oc_conv2d_fused_pack_bytes(const oc_conv_shape *s);
-void oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst);
+int oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst); /* -1: no memory */
 void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
                          const oc_conv_epilogue *e, float *y, void *ws);
+/* Winograd F(2x2, 3x3) (winograd.c), the fused forward of the 3x3 stride-1 layers that
+ * oc_wino_shape accepts, from weights oc_wino_pack transformed and packed (-1: no memory); its
+ * workspace is oc_wino_workspace. Needs AVX-512 and fp32 math; oc_conv2d_fwd_fused takes it
+ * when the packed weights are Winograd's. */
+int oc_wino_shape(const oc_conv_shape *s);
+size_t oc_wino_workspace(const oc_conv_shape *s);
+size_t oc_wino_pack_bytes(const oc_conv_shape *s);
+int oc_wino_pack(const oc_conv_shape *s, const float *w, void *dst);
+void oc_wino_fwd_fused(const oc_conv_shape *s, const float *x, const void *u,
+                       const oc_conv_epilogue *e, float *y, void *ws);
+
 /* Applies e to rows [m0, m1), channels [k0, k1) of y[][K] in place (epilogue.c). */
 void oc_conv_epilogue_apply(const oc_conv_epilogue *e, int64_t m0, int64_t m1, int k0, int k1,
                             int K, float *y);

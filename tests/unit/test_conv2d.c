@@ -12,6 +12,7 @@
  * im2col convolutions pack their weights per chunk again instead of once per call. */
 void oc_conv2d_allow_simd(int allow);
 void oc_conv2d_allow_prepack(int allow);
+void oc_conv2d_allow_winograd(int allow);
 
 static oc_conv_shape mk(int N, int H, int W, int C, int K, int R, int S, int sh, int sw, int ph,
                         int pw, int dh, int dw, int G)
@@ -879,6 +880,7 @@ static void fused_packed_weights_are_bitwise(void)
         void *bp = oc_alloc(bytes + 64);
         void *ws = oc_alloc(oc_conv2d_fwd_workspace(&s) + 64);
         oc_conv_epilogue e = {pre, sc, sh, NULL, OC_ACT_RELU6, 0.0f, NULL};
+        oc_conv2d_allow_winograd(0); /* its own test: winograd_matches_direct */
         oc_conv2d_fused_pack(&s, w, bp);
         for (int nt = 1; nt <= 2; nt++) {
             oc_set_threads(nt);
@@ -893,10 +895,69 @@ static void fused_packed_weights_are_bitwise(void)
         oc_conv2d_fwd_fused(&s, x, w, &e, y1, ws);
         T_CHECK(small_product[c] || memcmp(y0, y1, (size_t)ny * sizeof(float)) != 0,
                 "shape %zu: other packed weights gave the same output", c);
+        oc_conv2d_allow_winograd(1);
         oc_set_threads(0);
         free(x), free(w), free(w2), free(pre), free(sc), free(sh), free(y0), free(y1);
         oc_free(bp);
         oc_free(ws);
+    }
+}
+
+/* The fused forward from Winograd-packed weights against the oracle (oc_conv2d_fwd_ref, then
+ * the epilogue): partial tiles (odd output sizes), channel counts off the 16-lane vectors,
+ * several images, several blocks of tiles, a residual; the same bits for 1 and 2 threads; and
+ * the direct-layout packing still taken when Winograd is off. Tolerance as in
+ * fused_matches_unfused, the transforms' extra roundings included. */
+void oc_wino_set_block_bytes(size_t bytes);
+
+static void winograd_matches_direct(void)
+{
+    static const struct {
+        int N, H, W, C, K;
+        size_t block; /* bytes of one block of tiles (0: the default) */
+    } cs[] = {
+        {1, 7, 9, 136, 140, 0},
+        {2, 6, 5, 130, 129, 0},
+        {3, 9, 8, 129, 144, 40 << 10},
+        {1, 4, 3, 264, 70, 0},
+    };
+    oc_rng r;
+    oc_rng_seed(&r, 501, 0);
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        oc_conv_shape s = mk(cs[c].N, cs[c].H, cs[c].W, cs[c].C, cs[c].K, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+        T_CHECK(oc_conv_shape_init(&s) == 0, "shape %zu", c);
+        oc_wino_set_block_bytes(cs[c].block);
+        T_CHECK(oc_wino_shape(&s), "shape %zu: not a Winograd shape", c);
+        const int64_t ny = y_numel(&s);
+        float *x = randv(&r, x_numel(&s), 1.0f), *w = randv(&r, w_numel(&s), 0.1f);
+        float *res = randv(&r, ny, 1.0f), *pre = randv(&r, s.K, 0.5f);
+        float *sc = randv(&r, s.K, 1.0f), *sh = randv(&r, s.K, 0.5f);
+        float *want = malloc((size_t)ny * sizeof(float)), *got[2];
+        size_t bytes = oc_conv2d_fused_pack_bytes(&s);
+        void *u = oc_alloc(bytes), *ws = oc_alloc(oc_conv2d_fwd_workspace(&s));
+        oc_conv_epilogue e = {pre, sc, sh, res, OC_ACT_RELU, 0.0f, u};
+        T_CHECK(bytes == oc_wino_pack_bytes(&s), "shape %zu: not packed for Winograd", c);
+        T_CHECK(oc_conv2d_fused_pack(&s, w, u) == 0, "shape %zu: pack", c);
+        oc_conv2d_fwd_ref(&s, x, w, NULL, want);
+        oc_conv_epilogue_ref(&e, ny / s.K, s.K, want);
+        for (int nt = 1; nt <= 2; nt++) {
+            got[nt - 1] = malloc((size_t)ny * sizeof(float));
+            oc_set_threads(nt);
+            oc_conv2d_fwd_fused(&s, x, w, &e, got[nt - 1], ws);
+            T_CLOSE("winograd", got[nt - 1], want, ny, 1e-5 * (double)max_abs(want, ny) + 1e-6,
+                    1e-5);
+        }
+        oc_set_threads(0);
+        T_CHECK(!memcmp(got[0], got[1], (size_t)ny * sizeof(float)),
+                "shape %zu: 1 and 2 threads differ", c);
+        oc_conv2d_allow_winograd(0);
+        T_CHECK(oc_conv2d_fused_pack_bytes(&s) != bytes,
+                "shape %zu: Winograd off still packs for it", c);
+        oc_conv2d_allow_winograd(1);
+        oc_wino_set_block_bytes(0);
+        free(x), free(w), free(res), free(pre), free(sc), free(sh), free(want);
+        free(got[0]), free(got[1]);
+        oc_free(u), oc_free(ws);
     }
 }
 
@@ -947,6 +1008,7 @@ int main(int argc, char **argv)
         {"prepacked_weights_are_bitwise", prepacked_weights_are_bitwise},
         {"fused_packed_weights_are_bitwise", fused_packed_weights_are_bitwise},
         {"bwd_data_set_is_bitwise", bwd_data_set_is_bitwise},
+        {"winograd_matches_direct", winograd_matches_direct},
         {"speed_note", speed_note},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
