@@ -1,10 +1,16 @@
 /* 2-D convolution, NHWC activations, weights [K][R][S][C/groups].
  *
- * Three fast paths sit beside the scalar `_ref` oracle:
+ * The fast paths beside the scalar `_ref` oracle, by shape:
  *  - 1x1, stride 1, no padding: the input already is the im2col matrix, so forward, backward-data
  *    and backward-weights are one GEMM per group straight on x / dx.
  *  - depthwise (groups == C == K, channel multiplier 1): direct loops that run over channels,
  *    the contiguous NHWC dimension; AVX-512 when the CPU has it (conv2d_avx512.c).
+ *  - 3x3, stride 1, padding 1 up to 256 x 256 channels: direct register tiles (AVX-512), for
+ *    forward, backward-data and, up to 128 x 128, backward-weights.
+ *  - at most 4 input channels (stems), forward: direct register tiles for any kernel, stride
+ *    and padding (AVX-512, fp32 math).
+ *  - wider 3x3 stride-1 layers in the fused inference forward, with weights kept packed:
+ *    Winograd F(2x2, 3x3) (winograd.c).
  *  - everything else: im2col + oc_gemm, col2im for backward-data.
  *
  * im2col layout: one row per output pixel (n, p, q), each row [g][r][s][c/g] (R*S*C floats), so
