@@ -1074,10 +1074,13 @@ static void fused_gemm_task(void *ctx, int tid, int nt)
     const int K = c->s->K;
     int64_t t0, t1;
     oc_split_range((int64_t)c->row_blocks * c->col_blocks, tid, nt, &t0, &t1);
-    for (int64_t t = t0; t < t1; t++) {
+    for (int64_t t = t0, run; t < t1; t += run) {
+        /* this task's consecutive column slices of one row block in one product, which packs
+         * the block's rows once instead of once per slice (the same sums: none is split) */
         int rb = (int)(t / c->col_blocks), cb = (int)(t % c->col_blocks);
+        run = c->col_blocks - cb < t1 - t ? c->col_blocks - cb : t1 - t;
         int r0 = rb * OC_CONV_FUSED_ROWS, r1 = r0 + OC_CONV_FUSED_ROWS < c->M ? r0 + OC_CONV_FUSED_ROWS : c->M;
-        int k0 = cb * c->col_w, k1 = k0 + c->col_w < K ? k0 + c->col_w : K;
+        int k0 = cb * c->col_w, k1 = k0 + (int)run * c->col_w < K ? k0 + (int)run * c->col_w : K;
         float *yb = c->y + (c->m0 + r0) * K;
         const float *bp = oc_gemm_packed_cols(c->e->w_packed, K, c->Kd, k0, k1 - k0);
         /* nested in a parallel task: runs on this thread */
