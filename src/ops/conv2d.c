@@ -674,8 +674,8 @@ static void dw_bwd_weights_task(void *ctx, int tid, int nt)
  * order, so all three are bitwise identical for any thread count. Forward and backward-data
  * sum wide inputs in chunks of 64 channels, whose packed weights for one block of output
  * channels stay in L2; up to 256 x 256 channels that beats im2col + GEMM on Zen 5 (at
- * 512 x 512 they are even: bench/conv.c). Backward-weights keeps per-block partials of all the weights,
- * so it takes the direct kernel only while C * K <= OC_CONV_D3_BW_MAX_CK. */
+ * 512 x 512 they are even: bench/conv.c). Backward-weights keeps per-block partials of all
+ * the weights, so it takes the direct kernel only while C * K <= OC_CONV_D3_BW_MAX_CK. */
 #define OC_CONV_D3_BLOCKS 16
 #define OC_CONV_D3_MAX_CK (256 * 256)
 #define OC_CONV_D3_BW_MAX_CK (128 * 128)
@@ -766,6 +766,7 @@ typedef struct {
     float *y, *part, *dw;
     int accum, blocks;
     const oc_conv_epilogue *epi; /* fused forward */
+    int small_c;                 /* fused forward: the few-channel kernel */
 } d3_ctx;
 
 static void d3_fwd_task(void *ctx, int tid, int nt)
@@ -822,7 +823,7 @@ static void d3_bw_combine_task(void *ctx, int tid, int nt)
 static void d3_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
                    float *y, void *ws)
 {
-    d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL};
+    d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL, 0};
     d3_pack(s, w, ws, 0);
     oc_parallel_n(d3_fwd_task, &c, s->N * s->P);
 }
@@ -831,7 +832,7 @@ static void d3_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
                         void *ws, int set)
 {
     oc_conv_shape t = *s; /* the transposed convolution: dy (K channels) -> dx (C channels) */
-    d3_ctx c = {&t, dy, ws, NULL, NULL, dx, NULL, NULL, !set, 0, NULL};
+    d3_ctx c = {&t, dy, ws, NULL, NULL, dx, NULL, NULL, !set, 0, NULL, 0};
     t.C = s->K;
     t.K = s->C;
     d3_pack(s, w, ws, 1);
@@ -841,7 +842,7 @@ static void d3_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
 static void d3_bwd_weights(const oc_conv_shape *s, const float *x, const float *dy, float *dw,
                            void *ws)
 {
-    d3_ctx c = {s, x, NULL, NULL, dy, NULL, ws, dw, 0, d3_blocks(s), NULL};
+    d3_ctx c = {s, x, NULL, NULL, dy, NULL, ws, dw, 0, d3_blocks(s), NULL, 0};
     oc_parallel_n(d3_bw_task, &c, c.blocks);
     oc_parallel_n(d3_bw_combine_task, &c, (int)((int64_t)9 * s->C * s->K / 4096 + 1));
 }
@@ -879,19 +880,6 @@ static int64_t sc_group_rows(const oc_conv_shape *s)
     return g < 1 ? 1 : g;
 }
 
-static void sc_fused_task(void *ctx, int tid, int nt)
-{
-    const d3_ctx *c = ctx;
-    const oc_conv_shape *s = c->s;
-    const int64_t group = sc_group_rows(s);
-    int64_t a, e;
-    oc_split_range((int64_t)s->N * s->P, tid, nt, &a, &e);
-    for (int64_t j = a; j < e; j += group) {
-        int64_t j1 = j + group < e ? j + group : e;
-        oc_conv2d_sc_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, j, j1);
-        oc_conv_epilogue_apply(c->epi, j * s->Q, j1 * s->Q, 0, s->K, s->K, c->y);
-    }
-}
 
 /* ---------------------------------------------------------------- forward */
 
@@ -1030,7 +1018,7 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
         return;
     }
     if (use_smallc(s)) {
-        d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL};
+        d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL, 0};
         d3_pack(s, w, ws, 0);
         oc_parallel_n(sc_fwd_task, &c, s->N * s->P);
         return;
@@ -1128,16 +1116,21 @@ static void dw_fused_task(void *ctx, int tid, int nt)
     }
 }
 
-static void d3_fused_task(void *ctx, int tid, int nt)
+/* The direct kernels' fused forward (3x3, or few channels with c->small_c): a group of output
+ * rows, then its epilogue while the group is still in cache. */
+static void direct_fused_task(void *ctx, int tid, int nt)
 {
     const d3_ctx *c = ctx;
     const oc_conv_shape *s = c->s;
-    const int group = oc_conv2d_d3_fwd_group_rows(s);
+    const int64_t group = c->small_c ? sc_group_rows(s) : oc_conv2d_d3_fwd_group_rows(s);
     int64_t a, e;
-    oc_split_range((int64_t)s->N * s->H, tid, nt, &a, &e);
-    for (int64_t j = a; j < e; j += group) { /* the epilogue while the group is in L2 */
+    oc_split_range((int64_t)s->N * s->P, tid, nt, &a, &e);
+    for (int64_t j = a; j < e; j += group) {
         int64_t j1 = j + group < e ? j + group : e;
-        oc_conv2d_d3_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, 0, j, j1);
+        if (c->small_c)
+            oc_conv2d_sc_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, j, j1);
+        else
+            oc_conv2d_d3_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, 0, j, j1);
         oc_conv_epilogue_apply(c->epi, j * s->Q, j1 * s->Q, 0, s->K, s->K, c->y);
     }
 }
@@ -1243,18 +1236,11 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
         fused_gemm(s, e, x, s->C, (int)rows, s->C, w, y, 0);
         return;
     }
-    if (use_direct3(s)) {
-        d3_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, 0, e};
+    if (use_direct3(s) || use_smallc(s)) { /* both read the direct packing */
+        d3_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, 0, e, !use_direct3(s)};
         if (!kept)
             d3_pack(s, w, ws, 0);
-        oc_parallel_n(d3_fused_task, &c, s->N * s->P);
-        return;
-    }
-    if (use_smallc(s)) {
-        d3_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, 0, e};
-        if (!kept)
-            d3_pack(s, w, ws, 0);
-        oc_parallel_n(sc_fused_task, &c, s->N * s->P);
+        oc_parallel_n(direct_fused_task, &c, s->N * s->P);
         return;
     }
     if (s->groups == 1) {
