@@ -984,6 +984,36 @@ static void fwd_chunk(const oc_conv_shape *s, const float *x, const float *w, co
                     w + (int64_t)g * Kg * RSCg, (int)RSCg, beta, yc + (int64_t)g * Kg, s->K);
 }
 
+/* Test hook, no public API (tests/unit/test_conv2d.c declares it): 0 turns Winograd off (the
+ * wide 3x3 layers then take the direct / im2col kernels, and keep their packed weights in
+ * those layouts). */
+static int wino_allowed = 1;
+void oc_conv2d_allow_winograd(int allow);
+void oc_conv2d_allow_winograd(int allow)
+{
+    wino_allowed = allow;
+}
+
+/* Winograd in the training forward and backward-data, whose weights change every call: it
+ * transforms them each time, which pays from a few hundred tiles on (resnet18's 512-channel
+ * layers at 28x28 and batch 1, 196 tiles, ran slower than im2col + GEMM; bench/conv.c). */
+static int64_t wino_train_min_tiles = 256;
+
+/* Test hook (tests/unit/test_conv2d.c): the tiles from which the training passes take
+ * Winograd (<= 0: the default), so small test shapes reach it. */
+void oc_conv2d_wino_train_min_tiles(int64_t tiles);
+void oc_conv2d_wino_train_min_tiles(int64_t tiles)
+{
+    wino_train_min_tiles = tiles > 0 ? tiles : 256;
+}
+
+static int use_wino_train(const oc_conv_shape *s)
+{
+    const int64_t tiles = (int64_t)s->N * ((s->P + 1) / 2) * ((s->Q + 1) / 2);
+    return wino_allowed && oc_wino_shape(s) && use_avx512() && oc_math_get() != OC_MATH_BF16 &&
+           tiles >= wino_train_min_tiles;
+}
+
 size_t oc_conv2d_fwd_workspace(const oc_conv_shape *s)
 {
     if (is_depthwise(s))
@@ -991,7 +1021,8 @@ size_t oc_conv2d_fwd_workspace(const oc_conv_shape *s)
     if (is_pointwise(s))
         return 0;
     size_t b = pre_offset(s, 0) + pre_bytes(s, 0); /* direct 3x3 or im2col (direct: AVX-512) */
-    return oc_wino_shape(s) && oc_wino_workspace(s) > b ? oc_wino_workspace(s) : b;
+    size_t wb = oc_wino_shape(s) ? oc_wino_train_workspace(s) : 0; /* covers the fused one */
+    return wb > b ? wb : b;
 }
 
 void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
@@ -1011,6 +1042,10 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
         for (int g = 0; g < G; g++)
             oc_gemm(0, 1, (int)M, Kg, Cg, 1.0f, x + (int64_t)g * Cg, s->C,
                     w + (int64_t)g * Kg * Cg, Cg, beta, y + (int64_t)g * Kg, s->K);
+        return;
+    }
+    if (use_wino_train(s)) {
+        oc_wino_fwd(s, x, w, b, y, ws);
         return;
     }
     if (use_direct3(s)) {
@@ -1162,15 +1197,6 @@ typedef enum {
     FUSED_IM2COL
 } fused_layout;
 
-/* Test hook, no public API (tests/unit/test_conv2d.c declares it): 0 keeps wide 3x3 layers'
- * packed weights in the direct / im2col layouts instead of Winograd's. */
-static int wino_allowed = 1;
-void oc_conv2d_allow_winograd(int allow);
-void oc_conv2d_allow_winograd(int allow)
-{
-    wino_allowed = allow;
-}
-
 static fused_layout fused_layout_of(const oc_conv_shape *s)
 {
     oc_math_mode math = oc_math_set(OC_MATH_F32); /* the fp32 choice, whatever the caller's */
@@ -1275,7 +1301,10 @@ size_t oc_conv2d_bwd_data_workspace(const oc_conv_shape *s)
         return (size_t)s->R * s->S * s->C * sizeof(float);
     if (is_pointwise(s))
         return 0;
-    return pre_offset(s, 1) + pre_bytes(s, 1);
+    const oc_conv_shape t = oc_wino_transposed(s);
+    size_t b = pre_offset(s, 1) + pre_bytes(s, 1);
+    size_t wb = oc_wino_shape(&t) ? oc_wino_train_workspace(&t) : 0;
+    return wb > b ? wb : b;
 }
 
 /* dx += (or, set, =) the input gradient. Setting gives the bits of adding to zeros: the
@@ -1285,6 +1314,11 @@ static void bwd_data(const oc_conv_shape *s, const float *dy, const float *w, fl
                      void *ws, int set)
 {
     const int G = s->groups, Cg = s->C / G, Kg = s->K / G;
+    const oc_conv_shape t = oc_wino_transposed(s);
+    if (use_wino_train(&t)) {
+        oc_wino_bwd_data(s, dy, w, dx, ws, set);
+        return;
+    }
     if (set && !(is_pointwise(s) && !is_depthwise(s)) && !use_direct3(s))
         memset(dx, 0, (size_t)s->N * s->H * s->W * s->C * sizeof(float));
     if (is_depthwise(s)) {

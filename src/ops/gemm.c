@@ -568,6 +568,18 @@ void oc_gemm_pack_b(int transb, int N, int K, const float *B, int ldb, float *ds
     oc_parallel_n(packb_task, &p, (N + p.kern->nr - 1) / p.kern->nr);
 }
 
+size_t oc_gemm_packed_index(int N, int K, int k, int n, int *padded)
+{
+    const oc_gemm_kernel *kern = oc_gemm_pick(N);
+    const int nr = kern ? kern->nr : 1, j0 = n / nr * nr, w = N - j0 < nr ? N - j0 : nr;
+    const int last = (N - 1) / nr * nr, lw = N - last;
+    if (padded)
+        *padded = kern && b_stride(kern, lw) != lw;
+    if (!kern)
+        return (size_t)k * N + n;
+    return (size_t)j0 * K + (size_t)k * b_stride(kern, w) + (size_t)(n - j0);
+}
+
 const float *oc_gemm_packed_cols(const float *bp, int N, int K, int j0, int n)
 {
     const oc_gemm_kernel *kern = oc_gemm_pick(N);

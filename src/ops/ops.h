@@ -87,6 +87,10 @@ size_t oc_gemm_b_bytes(int N, int K);
 void oc_gemm_pack_b(int transb, int N, int K, const float *B, int ldb, float *dst);
 void oc_gemm_pre(int M, int N, int K, float alpha, const float *A, int lda, const float *bp,
                  const float *B, int ldb, int transb, float beta, float *C, int ldc);
+/* Where oc_gemm_pack_b(.., N, K, ..) puts element (k, n) of op(B), in floats from its start
+ * (for writing a packed B directly); *padded (may be NULL) says whether the last panel has
+ * padding columns, which must hold zeros. */
+size_t oc_gemm_packed_index(int N, int K, int k, int n, int *padded);
 /* Columns [j0, j0 + n) of a B packed by oc_gemm_pack_b(.., N, K, ..), as if packed alone, or
  * NULL where their own packing would differ (another kernel family for n columns, or j0 not on
  * a panel boundary). */
@@ -195,16 +199,25 @@ size_t oc_conv2d_fused_pack_bytes(const oc_conv_shape *s);
 int oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst); /* -1: no memory */
 void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
                          const oc_conv_epilogue *e, float *y, void *ws);
-/* Winograd F(2x2, 3x3) (winograd.c), the fused forward of the 3x3 stride-1 layers that
- * oc_wino_shape accepts, from weights oc_wino_pack transformed and packed (-1: no memory); its
- * workspace is oc_wino_workspace. Needs AVX-512 and fp32 math; oc_conv2d_fwd_fused takes it
- * when the packed weights are Winograd's. */
+/* Winograd F(2x2, 3x3) (winograd.c), for the 3x3 stride-1 layers that oc_wino_shape accepts:
+ * the fused forward from weights oc_wino_pack transformed and packed (-1: no memory), in
+ * oc_wino_workspace bytes. Needs AVX-512 and fp32 math; oc_conv2d_fwd_fused takes it when the
+ * packed weights are Winograd's, oc_conv2d_fwd and oc_conv2d_bwd_data for these shapes. */
 int oc_wino_shape(const oc_conv_shape *s);
 size_t oc_wino_workspace(const oc_conv_shape *s);
 size_t oc_wino_pack_bytes(const oc_conv_shape *s);
 int oc_wino_pack(const oc_conv_shape *s, const float *w, void *dst);
 void oc_wino_fwd_fused(const oc_conv_shape *s, const float *x, const void *u,
                        const oc_conv_epilogue *e, float *y, void *ws);
+/* The training passes, transforming w on every call, in oc_wino_train_workspace(s) bytes
+ * (backward-data: of oc_wino_transposed(s), the convolution from dy to dx; it adds to dx
+ * unless set). */
+size_t oc_wino_train_workspace(const oc_conv_shape *s);
+oc_conv_shape oc_wino_transposed(const oc_conv_shape *s);
+void oc_wino_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
+                 float *y, void *ws);
+void oc_wino_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
+                      void *ws, int set);
 
 /* Applies e to rows [m0, m1), channels [k0, k1) of y[][K] in place (epilogue.c). */
 void oc_conv_epilogue_apply(const oc_conv_epilogue *e, int64_t m0, int64_t m1, int k0, int k1,

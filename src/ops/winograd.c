@@ -1,6 +1,7 @@
-/* Winograd F(2x2, 3x3) convolution for the fused inference forward of wide 3x3 layers
- * (stride 1, padding 1, one group), with the weights transformed and packed once
- * (oc_conv2d_fused_pack, for a model whose weights stay fixed).
+/* Winograd F(2x2, 3x3) convolution for wide 3x3 layers (stride 1, padding 1, one group): the
+ * fused inference forward, with the weights transformed and packed once (oc_conv2d_fused_pack,
+ * for a model whose weights stay fixed), and the training forward and backward-data, which
+ * transform them on every call (about one tile's worth of work per filter).
  *
  * Each 2x2 block of outputs ("tile") comes from a 4x4 input patch: the 16 products of the
  * transformed patch V and the transformed filters U, summed over the input channels, are 16
@@ -24,7 +25,7 @@
 void oc_wino_input_tile_avx512(const float *const *rows, const int *cols_ok, int C, int W,
                                int col0, float *v, ptrdiff_t xi_stride);
 void oc_wino_output_tile_avx512(const float *m, ptrdiff_t xi_stride, int K, float *y0,
-                                float *y1, int two_cols);
+                                float *y1, int two_cols, int accum);
 
 /* Above this C * K Winograd beats the direct kernel on Zen 5 (bench/conv.c, fused with kept
  * weights, 2 threads: 256 x 256 channels 1.3x, 512 x 512 2x; 128 x 128 0.93x, 64 x 64 0.7x:
@@ -82,39 +83,73 @@ size_t oc_wino_pack_bytes(const oc_conv_shape *s)
     return 16 * xi_bytes(s);
 }
 
-/* U[xi][c][k] = (G g G^T)[xi] for the filter g = w[k][.][.][c], G = [1 0 0; .5 .5 .5;
- * .5 -.5 .5; 0 0 1], each xi packed for oc_gemm_pre as the B (C x K) of its GEMM. */
-int oc_wino_pack(const oc_conv_shape *s, const float *w, void *dst)
+/* U[xi][c][k] = (G g G^T)[xi] with G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1], written straight
+ * into the packed B (C x K) of each xi's GEMM (oc_gemm_packed_index), for the filter g of input
+ * channel c and output channel k: w[k][.][.][c], or with flip (backward-data, where the
+ * convolution runs from dy's K channels to dx's C) w[c][2-.][2-.][k] of the forward weights.
+ * Tasks take ranges of output channels. */
+typedef struct {
+    const oc_conv_shape *s; /* the convolution U serves (C inputs, K outputs) */
+    const float *w;
+    char *dst;
+    int flip;
+} pack_ctx;
+
+static void pack_task(void *ctx, int tid, int nthreads)
 {
-    const int C = s->C, K = s->K;
-    float *u = oc_alloc((size_t)16 * C * K * sizeof(float));
-    if (!u)
-        return -1;
-    for (int k = 0; k < K; k++)
-        for (int c = 0; c < C; c++) {
-            float g[3][3], t[4][3];
+    const pack_ctx *p = ctx;
+    const int C = p->s->C, K = p->s->K;
+    const size_t xb = xi_bytes(p->s) / sizeof(float);
+    float *dst = (float *)p->dst;
+    int64_t a, b;
+    oc_split_range((K + 15) / 16, tid, nthreads, &a, &b);
+    /* 16 output channels at a time: consecutive in a packed row (the GEMM's panels are 16 or
+     * 32 columns wide), so each xi gets one contiguous run per (c, block) */
+    for (int c = 0; c < C; c++)
+        for (int64_t k0 = 16 * a; k0 < 16 * b && k0 < K; k0 += 16) {
+            const int kn = K - k0 < 16 ? (int)(K - k0) : 16;
+            float g[3][3][16], t[4][3][16], u[4][4][16];
             for (int r = 0; r < 3; r++)
                 for (int q = 0; q < 3; q++)
-                    g[r][q] = w[(((int64_t)k * 3 + r) * 3 + q) * C + c];
-            for (int q = 0; q < 3; q++) { /* G g */
-                t[0][q] = g[0][q];
-                t[1][q] = 0.5f * (g[0][q] + g[1][q] + g[2][q]);
-                t[2][q] = 0.5f * (g[0][q] - g[1][q] + g[2][q]);
-                t[3][q] = g[2][q];
-            }
-            for (int i = 0; i < 4; i++) { /* (G g) G^T */
-                float *ui = u + ((int64_t)4 * i * C + c) * K + k;
-                const int64_t xs = (int64_t)C * K;
-                ui[0] = t[i][0];
-                ui[xs] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                ui[2 * xs] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                ui[3 * xs] = t[i][2];
-            }
+                    for (int j = 0; j < kn; j++) {
+                        const int64_t k = k0 + j;
+                        g[r][q][j] = p->flip
+                                         ? p->w[(((int64_t)c * 3 + 2 - r) * 3 + 2 - q) * K + k]
+                                         : p->w[((k * 3 + r) * 3 + q) * C + c];
+                    }
+            for (int q = 0; q < 3; q++) /* G g */
+                for (int j = 0; j < kn; j++) {
+                    t[0][q][j] = g[0][q][j];
+                    t[1][q][j] = 0.5f * (g[0][q][j] + g[1][q][j] + g[2][q][j]);
+                    t[2][q][j] = 0.5f * (g[0][q][j] - g[1][q][j] + g[2][q][j]);
+                    t[3][q][j] = g[2][q][j];
+                }
+            for (int i = 0; i < 4; i++) /* (G g) G^T */
+                for (int j = 0; j < kn; j++) {
+                    u[i][0][j] = t[i][0][j];
+                    u[i][1][j] = 0.5f * (t[i][0][j] + t[i][1][j] + t[i][2][j]);
+                    u[i][2][j] = 0.5f * (t[i][0][j] - t[i][1][j] + t[i][2][j]);
+                    u[i][3][j] = t[i][2][j];
+                }
+            const size_t at = oc_gemm_packed_index(K, C, c, (int)k0, NULL);
+            for (int xi = 0; xi < 16; xi++)
+                memcpy(dst + xi * xb + at, u[xi / 4][xi % 4], (size_t)kn * sizeof(float));
         }
-    for (int xi = 0; xi < 16; xi++)
-        oc_gemm_pack_b(0, K, C, u + (int64_t)xi * C * K, K,
-                       (float *)((char *)dst + xi * xi_bytes(s)));
-    oc_free(u);
+}
+
+static void pack(const oc_conv_shape *s, const float *w, int flip, void *dst)
+{
+    pack_ctx p = {s, w, dst, flip};
+    int padded;
+    oc_gemm_packed_index(s->K, s->C, 0, 0, &padded);
+    if (padded) /* the last panel's padding columns */
+        memset(dst, 0, oc_wino_pack_bytes(s));
+    oc_parallel_n(pack_task, &p, (int)((int64_t)s->C * s->K / 16384 + 1));
+}
+
+int oc_wino_pack(const oc_conv_shape *s, const float *w, void *dst)
+{
+    pack(s, w, 0, dst);
     return 0;
 }
 
@@ -122,7 +157,9 @@ typedef struct {
     const oc_conv_shape *s;
     const float *x;
     const char *u;           /* packed U, xi_bytes apart */
-    const oc_conv_epilogue *e;
+    const oc_conv_epilogue *e; /* or NULL */
+    const float *bias;       /* without e: added to y, or NULL */
+    int accum;               /* y += instead of y = */
     float *y, *v, *m;        /* V [16][nt][C], M [16][nt][K] of the block */
     int64_t g0, g1, nt;      /* the block's tile rows (over the batch) and tiles */
 } wino_ctx;
@@ -181,26 +218,72 @@ static void output_task(void *ctx, int tid, int nthreads)
         const int p0 = 2 * (int)(g % th), two_rows = p0 + 1 < P;
         const int64_t m0 = (n * P + p0) * Q; /* first output pixel of the tile row */
         float *y0 = c->y + m0 * K, *y1 = two_rows ? y0 + (int64_t)Q * K : NULL;
+        const int64_t m1 = m0 + (two_rows ? 2 : 1) * (int64_t)Q;
         for (int tx = 0; tx < tw; tx++)
             oc_wino_output_tile_avx512(c->m + ((g - c->g0) * tw + tx) * K, c->nt * K, K,
                                        y0 + (int64_t)2 * tx * K,
-                                       y1 ? y1 + (int64_t)2 * tx * K : NULL, 2 * tx + 1 < Q);
-        oc_conv_epilogue_apply(c->e, m0, m0 + (two_rows ? 2 : 1) * (int64_t)Q, 0, K, K, c->y);
+                                       y1 ? y1 + (int64_t)2 * tx * K : NULL, 2 * tx + 1 < Q,
+                                       c->accum);
+        if (c->e)
+            oc_conv_epilogue_apply(c->e, m0, m1, 0, K, K, c->y);
+        else if (c->bias)
+            for (int64_t i = m0; i < m1; i++)
+                for (int k = 0; k < K; k++)
+                    c->y[i * K + k] += c->bias[k];
     }
 }
 
-void oc_wino_fwd_fused(const oc_conv_shape *s, const float *x, const void *u,
-                       const oc_conv_epilogue *e, float *y, void *ws)
+/* y (=, or += with accum) the convolution of x by the packed u, then e or the bias. */
+static void run(const oc_conv_shape *s, const float *x, const void *u, const oc_conv_epilogue *e,
+                const float *bias, int accum, float *y, void *ws)
 {
     const int tw = tiles_w(s);
     const int64_t rows = (int64_t)s->N * tiles_h(s), br = block_rows(s);
     float *v = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     for (int64_t g0 = 0; g0 < rows; g0 += br) {
-        wino_ctx c = {s, x, u, e, y, v, NULL, g0, g0 + br < rows ? g0 + br : rows, 0};
+        wino_ctx c = {s, x, u, e, bias, accum, y, v, NULL, g0, g0 + br < rows ? g0 + br : rows,
+                      0};
         c.nt = (c.g1 - c.g0) * tw;
         c.m = v + 16 * c.nt * s->C;
         oc_parallel_n(input_task, &c, (int)(c.g1 - c.g0));
         oc_parallel_n(gemm_task, &c, 16);
         oc_parallel_n(output_task, &c, (int)(c.g1 - c.g0));
     }
+}
+
+void oc_wino_fwd_fused(const oc_conv_shape *s, const float *x, const void *u,
+                       const oc_conv_epilogue *e, float *y, void *ws)
+{
+    run(s, x, u, e, NULL, 0, y, ws);
+}
+
+/* The training passes' workspace: the packed U, then the blocks' V and M. */
+size_t oc_wino_train_workspace(const oc_conv_shape *s)
+{
+    return oc_wino_pack_bytes(s) + oc_wino_workspace(s) + 64;
+}
+
+void oc_wino_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
+                 float *y, void *ws)
+{
+    char *u = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    pack(s, w, 0, u);
+    run(s, x, u, NULL, b, 0, y, u + oc_wino_pack_bytes(s));
+}
+
+oc_conv_shape oc_wino_transposed(const oc_conv_shape *s)
+{
+    oc_conv_shape t = *s; /* stride 1, padding 1: dy is N x H x W x K, dx N x H x W x C */
+    t.C = s->K;
+    t.K = s->C;
+    return t;
+}
+
+void oc_wino_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
+                      void *ws, int set)
+{
+    const oc_conv_shape t = oc_wino_transposed(s);
+    char *u = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    pack(&t, w, 1, u);
+    run(&t, dy, u, NULL, NULL, !set, dx, u + oc_wino_pack_bytes(&t));
 }

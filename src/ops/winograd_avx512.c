@@ -14,7 +14,7 @@
 void oc_wino_input_tile_avx512(const float *const *rows, const int *cols_ok, int C, int W,
                                int col0, float *v, ptrdiff_t xi_stride);
 void oc_wino_output_tile_avx512(const float *m, ptrdiff_t xi_stride, int K, float *y0,
-                                float *y1, int two_cols);
+                                float *y1, int two_cols, int accum);
 
 static __mmask16 lanes(int left)
 {
@@ -51,10 +51,18 @@ void oc_wino_input_tile_avx512(const float *const *rows, const int *cols_ok, int
     }
 }
 
+static void put(float *y, __mmask16 mk, __m512 v, int accum)
+{
+    if (accum)
+        v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, y), v);
+    _mm512_mask_storeu_ps(y, mk, v);
+}
+
 /* The 2x2 outputs of one tile from its products m[xi][k] (xi_stride floats apart): row 0 to
- * y0, row 1 to y1 (NULL: below the image), the second column only if two_cols. */
+ * y0, row 1 to y1 (NULL: below the image), the second column only if two_cols; added to what
+ * y holds with accum. */
 void oc_wino_output_tile_avx512(const float *m, ptrdiff_t xi_stride, int K, float *y0,
-                                float *y1, int two_cols)
+                                float *y1, int two_cols, int accum)
 {
     for (int k0 = 0; k0 < K; k0 += 16) {
         const __mmask16 mk = lanes(K - k0);
@@ -69,11 +77,10 @@ void oc_wino_output_tile_avx512(const float *m, ptrdiff_t xi_stride, int K, floa
             float *yr = i ? y1 : y0;
             if (!yr)
                 continue;
-            _mm512_mask_storeu_ps(yr + k0, mk,
-                                  _mm512_add_ps(_mm512_add_ps(o[i][0], o[i][1]), o[i][2]));
+            put(yr + k0, mk, _mm512_add_ps(_mm512_add_ps(o[i][0], o[i][1]), o[i][2]), accum);
             if (two_cols)
-                _mm512_mask_storeu_ps(yr + K + k0, mk,
-                                      _mm512_sub_ps(_mm512_sub_ps(o[i][1], o[i][2]), o[i][3]));
+                put(yr + K + k0, mk, _mm512_sub_ps(_mm512_sub_ps(o[i][1], o[i][2]), o[i][3]),
+                    accum);
         }
     }
 }

@@ -13,6 +13,7 @@
 void oc_conv2d_allow_simd(int allow);
 void oc_conv2d_allow_prepack(int allow);
 void oc_conv2d_allow_winograd(int allow);
+void oc_conv2d_wino_train_min_tiles(int64_t tiles);
 
 static oc_conv_shape mk(int N, int H, int W, int C, int K, int R, int S, int sh, int sw, int ph,
                         int pw, int dh, int dw, int G)
@@ -339,8 +340,16 @@ static void fast_matches_ref_fixed_shapes(void)
 {
     fast_vs_ref_case("3x3 C17 K19", mk(3, 9, 13, 17, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1), 1, 1);
     /* direct forward and backward-data summing 64-channel chunks (136 = 64 + 64 + 8 one way,
-     * 140 the other), im2col backward-weights */
-    fast_vs_ref_case("3x3 C136 K140", mk(2, 6, 7, 136, 140, 3, 3, 1, 1, 1, 1, 1, 1, 1), 1, 14);
+     * 96 = 64 + 32 the other), im2col backward-weights */
+    fast_vs_ref_case("3x3 C136 K96", mk(2, 6, 7, 136, 96, 3, 3, 1, 1, 1, 1, 1, 1, 1), 1, 14);
+    /* Winograd forward and backward-data (transforming the weights per call; taken here from
+     * one tile on), partial tiles, channels off the vectors */
+    oc_conv2d_wino_train_min_tiles(1);
+    fast_vs_ref_case("3x3 C136 K140 Winograd", mk(2, 6, 7, 136, 140, 3, 3, 1, 1, 1, 1, 1, 1, 1),
+                     1, 20);
+    fast_vs_ref_case("3x3 C130 K129 Winograd", mk(1, 5, 9, 130, 129, 3, 3, 1, 1, 1, 1, 1, 1, 1),
+                     0, 21);
+    oc_conv2d_wino_train_min_tiles(0);
     /* the few-channel forward: interior and padded tiles, 4- and 1-pixel remainders, one and
      * two 16-channel blocks with partial ones, 1 to 4 channels */
     fast_vs_ref_case("stem 3x3 s2 C3 K32", mk(2, 17, 63, 3, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1), 1, 15);
@@ -799,6 +808,7 @@ static void prepacked_weights_are_bitwise(void)
         {"5x5 odd", 1, 11, 9, 7, 45, 5, 5, 1, 2},
         {"3x3 few rows", 1, 4, 4, 64, 70, 3, 3, 2, 1},
     };
+    oc_conv2d_allow_winograd(0); /* the wide shape tests im2col's packing */
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         oc_conv_shape s = mk(cs[c].N, cs[c].H, cs[c].W, cs[c].C, cs[c].K, cs[c].R, cs[c].S,
                              cs[c].sh, cs[c].sh, cs[c].ph, cs[c].ph, 1, 1, 1);
@@ -838,6 +848,7 @@ static void prepacked_weights_are_bitwise(void)
         free(x), free(w), free(b), free(dy), free(dx0), free(sc), free(sh);
         oc_free(ws);
     }
+    oc_conv2d_allow_winograd(1);
 }
 
 /* A fused convolution reading weights packed once (oc_conv2d_fused_pack, as a model with fixed
