@@ -32,12 +32,12 @@ void oc_wino_output_tile_avx512(const float *m, ptrdiff_t xi_stride, int K, floa
  * thinner GEMMs, and the transforms' memory passes weigh more). */
 #define WINO_MIN_CK (128 * 128)
 /* Bytes of V and M of one block of tiles (oc_wino_set_block_bytes changes it, for tests). */
-static size_t block_bytes = (size_t)16 << 20;
+static size_t block_bytes = (size_t)8 << 20;
 
 void oc_wino_set_block_bytes(size_t bytes);
 void oc_wino_set_block_bytes(size_t bytes)
 {
-    block_bytes = bytes ? bytes : (size_t)16 << 20;
+    block_bytes = bytes ? bytes : (size_t)8 << 20;
 }
 
 int oc_wino_shape(const oc_conv_shape *s)
