@@ -5,12 +5,14 @@
  *    and backward-weights are one GEMM per group straight on x / dx.
  *  - depthwise (groups == C == K, channel multiplier 1): direct loops that run over channels,
  *    the contiguous NHWC dimension; AVX-512 when the CPU has it (conv2d_avx512.c).
- *  - 3x3, stride 1, padding 1 up to 256 x 256 channels: direct register tiles (AVX-512), for
- *    forward, backward-data and, up to 128 x 128, backward-weights.
+ *  - 3x3, stride 1, padding 1 up to 256 x 256 channels (where Winograd does not take them):
+ *    direct register tiles (AVX-512), for forward, backward-data and, up to 128 x 128,
+ *    backward-weights.
  *  - at most 4 input channels (stems), forward: direct register tiles for any kernel, stride
  *    and padding (AVX-512, fp32 math).
- *  - wider 3x3 stride-1 layers in the fused inference forward, with weights kept packed:
- *    Winograd F(2x2, 3x3) (winograd.c).
+ *  - wider 3x3 stride-1 layers: Winograd F(2x2, 3x3) (winograd.c) in the fused inference
+ *    forward with weights kept packed, and in the training forward and backward-data from
+ *    a few hundred tiles on.
  *  - everything else: im2col + oc_gemm, col2im for backward-data.
  *
  * im2col layout: one row per output pixel (n, p, q), each row [g][r][s][c/g] (R*S*C floats), so

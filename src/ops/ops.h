@@ -200,8 +200,8 @@ int oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst); /* 
 void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
                          const oc_conv_epilogue *e, float *y, void *ws);
 /* Winograd F(2x2, 3x3) (winograd.c), for the 3x3 stride-1 layers that oc_wino_shape accepts:
- * the fused forward from weights oc_wino_pack transformed and packed (-1: no memory), in
- * oc_wino_workspace bytes. Needs AVX-512 and fp32 math; oc_conv2d_fwd_fused takes it when the
+ * the fused forward from weights oc_wino_pack transformed and packed (it returns 0: it needs
+ * no memory of its own), in oc_wino_workspace bytes. Needs AVX-512 and fp32 math; oc_conv2d_fwd_fused takes it when the
  * packed weights are Winograd's, oc_conv2d_fwd and oc_conv2d_bwd_data for these shapes. */
 int oc_wino_shape(const oc_conv_shape *s);
 size_t oc_wino_workspace(const oc_conv_shape *s);
