@@ -199,7 +199,9 @@ oc_status oc_loader_new(oc_dataset *ds, const int64_t *idx, int64_t n, const oc_
                                  "drop_last", (long long)n, o->batch_size);
         goto fail;
     }
-    if (o->start_batch >= l->per_epoch) {
+    /* start_batch == per_epoch: the position after an epoch's last batch (a checkpoint taken
+     * between that step and the end of the epoch), which is the next epoch's first */
+    if (o->start_batch > l->per_epoch) {
         st = oc_fail(OC_ERR_ARG, "oc_loader_new: start batch %lld is past the %lld batches of an "
                                  "epoch", (long long)o->start_batch, (long long)l->per_epoch);
         goto fail;

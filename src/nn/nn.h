@@ -113,7 +113,7 @@ typedef struct {
      * forwards ignore all of this. */
     int epi_last, epi_bn, epi_add, epi_act, epi_res; /* node indices; 0 / -1 (epi_res): none */
     int absorbed;
-    float *wpack; /* weights_fixed: a fused 1x1 conv's weights packed for the GEMM, or NULL */
+    float *wpack; /* weights_fixed: a fused conv's weights packed for its kernel, or NULL */
     float *epi_pre, *epi_scale, *epi_shift; /* [C] each, in the model's epi_buf, refreshed
                                              * by each fused forward */
 } oc_node;

@@ -108,6 +108,13 @@ static void resume_matches_the_uninterrupted_run(void)
     nt = collect(&o, NB - 10, &tail);
     T_CHECK(nf == skip + nt, "sizes: full %zu, skip %zu, tail %zu", nf, skip, nt);
     T_CHECK(nf == skip + nt && !memcmp(full + skip, tail, nt), "resumed batches differ");
+    free(tail);
+    /* just past epoch 0's last batch (a checkpoint between that step and the epoch's end) */
+    o.start_epoch = 0;
+    o.start_batch = 10;
+    nt = collect(&o, NB - 10, &tail);
+    T_CHECK(nf == skip + nt && !memcmp(full + skip, tail, nt),
+            "resuming at (0, 10) differs from (1, 0)");
     free(full);
     free(tail);
 }
@@ -165,7 +172,7 @@ static void rejects_bad_arguments(void)
     T_CHECK(oc_loader_new(ds, idx, NIDX, &o, &l) == OC_ERR_ARG && strstr(oc_last_error(), "pad"),
             "bad augment: %s", oc_last_error());
     o = opts(1, 0, NULL);
-    o.start_batch = 10;
+    o.start_batch = 11;
     T_CHECK(oc_loader_new(ds, idx, NIDX, &o, &l) == OC_ERR_ARG, "start batch past the epoch");
     o = opts(1, 0, NULL);
     o.batch_size = 0;
