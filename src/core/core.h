@@ -117,6 +117,11 @@ void oc_sb_base64(oc_sb *s, const uint8_t *data, size_t n);
 /* Monotonic clock in seconds. */
 double oc_now(void);
 
+/* ---- random numbers (rng.c; the rest of the API is in ocelot.h) ----
+ * mask[i] = oc_rng_uniform(r) < p ? 0 : keep for i < n, drawn in order: the same values and
+ * the same final state as that loop, faster. */
+void oc_rng_dropout_mask(oc_rng *r, int64_t n, float p, float keep, float *mask);
+
 /* Eigen-decomposition of the symmetric n x n matrix a (row-major; only read) by cyclic
  * Jacobi rotations (eigen.c): values[n] in descending order, vectors[n][n] with row i the unit
  * eigenvector of values[i]. Returns the sweeps used, or -1 when n < 1 or it did not converge

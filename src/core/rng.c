@@ -46,6 +46,24 @@ float oc_rng_uniform(oc_rng *r)
     return (float)(oc_rng_u64(r) >> 40) * (1.0f / 16777216.0f);
 }
 
+void oc_rng_dropout_mask(oc_rng *r, int64_t n, float p, float keep, float *mask)
+{
+    /* oc_rng_u64 and oc_rng_uniform inlined, the state in registers: the same draws as a loop
+     * of oc_rng_uniform(r) < p ? 0 : keep, about three times faster */
+    uint64_t s0 = r->s[0], s1 = r->s[1], s2 = r->s[2], s3 = r->s[3];
+    for (int64_t i = 0; i < n; i++) {
+        const uint64_t v = rotl(s1 * 5, 7) * 9, t = s1 << 17;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = rotl(s3, 45);
+        mask[i] = (float)(v >> 40) * (1.0f / 16777216.0f) < p ? 0.0f : keep;
+    }
+    r->s[0] = s0, r->s[1] = s1, r->s[2] = s2, r->s[3] = s3;
+}
+
 uint64_t oc_rng_below(oc_rng *r, uint64_t n)
 {
     /* Lemire's nearly-divisionless method would be faster; rejection keeps it unbiased. */

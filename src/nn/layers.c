@@ -699,9 +699,7 @@ static void dropout_fwd(oc_model *m, oc_node *nd, int n, int training)
         copy_fwd(m, nd, n, training);
         return;
     }
-    const float keep = 1.0f / (1.0f - nd->p);
-    for (int64_t i = 0; i < cnt; i++)
-        nd->mask[i] = oc_rng_uniform(&m->rng) < nd->p ? 0.0f : keep;
+    oc_rng_dropout_mask(&m->rng, cnt, nd->p, 1.0f / (1.0f - nd->p), nd->mask);
     oc_dropout_fwd(cnt, oc_nn_in(m, nd, 0), nd->mask, nd->y);
     m->dropout_used = 1;
 }

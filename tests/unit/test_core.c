@@ -180,6 +180,27 @@ static void errors_carry_messages(void)
     T_CHECK(strcmp(oc_status_name(OC_ERR_SHAPE), "OC_ERR_SHAPE") == 0, "status name");
 }
 
+/* The inlined dropout mask draws what a loop of oc_rng_uniform draws, and leaves the stream
+ * where that loop leaves it. */
+static void dropout_mask_matches_uniform_draws(void)
+{
+    enum { N = 10007 };
+    static float want[N], got[N];
+    const float p = 0.3f, keep = 1.0f / 0.7f;
+    oc_rng a, b;
+    int zeros = 0;
+    oc_rng_seed(&a, 9, 4);
+    b = a;
+    for (int i = 0; i < N; i++)
+        want[i] = oc_rng_uniform(&a) < p ? 0.0f : keep;
+    oc_rng_dropout_mask(&b, N, p, keep, got);
+    T_CHECK(!memcmp(want, got, sizeof want), "masks differ");
+    T_CHECK(oc_rng_u64(&a) == oc_rng_u64(&b), "the streams end in different states");
+    for (int i = 0; i < N; i++)
+        zeros += got[i] == 0.0f;
+    T_CHECK(zeros > N / 4 && zeros < N * 35 / 100, "%d of %d dropped at p = 0.3", zeros, N);
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -187,6 +208,7 @@ int main(int argc, char **argv)
         {"tensor_rejects_bad_shapes", tensor_rejects_bad_shapes},
         {"arena_bumps_and_resets", arena_bumps_and_resets},
         {"rng_streams_are_reproducible_and_distinct", rng_streams_are_reproducible_and_distinct},
+        {"dropout_mask_matches_uniform_draws", dropout_mask_matches_uniform_draws},
         {"parallel_runs_each_thread_once", parallel_runs_each_thread_once},
         {"parallel_pool_under_churn", parallel_pool_under_churn},
         {"errors_carry_messages", errors_carry_messages},
