@@ -216,3 +216,12 @@ uint32_t oc_test_fnv1a(const char *s)
         h = (h ^ (uint8_t)*s) * 16777619u;
     return h;
 }
+
+const char *oc_test_path(const char *dir, const char *rel)
+{
+    static char buf[4][1024];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, rel);
+    return buf[k];
+}

@@ -43,6 +43,9 @@ uint32_t oc_test_fnv1a(const char *s);
  * directories tests make with mkdtemp hold no sub-directories). */
 void oc_test_remove_dir(const char *dir);
 
+/* "dir/rel" in one of four rotating static buffers (so a call may take up to four paths). */
+const char *oc_test_path(const char *dir, const char *rel);
+
 /* Directory of the repository's test data: tests/fixtures (run from the repo root). */
 #define OC_FIXTURE_DIR "tests/fixtures"
 

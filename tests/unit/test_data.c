@@ -19,11 +19,7 @@ static char tmpdir[256];
 
 static const char *tmp_path(const char *rel)
 {
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, rel);
-    return buf[k];
+    return oc_test_path(tmpdir, rel);
 }
 
 static void mkdirs(const char *rel)

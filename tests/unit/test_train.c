@@ -13,11 +13,7 @@ static char tmpdir[] = "/tmp/oc_test_train_XXXXXX";
 
 static const char *tmp_path(const char *rel)
 {
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, rel);
-    return buf[k];
+    return oc_test_path(tmpdir, rel);
 }
 
 static void put_be32(uint8_t *p, uint32_t v)
