@@ -58,6 +58,32 @@ void oc_nn_epilogues_release(oc_model *m)
     }
 }
 
+/* pre, scale and shift from the current parameters: with a batch norm (running statistics)
+ *   pre = bias - mean, scale = gamma / sqrt(var + eps) (computed as norm.c does), shift = beta;
+ * without, pre = bias, scale 1, shift 0. */
+static void fill_affine(oc_model *m, oc_node *nd)
+{
+    const int K = nd->C;
+    const float *bias = nd->bias ? oc_nn_param(m, nd, 1) : NULL;
+    if (nd->epi_bn) {
+        const oc_node *bn = &m->nodes[nd->epi_bn];
+        const float *gamma = oc_nn_param(m, bn, 0), *beta = oc_nn_param(m, bn, 1);
+        const float *mean = oc_nn_param(m, bn, 2), *var = oc_nn_param(m, bn, 3);
+        for (int k = 0; k < K; k++) {
+            float inv = (float)(1.0 / sqrt((double)var[k] + (double)bn->eps));
+            nd->epi_pre[k] = (bias ? bias[k] : 0.0f) - mean[k];
+            nd->epi_scale[k] = inv * gamma[k];
+            nd->epi_shift[k] = beta[k];
+        }
+    } else {
+        for (int k = 0; k < K; k++) {
+            nd->epi_pre[k] = bias ? bias[k] : 0.0f;
+            nd->epi_scale[k] = 1.0f;
+            nd->epi_shift[k] = 0.0f;
+        }
+    }
+}
+
 /* With fixed weights, a fused convolution keeps its weights packed the way its kernel reads
  * them (the epilogue's w_packed: GEMM panels, direct 3x3 or depthwise layouts), instead of
  * packing them on every call; it is the only copy of parameters an inference plan keeps, and
@@ -152,40 +178,19 @@ oc_status oc_nn_plan_epilogues(oc_model *m)
         oc_nn_epilogues_release(m);
         return st;
     }
+    if (m->weights_fixed) /* computed once, as the packing; otherwise on every forward */
+        for (int i = 1; i < m->n_nodes; i++)
+            if (m->nodes[i].epi_last)
+                fill_affine(m, &m->nodes[i]);
     return OC_OK;
-}
-
-/* pre, scale and shift from the current parameters: with a batch norm (running statistics)
- *   pre = bias - mean, scale = gamma / sqrt(var + eps) (computed as norm.c does), shift = beta;
- * without, pre = bias, scale 1, shift 0. */
-static void fill_affine(oc_model *m, oc_node *nd)
-{
-    const int K = nd->C;
-    const float *bias = nd->bias ? oc_nn_param(m, nd, 1) : NULL;
-    if (nd->epi_bn) {
-        const oc_node *bn = &m->nodes[nd->epi_bn];
-        const float *gamma = oc_nn_param(m, bn, 0), *beta = oc_nn_param(m, bn, 1);
-        const float *mean = oc_nn_param(m, bn, 2), *var = oc_nn_param(m, bn, 3);
-        for (int k = 0; k < K; k++) {
-            float inv = (float)(1.0 / sqrt((double)var[k] + (double)bn->eps));
-            nd->epi_pre[k] = (bias ? bias[k] : 0.0f) - mean[k];
-            nd->epi_scale[k] = inv * gamma[k];
-            nd->epi_shift[k] = beta[k];
-        }
-    } else {
-        for (int k = 0; k < K; k++) {
-            nd->epi_pre[k] = bias ? bias[k] : 0.0f;
-            nd->epi_scale[k] = 1.0f;
-            nd->epi_shift[k] = 0.0f;
-        }
-    }
 }
 
 void oc_nn_conv_fwd_fused(oc_model *m, oc_node *nd, int n)
 {
     oc_conv_shape s;
     oc_conv_epilogue e;
-    fill_affine(m, nd);
+    if (!m->weights_fixed)
+        fill_affine(m, nd);
     e.pre = nd->epi_pre;
     e.scale = nd->epi_scale;
     e.shift = nd->epi_shift;

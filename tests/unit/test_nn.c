@@ -854,9 +854,11 @@ static void untrained_prefix_skips_backward(void)
     }
 }
 
-/* Fixed weights (oc_model_set_weights_fixed) keep the 1x1 convolutions' weights packed: the
- * logits are the bits of a model without the promise, and after the parameters change,
- * promising again packs the new weights (the logits follow them). */
+/* Fixed weights (oc_model_set_weights_fixed) keep every convolution's weights packed and its
+ * batch-norm affine computed: the logits are the bits of a model without the promise (no
+ * layer here is wide enough for Winograd), and after the parameters change, promising again
+ * packs the new weights (the logits follow them). resnet18's wide layers take Winograd: its
+ * logits stay within rounding of the unfixed model's. */
 static void fixed_weights_are_bitwise(void)
 {
     enum { NB = 2 };
@@ -897,6 +899,20 @@ static void fixed_weights_are_bitwise(void)
         for (int i = 0; i < m[1]->n_nodes; i++)
             packed += m[1]->nodes[i].wpack != NULL;
         T_CHECK(packed > 10, "only %d convolutions kept packed weights", packed);
+    }
+    oc_model_free(m[0]);
+    oc_model_free(m[1]);
+    m[0] = plan_model("resnet18", h, w);
+    m[1] = plan_model("resnet18", h, w);
+    if (m[0] && m[1]) {
+        T_CHECK(oc_model_set_weights_fixed(m[1], 1) == OC_OK, "resnet18 fixed");
+        for (int v = 0; v < 2; v++) {
+            T_CHECK(oc_model_forward(m[v], x, NB, 0, &logits) == OC_OK, "resnet18 forward");
+            memcpy(out[v], logits, sizeof out[v]);
+        }
+        T_CLOSE("resnet18 logits, fixed weights (Winograd)", out[1], out[0], NB * GK, 1e-4, 1e-4);
+        T_CHECK(memcmp(out[0], out[1], sizeof out[0]) != 0,
+                "resnet18's logits are bitwise equal: Winograd did not run");
     }
     oc_model_free(m[0]);
     oc_model_free(m[1]);
