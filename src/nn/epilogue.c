@@ -85,9 +85,10 @@ static void fill_affine(oc_model *m, oc_node *nd)
 }
 
 /* With fixed weights, a fused convolution keeps its weights packed the way its kernel reads
- * them (the epilogue's w_packed: GEMM panels, direct 3x3 or depthwise layouts), instead of
- * packing them on every call; it is the only copy of parameters an inference plan keeps, and
- * only on that promise (oc_model_set_weights_fixed). */
+ * them (the epilogue's w_packed: GEMM panels, direct, Winograd or depthwise layouts), instead
+ * of packing them on every call. With the affine below, computed once too, these are the only
+ * copies of parameters an inference plan keeps, and only on that promise
+ * (oc_model_set_weights_fixed). */
 static oc_status pack_weights(oc_model *m)
 {
     for (int i = 1; i < m->n_nodes; i++) {
