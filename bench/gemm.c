@@ -6,44 +6,18 @@
 #include "core/core.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
+#include "timing.h"
 
 #include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #ifdef OC_BENCH_CBLAS
 #include <cblas.h>
 #endif
 
 #define RUNS 5 /* timed repetitions per measurement; the median is reported */
-
-/* On a shared machine wall-clock rates fall with the load; OC_BENCH_CPU_TIME=1 times the
- * 1-thread runs with the calling thread's CPU clock instead (time it was actually running),
- * which is what a quiet machine would show, less some cache pollution. */
-static int use_cpu_time;
-
-static double now(void)
-{
-    struct timespec ts;
-    if (!use_cpu_time)
-        return oc_now();
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return t[n / 2];
-}
 
 /* ---------------------------------------------------------------- FMA peak */
 
@@ -109,13 +83,13 @@ static double measure_peak(int threads, int avx512)
     p.avx512 = avx512;
     oc_set_threads(threads);
     oc_parallel(peak_worker, &p); /* warm-up: clocks up, threads started */
-    use_cpu_time = threads == 1 && getenv("OC_BENCH_CPU_TIME");
+    bench_cpu_time = threads == 1 && getenv("OC_BENCH_CPU_TIME");
     for (int r = 0; r < RUNS; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         oc_parallel(peak_worker, &p);
-        t[r] = now() - t0;
+        t[r] = bench_now() - t0;
     }
-    return 2.0 * lanes * PEAK_CHAINS * (double)PEAK_ITERS * threads / median(t, RUNS) * 1e-9;
+    return 2.0 * lanes * PEAK_CHAINS * (double)PEAK_ITERS * threads / bench_median(t, RUNS) * 1e-9;
 }
 
 /* ---------------------------------------------------------------- GEMM */
@@ -155,13 +129,13 @@ static double time_gemm(gemm_fn fn, const shape *s, const float *A, const float 
     double t[RUNS];
     int lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
     fn(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N); /* warm-up */
-    use_cpu_time = oc_get_threads() == 1 && getenv("OC_BENCH_CPU_TIME");
+    bench_cpu_time = oc_get_threads() == 1 && getenv("OC_BENCH_CPU_TIME");
     for (int r = 0; r < RUNS; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         fn(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
-        t[r] = now() - t0;
+        t[r] = bench_now() - t0;
     }
-    return 2.0 * s->M * s->N * (double)s->K / median(t, RUNS) * 1e-9;
+    return 2.0 * s->M * s->N * (double)s->K / bench_median(t, RUNS) * 1e-9;
 }
 
 int main(int argc, char **argv)

@@ -882,9 +882,6 @@ static int64_t sc_group_rows(const oc_conv_shape *s)
     return g < 1 ? 1 : g;
 }
 
-
-/* ---------------------------------------------------------------- forward */
-
 /* ---------------------------------------------------------------- packed weights
  * The im2col convolutions of one group pack their weights once per call (after the im2col
  * chunk in the workspace) for every chunk's GEMM, instead of each chunk (and each thread, when
@@ -986,6 +983,9 @@ static void fwd_chunk(const oc_conv_shape *s, const float *x, const float *w, co
                     w + (int64_t)g * Kg * RSCg, (int)RSCg, beta, yc + (int64_t)g * Kg, s->K);
 }
 
+/* ---------------------------------------------------------------- Winograd's share
+ * (winograd.c has the kernels) */
+
 /* Test hook, no public API (tests/unit/test_conv2d.c declares it): 0 turns Winograd off (the
  * wide 3x3 layers then take the direct / im2col kernels, and keep their packed weights in
  * those layouts). */
@@ -994,6 +994,12 @@ void oc_conv2d_allow_winograd(int allow);
 void oc_conv2d_allow_winograd(int allow)
 {
     wino_allowed = allow;
+}
+
+/* A Winograd shape on a CPU that runs it (and not turned off by the hook). */
+static int wino_ok(const oc_conv_shape *s)
+{
+    return wino_allowed && oc_wino_shape(s) && use_avx512();
 }
 
 /* Winograd in the training forward and backward-data, whose weights change every call: it
@@ -1011,10 +1017,10 @@ void oc_conv2d_wino_train_min_tiles(int64_t tiles)
 
 static int use_wino_train(const oc_conv_shape *s)
 {
-    const int64_t tiles = (int64_t)s->N * ((s->P + 1) / 2) * ((s->Q + 1) / 2);
-    return wino_allowed && oc_wino_shape(s) && use_avx512() && oc_math_get() != OC_MATH_BF16 &&
-           tiles >= wino_train_min_tiles;
+    return wino_ok(s) && oc_math_get() != OC_MATH_BF16 && oc_wino_tiles(s) >= wino_train_min_tiles;
 }
+
+/* ---------------------------------------------------------------- forward */
 
 size_t oc_conv2d_fwd_workspace(const oc_conv_shape *s)
 {
@@ -1073,10 +1079,12 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
 
 /* ---------------------------------------------------------------- fused forward (inference)
  * oc_conv2d_fwd's kernels without the bias, each followed by the epilogue (ops.h) on the block
- * it just wrote: per output row for the depthwise and direct 3x3 kernels, per GEMM block for
- * 1x1 convolutions, per im2col chunk (see chunk_rows) for the others. The 1x1 GEMM blocks are tasks of OC_CONV_FUSED_ROWS rows (and, when
- * there are few rows, column slices of OC_CONV_FUSED_COLS channels), each a single-threaded
- * oc_gemm; the blocks depend on the shape only, so results do not depend on the thread count. */
+ * it just wrote: per output row for the depthwise kernel (in registers with AVX-512), per group
+ * of output rows for the direct kernels, per tile row for Winograd, per GEMM block for 1x1
+ * convolutions, per im2col chunk (see chunk_rows) for the others. The 1x1 GEMM blocks are
+ * OC_CONV_FUSED_ROWS rows (and, when there are few rows, column slices of OC_CONV_FUSED_COLS
+ * channels); a task runs its consecutive slices of one row block as one single-threaded
+ * product. No sum is split, so results do not depend on the thread count. */
 #define OC_CONV_FUSED_ROWS 112
 #define OC_CONV_FUSED_COLS 64
 /* Multiply-adds per thread below which another thread does not pay for waking it (as the
@@ -1104,7 +1112,8 @@ static void fused_gemm_task(void *ctx, int tid, int nt)
          * the block's rows once instead of once per slice (the same sums: none is split) */
         int rb = (int)(t / c->col_blocks), cb = (int)(t % c->col_blocks);
         run = c->col_blocks - cb < t1 - t ? c->col_blocks - cb : t1 - t;
-        int r0 = rb * OC_CONV_FUSED_ROWS, r1 = r0 + OC_CONV_FUSED_ROWS < c->M ? r0 + OC_CONV_FUSED_ROWS : c->M;
+        int r0 = rb * OC_CONV_FUSED_ROWS;
+        int r1 = r0 + OC_CONV_FUSED_ROWS < c->M ? r0 + OC_CONV_FUSED_ROWS : c->M;
         int k0 = cb * c->col_w, k1 = k0 + (int)run * c->col_w < K ? k0 + (int)run * c->col_w : K;
         float *yb = c->y + (c->m0 + r0) * K;
         const float *bp = oc_gemm_packed_cols(c->e->w_packed, K, c->Kd, k0, k1 - k0);
@@ -1204,7 +1213,7 @@ static fused_layout fused_layout_of(const oc_conv_shape *s)
     oc_math_mode math = oc_math_set(OC_MATH_F32); /* the fp32 choice, whatever the caller's */
     fused_layout l = is_depthwise(s)   ? FUSED_DW
                      : is_pointwise(s) ? (s->groups == 1 ? FUSED_1X1 : FUSED_NONE)
-                     : wino_allowed && oc_wino_shape(s) && use_avx512() ? FUSED_WINO
+                     : wino_ok(s)      ? FUSED_WINO
                      : use_direct3(s)  ? FUSED_D3
                      : use_smallc(s)   ? FUSED_SMALLC
                      : pre_shape(s)    ? FUSED_IM2COL
@@ -1226,11 +1235,11 @@ size_t oc_conv2d_fused_pack_bytes(const oc_conv_shape *s)
     }
 }
 
-int oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst)
+void oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst)
 {
     const int RSC = s->R * s->S * s->C;
     switch (fused_layout_of(s)) {
-    case FUSED_WINO: return oc_wino_pack(s, w, dst);
+    case FUSED_WINO: oc_wino_pack(s, w, dst); break;
     case FUSED_DW: dw_transpose(s, w, dst); break;
     case FUSED_1X1: oc_gemm_pack_b(1, s->K, s->C, w, s->C, dst); break;
     case FUSED_D3:
@@ -1238,7 +1247,6 @@ int oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst)
     case FUSED_IM2COL: oc_gemm_pack_b(1, s->K, RSC, w, RSC, dst); break;
     default: break;
     }
-    return 0;
 }
 
 void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,

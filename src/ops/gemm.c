@@ -15,8 +15,9 @@
  * Packing makes every kernel read unit-stride and aligned whatever the transposes and leading
  * dimensions, and lets edge panels be zero padded. Two cases skip a packing step: with N <= 16
  * (skinny C) the kernel reads A in place, since each element of A feeds one tile only; with
- * at most two row panels, a non-transposed B is read in place for the same reason. The first
- * K block applies the caller's beta, later ones accumulate (beta = 1).
+ * at most two row panels, a non-transposed B is read in place for the same reason (unless it
+ * comes pre-packed, see below). The first K block applies the caller's beta, later ones
+ * accumulate (beta = 1).
  *
  * Threads: the M or the N dimension (whichever has more register tiles) is cut into one
  * contiguous range of whole tiles per thread; each thread packs what it needs itself (the
@@ -25,10 +26,10 @@
  * many times (a convolution's weights, once per im2col chunk) packs it once with
  * oc_gemm_pack_b and passes it to oc_gemm_pre, which reads it in place. Each element is then
  * summed over k in the same order whatever the split, so these results are bitwise identical
- * for any thread count. A small C over a long K (weight gradients) is split over K instead: each thread sums
- * its slice into a private partial C and the caller adds the partials in thread order, which
- * is deterministic for a given thread count. Inside an oc_parallel region oc_parallel runs
- * serially and the whole product runs on the calling thread.
+ * for any thread count. A small C over a long K (weight gradients) is split over K instead:
+ * each thread sums its slice into a private partial C and the caller adds the partials in
+ * thread order, which is deterministic for a given thread count. Inside an oc_parallel region
+ * oc_parallel runs serially and the whole product runs on the calling thread.
  *
  * Scratch: each thread keeps its packing buffers in thread-specific storage, grown on demand
  * and reused by every later call on that thread (so steady-state calls never allocate) and

@@ -136,8 +136,6 @@ static int grow(void **buf, size_t *cap, size_t bytes)
     return *buf != NULL;
 }
 
-/* This thread's scratch with at least these many bytes, or NULL when memory ran out (the
- * caller then takes the portable loops). Buffers only grow. */
 static int scratch_denied;
 
 /* Test hook, no public API (tests/unit/test_bf16.c declares it): 1 makes every scratch request
@@ -148,6 +146,8 @@ void oc_gemm_bf16_deny_scratch(int deny)
     scratch_denied = deny != 0;
 }
 
+/* This thread's scratch with at least these many bytes, or NULL when memory ran out (the
+ * caller then takes the portable loops). Buffers only grow. */
 static bf16_ws *ws_get(size_t a_bytes, size_t b_bytes, size_t part_bytes)
 {
     bf16_ws *ws;

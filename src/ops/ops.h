@@ -184,7 +184,8 @@ void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float 
  * weights as oc_conv2d_fused_pack packed them (a model whose weights stay fixed keeps them
  * so), read instead of packing them on every call; or be NULL. Same workspace as
  * oc_conv2d_fwd. Results match oc_conv2d_fwd followed by the separate passes within rounding,
- * and are the same bits with and without w_packed. */
+ * and are the same bits with and without w_packed, except where w_packed is in Winograd's
+ * layout (then equal within rounding). */
 typedef struct {
     const float *pre, *scale, *shift;
     const float *res;
@@ -196,17 +197,19 @@ typedef struct {
  * the packing, in the layout its fp32 kernel for s reads (a 1x1 convolution's is
  * oc_gemm_pack_b(1, K, C, w, C, ..)). Pack with the same CPU settings as the calls. */
 size_t oc_conv2d_fused_pack_bytes(const oc_conv_shape *s);
-int oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst); /* -1: no memory */
+void oc_conv2d_fused_pack(const oc_conv_shape *s, const float *w, void *dst);
 void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
                          const oc_conv_epilogue *e, float *y, void *ws);
-/* Winograd F(2x2, 3x3) (winograd.c), for the 3x3 stride-1 layers that oc_wino_shape accepts:
- * the fused forward from weights oc_wino_pack transformed and packed (it returns 0: it needs
- * no memory of its own), in oc_wino_workspace bytes. Needs AVX-512 and fp32 math; oc_conv2d_fwd_fused takes it when the
- * packed weights are Winograd's, oc_conv2d_fwd and oc_conv2d_bwd_data for these shapes. */
+/* Winograd F(2x2, 3x3) (winograd.c), for the 3x3 stride-1 layers that oc_wino_shape accepts
+ * (oc_wino_tiles: their 2x2 output tiles over the batch): the fused forward from weights
+ * oc_wino_pack transformed and packed, in oc_wino_workspace bytes. Needs AVX-512 and fp32
+ * math; oc_conv2d_fwd_fused takes it when the packed weights are Winograd's, oc_conv2d_fwd and
+ * oc_conv2d_bwd_data for these shapes from enough tiles on. */
 int oc_wino_shape(const oc_conv_shape *s);
+int64_t oc_wino_tiles(const oc_conv_shape *s);
 size_t oc_wino_workspace(const oc_conv_shape *s);
 size_t oc_wino_pack_bytes(const oc_conv_shape *s);
-int oc_wino_pack(const oc_conv_shape *s, const float *w, void *dst);
+void oc_wino_pack(const oc_conv_shape *s, const float *w, void *dst);
 void oc_wino_fwd_fused(const oc_conv_shape *s, const float *x, const void *u,
                        const oc_conv_epilogue *e, float *y, void *ws);
 /* The training passes, transforming w on every call, in oc_wino_train_workspace(s) bytes

@@ -22,8 +22,8 @@
 #include <stdint.h>
 #include <string.h>
 
-void oc_wino_input_tile_avx512(const float *const *rows, const int *cols_ok, int C, int W,
-                               int col0, float *v, ptrdiff_t xi_stride);
+void oc_wino_input_tile_avx512(const float *const *rows, const int *cols_ok, int C, int col0,
+                               float *v, ptrdiff_t xi_stride);
 void oc_wino_output_tile_avx512(const float *m, ptrdiff_t xi_stride, int K, float *y0,
                                 float *y1, int two_cols, int accum);
 
@@ -55,6 +55,11 @@ static int tiles_w(const oc_conv_shape *s)
 static int tiles_h(const oc_conv_shape *s)
 {
     return (s->P + 1) / 2;
+}
+
+int64_t oc_wino_tiles(const oc_conv_shape *s)
+{
+    return (int64_t)s->N * tiles_h(s) * tiles_w(s);
 }
 
 /* Tile rows per block. */
@@ -147,10 +152,9 @@ static void pack(const oc_conv_shape *s, const float *w, int flip, void *dst)
     oc_parallel_n(pack_task, &p, (int)((int64_t)s->C * s->K / 16384 + 1));
 }
 
-int oc_wino_pack(const oc_conv_shape *s, const float *w, void *dst)
+void oc_wino_pack(const oc_conv_shape *s, const float *w, void *dst)
 {
     pack(s, w, 0, dst);
-    return 0;
 }
 
 typedef struct {
@@ -184,8 +188,8 @@ static void input_task(void *ctx, int tid, int nthreads)
             int ok[4];
             for (int j = 0; j < 4; j++)
                 ok[j] = col0 + j >= 0 && col0 + j < W;
-            oc_wino_input_tile_avx512(rows, ok, C, W, col0,
-                                      c->v + ((g - c->g0) * tw + tx) * C, c->nt * C);
+            oc_wino_input_tile_avx512(rows, ok, C, col0, c->v + ((g - c->g0) * tw + tx) * C,
+                                      c->nt * C);
         }
     }
 }

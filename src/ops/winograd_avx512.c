@@ -11,8 +11,8 @@
 #include <immintrin.h>
 #include <stddef.h>
 
-void oc_wino_input_tile_avx512(const float *const *rows, const int *cols_ok, int C, int W,
-                               int col0, float *v, ptrdiff_t xi_stride);
+void oc_wino_input_tile_avx512(const float *const *rows, const int *cols_ok, int C, int col0,
+                               float *v, ptrdiff_t xi_stride);
 void oc_wino_output_tile_avx512(const float *m, ptrdiff_t xi_stride, int K, float *y0,
                                 float *y1, int two_cols, int accum);
 
@@ -23,10 +23,9 @@ static __mmask16 lanes(int left)
 
 /* V[xi][c] (xi = 4*i + j, xi_stride floats apart) of the tile whose input rows are rows[0..3]
  * (NULL: outside the image) and columns col0 .. col0 + 3 (cols_ok[j]: inside). */
-void oc_wino_input_tile_avx512(const float *const *rows, const int *cols_ok, int C, int W,
-                               int col0, float *v, ptrdiff_t xi_stride)
+void oc_wino_input_tile_avx512(const float *const *rows, const int *cols_ok, int C, int col0,
+                               float *v, ptrdiff_t xi_stride)
 {
-    (void)W;
     for (int c0 = 0; c0 < C; c0 += 16) {
         const __mmask16 m = lanes(C - c0);
         __m512 d[4][4], t[4][4];

