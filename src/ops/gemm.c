@@ -75,8 +75,9 @@ void oc_gemm_ref(int transa, int transb, int M, int N, int K, float alpha, const
 #ifndef GEMM_NC
 #define GEMM_NC 3072
 #endif
-/* Below this many multiply-adds (M*N*K) the packing and dispatch cost more than they save. */
-#define GEMM_SMALL 32768
+/* Below this many multiply-adds (M*N*K) the packing and dispatch cost more than they save
+ * (ops.h: oc_gemm_pre reads the floats of B there). */
+#define GEMM_SMALL OC_GEMM_SMALL
 /* Multiply-adds per thread below which adding a thread does not pay for waking it. */
 #define GEMM_PER_THREAD 262144
 

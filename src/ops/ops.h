@@ -81,8 +81,10 @@ void oc_gemm_ref(int transa, int transb, int M, int N, int K, float alpha, const
 /* op(B) packed once for products that share it (the weights of every im2col chunk of a
  * convolution): oc_gemm_pack_b packs op(B) (K x N; transb as oc_gemm's) into dst, 64-byte
  * aligned, of oc_gemm_b_bytes(N, K), for the kernel oc_gemm picks for N; oc_gemm_pre is
- * oc_gemm(0, transb, ...) in fp32 math reading B from bp (B, as floats, for the paths that
- * pack nothing), bitwise oc_gemm's result. */
+ * oc_gemm(0, transb, ...) reading B from bp, bitwise oc_gemm's result. It reads the floats of
+ * B only for products too small for the blocked kernels (M * N * K < OC_GEMM_SMALL), in bf16
+ * math, and on CPUs without AVX2 (where oc_gemm_pack_b packs nothing). */
+#define OC_GEMM_SMALL 32768
 size_t oc_gemm_b_bytes(int N, int K);
 void oc_gemm_pack_b(int transb, int N, int K, const float *B, int ldb, float *dst);
 void oc_gemm_pre(int M, int N, int K, float alpha, const float *A, int lda, const float *bp,

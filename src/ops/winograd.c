@@ -202,9 +202,9 @@ static void gemm_task(void *ctx, int tid, int nthreads)
     oc_split_range(16, tid, nthreads, &a, &b);
     for (int64_t xi = a; xi < b; xi++) {
         const float *bp = (const float *)(c->u + xi * xi_bytes(s));
-        /* nested in a task: runs on this thread. The product is never small enough for
-         * oc_gemm_pre to take the unpacked B (oc_wino_shape: C * K > 16384 with at least two
-         * tiles a row), so bp also stands in for it. */
+        /* nested in a task: runs on this thread. The product is never below OC_GEMM_SMALL
+         * (oc_wino_shape: C * K > 16384, at least two tiles a row), the math is fp32 and the
+         * CPU has AVX-512, so oc_gemm_pre never reads the floats of B: bp stands in for it. */
         oc_gemm_pre((int)c->nt, s->K, s->C, 1.0f, c->v + xi * c->nt * s->C, s->C, bp, bp, s->K,
                     0, 0.0f, c->m + xi * c->nt * s->K, s->K);
     }

@@ -332,6 +332,59 @@ static void nested_in_parallel_region(void)
     oc_test_note("worst |err| = %.2f u * magnitude", c.worst[0] > c.worst[1] ? c.worst[0] : c.worst[1]);
 }
 
+/* oc_gemm_pre on a B packed once (oc_gemm_pack_b) gives oc_gemm's bits, few rows (where
+ * oc_gemm reads B in place and oc_gemm_pre reads the packing) and many, both transposes, 1 and
+ * 2 threads, beta 0 and 1. From OC_GEMM_SMALL multiply-adds on it reads only the packing (its
+ * B argument is all NaN there); below, the floats. And oc_gemm_packed_index finds every
+ * element of the packing, with the last panel's padding columns zero. */
+static void packed_b_is_bitwise(void)
+{
+    static const shape3 pre_shapes[] = {{1, 45, 300}, {20, 70, 64}, {28, 33, 257}, {29, 140, 96},
+                                        {200, 48, 130}};
+    for (size_t si = 0; si < sizeof pre_shapes / sizeof pre_shapes[0]; si++)
+        for (int tb = 0; tb <= 1; tb++) {
+            const int M = pre_shapes[si].M, N = pre_shapes[si].N, K = pre_shapes[si].K;
+            const int ldb = tb ? K : N;
+            float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+            float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+            float *bp = oc_alloc(oc_gemm_b_bytes(N, K)), *Bnan = malloc(sizeof(float) * K * N);
+            const int small = (double)M * N * K < OC_GEMM_SMALL;
+            int padded, bad = 0;
+            oc_rng r;
+            oc_rng_seed(&r, 70 + si, (uint64_t)tb);
+            fill(&r, A, (size_t)M * K);
+            fill(&r, B, (size_t)K * N);
+            memset(bp, 0xAB, oc_gemm_b_bytes(N, K));
+            oc_gemm_pack_b(tb, N, K, B, ldb, bp);
+            for (size_t i = 0; i < (size_t)K * N; i++)
+                Bnan[i] = small ? B[i] : NAN;
+            for (int k = 0; k < K; k++)
+                for (int n = 0; n < N; n++)
+                    bad += bp[oc_gemm_packed_index(N, K, k, n, &padded)] !=
+                           (tb ? B[(size_t)n * ldb + k] : B[(size_t)k * ldb + n]);
+            T_CHECK(!bad, "%dx%dx%d transb %d: %d elements not where oc_gemm_packed_index says",
+                    M, N, K, tb, bad);
+            if (padded) { /* the column after the last, in the last panel, of every k */
+                size_t at = oc_gemm_packed_index(N, K, K - 1, N - 1, NULL) + 1;
+                T_CHECK(bp[at] == 0.0f, "%dx%dx%d: padding column not zero", M, N, K);
+            }
+            for (int threads = 1; threads <= 2; threads++)
+                for (int beta = 0; beta <= 1; beta++) {
+                    fill(&r, C1, (size_t)M * N);
+                    memcpy(C2, C1, sizeof(float) * M * N);
+                    oc_set_threads(threads);
+                    oc_gemm(0, tb, M, N, K, 0.5f, A, K, B, ldb, (float)beta, C1, N);
+                    oc_gemm_pre(M, N, K, 0.5f, A, K, bp, Bnan, ldb, tb, (float)beta, C2, N);
+                    T_CHECK(!memcmp(C1, C2, sizeof(float) * M * N),
+                            "%dx%dx%d transb %d beta %d threads %d: packed B differs", M, N, K,
+                            tb, beta, threads);
+                }
+            oc_set_threads(0);
+            free(A), free(B), free(C1), free(C2), free(Bnan);
+            oc_free(bp);
+        }
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -339,6 +392,7 @@ int main(int argc, char **argv)
         {"alpha0_and_k0_scale_c", alpha0_and_k0_scale_c},
         {"deterministic_across_runs_and_threads", deterministic_across_runs_and_threads},
         {"nested_in_parallel_region", nested_in_parallel_region},
+        {"packed_b_is_bitwise", packed_b_is_bitwise},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }
