@@ -33,6 +33,7 @@
  */
 #include "core/core.h"
 #include "ops.h"
+#include "ops/gemm.h"
 
 #include <string.h>
 
@@ -1090,7 +1091,11 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
 /* Multiply-adds per thread below which another thread does not pay for waking it (as the
  * GEMM's own threshold). */
 #define OC_CONV_FUSED_PER_THREAD 262144
-
+/* The split's cost model, in multiply-adds per k: packing a run's rows of A costs about as
+ * much as this many columns of the product, and bringing its columns of the weights in about
+ * as much as this many rows. */
+#define OC_CONV_FUSED_PACK_COLS 16
+#define OC_CONV_FUSED_LOAD_ROWS 2
 typedef struct {
     const oc_conv_shape *s;
     const oc_conv_epilogue *e;
@@ -1098,8 +1103,75 @@ typedef struct {
     float *y;
     int64_t m0;         /* fused GEMM: first output row of A's row 0 */
     int M, Kd, lda;
-    int row_blocks, col_blocks, col_w;
+    int row_blocks, col_blocks, col_w; /* row blocks of balanced heights */
 } fused_ctx;
+
+/* Task t's rows [*r0, *r1) and columns [*k0, *k1) (tasks run row block by row block). */
+static void fused_task_block(const fused_ctx *c, int64_t t, int *r0, int *r1, int *k0, int *k1)
+{
+    int64_t a, b;
+    oc_split_range(c->M, (int)(t / c->col_blocks), c->row_blocks, &a, &b);
+    *r0 = (int)a;
+    *r1 = (int)b;
+    *k0 = (int)(t % c->col_blocks) * c->col_w;
+    *k1 = *k0 + c->col_w < c->s->K ? *k0 + c->col_w : c->s->K;
+}
+
+/* The cost of the busiest of nt threads when c's tasks are split as fused_gemm_task splits
+ * them (see the cost model above). */
+static double fused_split_cost(const fused_ctx *c, int nt)
+{
+    double worst = 0;
+    for (int tid = 0; tid < nt; tid++) {
+        int64_t t0, t1;
+        double cost = 0;
+        oc_split_range((int64_t)c->row_blocks * c->col_blocks, tid, nt, &t0, &t1);
+        for (int64_t t = t0; t < t1; t++) {
+            int r0, r1, k0, k1;
+            fused_task_block(c, t, &r0, &r1, &k0, &k1);
+            cost += (double)(r1 - r0) * (k1 - k0) + (double)(k1 - k0) * OC_CONV_FUSED_LOAD_ROWS;
+            if (t == t0 || t % c->col_blocks == 0) /* a run starts: its rows are packed */
+                cost += (double)(r1 - r0) * OC_CONV_FUSED_PACK_COLS;
+        }
+        worst = cost > worst ? cost : worst;
+    }
+    return worst;
+}
+
+/* Row blocks and column slices for nt threads. Large products take blocks of about
+ * OC_CONV_FUSED_ROWS rows over all columns. For a product of few rows the rows are also cut
+ * into a multiple of nt blocks of balanced heights, or the columns into slices (multiples of
+ * the GEMM's panel width, so a kept packing is read in place), whichever leaves the busiest
+ * thread the least work: 49 rows by 160 columns on 2 threads become blocks of 25 and 24
+ * rows, where 64-column slices left one thread 128 columns and the other 32. */
+static void fused_split(fused_ctx *c, int nt)
+{
+    const int K = c->s->K, base = (c->M + OC_CONV_FUSED_ROWS - 1) / OC_CONV_FUSED_ROWS;
+    const oc_gemm_kernel *kern = oc_gemm_pick(K);
+    const int nr = kern ? kern->nr : K, max_cb = (K + nr - 1) / nr;
+    const int rbs[2] = {base, (base + nt - 1) / nt * nt};
+    c->row_blocks = base;
+    c->col_blocks = 1;
+    c->col_w = K;
+    if (nt <= 1 || base >= 4 * nt)
+        return;
+    double best = fused_split_cost(c, nt);
+    for (int i = 0; i < 2; i++)
+        for (int cb = 1; cb <= max_cb && cb <= 4 * nt; cb++) {
+            fused_ctx t = *c;
+            t.row_blocks = rbs[i];
+            t.col_w = ((K + cb - 1) / cb + nr - 1) / nr * nr;
+            t.col_w = t.col_w < K ? t.col_w : K;
+            t.col_blocks = (K + t.col_w - 1) / t.col_w;
+            if (t.row_blocks > c->M || (t.col_blocks > 1 && oc_gemm_pick(t.col_w) != kern))
+                continue; /* a slice of another kernel family cannot read the packing */
+            double cost = fused_split_cost(&t, nt);
+            if (cost < best * 0.999) {
+                best = cost;
+                *c = t;
+            }
+        }
+}
 
 static void fused_gemm_task(void *ctx, int tid, int nt)
 {
@@ -1110,11 +1182,10 @@ static void fused_gemm_task(void *ctx, int tid, int nt)
     for (int64_t t = t0, run; t < t1; t += run) {
         /* this task's consecutive column slices of one row block in one product, which packs
          * the block's rows once instead of once per slice (the same sums: none is split) */
-        int rb = (int)(t / c->col_blocks), cb = (int)(t % c->col_blocks);
+        int r0, r1, k0, k1, cb = (int)(t % c->col_blocks);
         run = c->col_blocks - cb < t1 - t ? c->col_blocks - cb : t1 - t;
-        int r0 = rb * OC_CONV_FUSED_ROWS;
-        int r1 = r0 + OC_CONV_FUSED_ROWS < c->M ? r0 + OC_CONV_FUSED_ROWS : c->M;
-        int k0 = cb * c->col_w, k1 = k0 + (int)run * c->col_w < K ? k0 + (int)run * c->col_w : K;
+        fused_task_block(c, t + run - 1, &r0, &r1, &k0, &k1);
+        k0 = cb * c->col_w;
         float *yb = c->y + (c->m0 + r0) * K;
         const float *bp = oc_gemm_packed_cols(c->e->w_packed, K, c->Kd, k0, k1 - k0);
         /* nested in a parallel task: runs on this thread */
@@ -1132,16 +1203,13 @@ static void fused_gemm_task(void *ctx, int tid, int nt)
 static void fused_gemm(const oc_conv_shape *s, const oc_conv_epilogue *e, const float *a, int lda,
                        int M, int Kd, const float *w, float *y, int64_t m0)
 {
-    fused_ctx c = {s, e, a, w, y, m0, M, Kd, lda, 0, 1, s->K};
+    fused_ctx c = {s, e, a, w, y, m0, M, Kd, lda, 1, 1, s->K};
     double work = (double)M * s->K * Kd / OC_CONV_FUSED_PER_THREAD;
-    c.row_blocks = (M + OC_CONV_FUSED_ROWS - 1) / OC_CONV_FUSED_ROWS;
-    if (c.row_blocks < 4 && s->K >= 2 * OC_CONV_FUSED_COLS) {
-        c.col_w = OC_CONV_FUSED_COLS;
-        c.col_blocks = (s->K + OC_CONV_FUSED_COLS - 1) / OC_CONV_FUSED_COLS;
-    }
+    int nt = oc_get_threads();
+    nt = work < 1.0 ? 1 : work < nt ? (int)work : nt;
+    fused_split(&c, nt);
     oc_parallel_n(fused_gemm_task, &c,
-                  work < 1.0 ? 1 : work > c.row_blocks * c.col_blocks ? c.row_blocks * c.col_blocks
-                                                                     : (int)work);
+                  nt < c.row_blocks * c.col_blocks ? nt : c.row_blocks * c.col_blocks);
 }
 
 static void dw_fused_task(void *ctx, int tid, int nt)

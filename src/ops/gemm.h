@@ -37,6 +37,10 @@ typedef struct {
 /* AVX-512F: 14 x 32 register tile (28 zmm accumulators); instantiated for every smaller row
  * count and for 16-column panels, so edge tiles do not compute padding. */
 extern const oc_gemm_kernel oc_gemm_avx512_wide;
+/* The same tile reading A in place: same panels of B, same sums, no A packing. For products
+ * whose A is used by few B panels (oc_gemm_pre with few columns), where packing it costs a
+ * large part of the multiply. */
+extern const oc_gemm_kernel oc_gemm_avx512_wide_a;
 /* AVX-512F: 28 x 16 register tile reading A in place, for C with at most 16 columns (skinny
  * N, e.g. the conv forward of a 16-channel layer), where each element of A is used by one
  * tile only and packing it would cost more than the multiply. */

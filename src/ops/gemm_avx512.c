@@ -92,6 +92,7 @@ ROWS_1_14(PP, 2)
 ROWS_1_14(PD, 1)
 ROWS_1_14(PD, 2)
 ROWS_1_14(DP, 1)
+ROWS_1_14(DP, 2)
 ROWS_15_28(DP, 1)
 
 #define TABLE_1_14(P, NV)                                                                         \
@@ -100,6 +101,7 @@ ROWS_15_28(DP, 1)
 
 static const tile_fn pp[2][15] = {TABLE_1_14(pp, 1), TABLE_1_14(pp, 2)};
 static const tile_fn pd[2][15] = {TABLE_1_14(pd, 1), TABLE_1_14(pd, 2)};
+static const tile_fn dp_wide[2][15] = {TABLE_1_14(dp, 1), TABLE_1_14(dp, 2)};
 static const tile_fn dp[29] = {
     0,      dp1x1,  dp2x1,  dp3x1,  dp4x1,  dp5x1,  dp6x1,  dp7x1,  dp8x1,  dp9x1,
     dp10x1, dp11x1, dp12x1, dp13x1, dp14x1, dp15x1, dp16x1, dp17x1, dp18x1, dp19x1,
@@ -119,6 +121,13 @@ static void wide_direct_b(int mr, int nr, int kc, const float *a, ptrdiff_t a_rs
                           float beta, float *c, int ldc)
 {
     pd[nr > 16][mr](nr, kc, a, a_rs, a_ks, b, b_ks, alpha, beta, c, ldc);
+}
+
+static void wide_direct_a(int mr, int nr, int kc, const float *a, ptrdiff_t a_rs,
+                          ptrdiff_t a_ks, const float *b, ptrdiff_t b_ks, float alpha,
+                          float beta, float *c, int ldc)
+{
+    dp_wide[nr > 16][mr](nr, kc, a, a_rs, a_ks, b, b_ks, alpha, beta, c, ldc);
 }
 
 static void skinny(int mr, int nr, int kc, const float *a, ptrdiff_t a_rs, ptrdiff_t a_ks,
@@ -188,5 +197,7 @@ static void pack_a_panel(int transa, const float *a, int lda, int mr, int kc, fl
 
 const oc_gemm_kernel oc_gemm_avx512_wide = {"avx512-14x32", 14, 32, 0, 16, 0, wide,
                                             wide_direct_b, pack_a_panel};
+const oc_gemm_kernel oc_gemm_avx512_wide_a = {"avx512-14x32-a", 14, 32, 0, 16, 1, wide_direct_a,
+                                              NULL, NULL};
 const oc_gemm_kernel oc_gemm_avx512_skinny = {"avx512-28x16", 28, 16, 0, 16, 1, skinny, NULL,
                                               NULL};

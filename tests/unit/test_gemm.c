@@ -52,6 +52,8 @@ static int list_paths(gemm_path *paths)
     if (__builtin_cpu_supports("avx512f")) {
         paths[n++] = (gemm_path){PATH_BLOCKED, &oc_gemm_avx512_wide, oc_gemm_avx512_wide.name};
         paths[n++] =
+            (gemm_path){PATH_BLOCKED, &oc_gemm_avx512_wide_a, oc_gemm_avx512_wide_a.name};
+        paths[n++] =
             (gemm_path){PATH_BLOCKED, &oc_gemm_avx512_skinny, oc_gemm_avx512_skinny.name};
     } else {
         oc_test_note("no AVX-512F: AVX-512 kernels not tested on this CPU");
