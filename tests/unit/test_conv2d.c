@@ -740,6 +740,8 @@ static void fused_matches_unfused(void)
         {"depthwise 3x3 s2", 2, 14, 14, 72, 72, 3, 3, 2, 1, 72},
         {"1x1 many rows", 1, 24, 23, 19, 24, 1, 1, 1, 0, 1},
         {"1x1 column slices", 1, 7, 7, 96, 200, 1, 1, 1, 0, 1},
+        {"1x1 balanced row blocks", 1, 7, 7, 96, 160, 1, 1, 1, 0, 1},
+        {"1x1 two row blocks, slices", 1, 14, 15, 40, 576, 1, 1, 1, 0, 1},
         {"direct 3x3", 2, 9, 10, 16, 32, 3, 3, 1, 1, 1},
         {"few channels 3x3 s2 C=3", 1, 33, 31, 3, 32, 3, 3, 2, 1, 1},
         {"im2col 3x3 s2 C=8", 1, 33, 31, 8, 32, 3, 3, 2, 1, 1},
@@ -862,6 +864,7 @@ static void fused_packed_weights_are_bitwise(void)
     const oc_conv_shape shapes[] = {
         mk(1, 24, 24, 19, 24, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         mk(1, 7, 7, 96, 200, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        mk(1, 7, 7, 96, 160, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         mk(2, 9, 9, 40, 12, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         mk(1, 3, 3, 64, 70, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         mk(2, 9, 10, 16, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1),   /* direct 3x3 */
@@ -875,7 +878,7 @@ static void fused_packed_weights_are_bitwise(void)
         mk(1, 33, 35, 3, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1),   /* few channels (a stem) */
     };
     /* (*) products too small for the blocked GEMM, which reads the plain weights instead */
-    const int small_product[sizeof shapes / sizeof shapes[0]] = {[7] = 1, [9] = 1};
+    const int small_product[sizeof shapes / sizeof shapes[0]] = {[8] = 1, [10] = 1};
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
         oc_conv_shape s = shapes[c];
         T_CHECK(oc_conv_shape_init(&s) == 0, "shape %zu", c);
