@@ -1173,6 +1173,12 @@ static void fused_split(fused_ctx *c, int nt)
         }
 }
 
+/* An epilogue that oc_gemm_pre_epi applies (its activations). */
+static int epi_inline(const oc_conv_epilogue *e)
+{
+    return e->act == OC_ACT_IDENTITY || e->act == OC_ACT_RELU || e->act == OC_ACT_RELU6;
+}
+
 static void fused_gemm_task(void *ctx, int tid, int nt)
 {
     const fused_ctx *c = ctx;
@@ -1189,6 +1195,15 @@ static void fused_gemm_task(void *ctx, int tid, int nt)
         float *yb = c->y + (c->m0 + r0) * K;
         const float *bp = oc_gemm_packed_cols(c->e->w_packed, K, c->Kd, k0, k1 - k0);
         /* nested in a parallel task: runs on this thread */
+        if (bp && epi_inline(c->e)) { /* the epilogue in the GEMM's registers */
+            const oc_conv_epilogue *e = c->e;
+            const oc_gemm_epi ge = {e->pre + k0, e->scale + k0, e->shift + k0,
+                                    e->res ? e->res + (c->m0 + r0) * K + k0 : NULL, K,
+                                    e->act == OC_ACT_RELU6 ? 2 : e->act == OC_ACT_RELU};
+            oc_gemm_pre_epi(r1 - r0, k1 - k0, c->Kd, c->x + (int64_t)r0 * c->lda, c->lda, bp,
+                            c->w + (int64_t)k0 * c->Kd, c->Kd, 1, yb + k0, K, &ge);
+            continue;
+        }
         if (bp)
             oc_gemm_pre(r1 - r0, k1 - k0, c->Kd, 1.0f, c->x + (int64_t)r0 * c->lda, c->lda, bp,
                         c->w + (int64_t)k0 * c->Kd, c->Kd, 1, 0.0f, yb + k0, K);

@@ -296,7 +296,26 @@ typedef struct {
     int split;        /* 0: threads take ranges of rows, 1: of columns, 2: of K */
     float *part;      /* split 2: GEMM_KSPLIT_MAX partial products [M][N], one per thread */
     int ksplit_nt;    /* split 2: the thread count the region really ran with */
+    const oc_gemm_epi *epi; /* applied by the last K block's tiles (alpha 1), or NULL */
 } gemm_job;
+
+/* The epilogue over C[m0:m1][n0:n1] with oc_conv_epilogue_apply's roundings: the paths whose
+ * tiles do not apply it. */
+static void epi_rows(const oc_gemm_epi *e, float *C, int ldc, int m0, int m1, int n0, int n1)
+{
+    for (int i = m0; i < m1; i++)
+        for (int jn = n0; jn < n1; jn++) {
+            float *c = C + (size_t)i * ldc + jn;
+            float v = (*c + e->pre[jn]) * e->scale[jn] + e->shift[jn];
+            if (e->res)
+                v += e->res[(size_t)i * e->ldr + jn];
+            if (e->act)
+                v = v < 0.0f ? 0.0f : v;
+            if (e->act == 2)
+                v = v > 6.0f ? 6.0f : v;
+            *c = v;
+        }
+}
 
 /* C[m0:m1][n0:n1] = alpha * sum_{k in [k0, k1)} op(A)[i][k] op(B)[k][j] + beta * C on the
  * calling thread. C and ldc may differ from the job's (K-split partials). */
@@ -327,6 +346,8 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
         const float *b0 = transb ? B + (size_t)n0 * ldb + k0 : B + (size_t)k0 * ldb + n0;
         oc_gemm_simple(transa, transb, M, N, K, alpha, a0, lda, b0, ldb, beta,
                        C + (size_t)m0 * ldc + n0, ldc);
+        if (j->epi)
+            epi_rows(j->epi, C, ldc, m0, m1, n0, n1);
         return;
     }
     for (int jc = n0; jc < n1; jc += GEMM_NC) {
@@ -334,6 +355,8 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
         for (int pc = k0; pc < k1; pc += GEMM_KC) {
             int kc = k1 - pc < GEMM_KC ? k1 - pc : GEMM_KC;
             float beta_k = pc == k0 ? beta : 1.0f;
+            /* the epilogue goes with the last K block's stores */
+            const oc_gemm_epi *epi = j->epi && pc + GEMM_KC >= k1 ? j->epi : NULL;
             if (!direct_b && !j->bp)
                 pack_b(kern, transb, B, ldb, pc, kc, jc, nc, ws->buf[1]);
             for (int ic = m0; ic < m1; ic += GEMM_MC) {
@@ -361,7 +384,20 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
                         a_panel(kern, mc, p, &r0, &r1, &off);
                         int mr = r1 - r0;
                         float *ct = C + (size_t)(ic + r0) * ldc + jc + jr;
-                        if (kern->direct_a) {
+                        if (epi) {
+                            const size_t col = (size_t)(jc + jr);
+                            const oc_gemm_epi te = {
+                                epi->pre + col, epi->scale + col, epi->shift + col,
+                                epi->res ? epi->res + (size_t)(ic + r0) * epi->ldr + col : NULL,
+                                epi->ldr, epi->act};
+                            const float *at = kern->direct_a
+                                                  ? A + (size_t)(ic + r0) * lda + pc
+                                                  : ws->buf[0] + off * kc;
+                            OC_ASSERT(!transa || !kern->direct_a);
+                            kern->kernel_epi(mr, nr, kc, at, kern->direct_a ? lda : 1,
+                                             kern->direct_a ? 1 : (kern->pad_a ? kern->mr : mr),
+                                             bp, b_ks, beta_k, ct, ldc, &te);
+                        } else if (kern->direct_a) {
                             size_t i = (size_t)(ic + r0);
                             if (transa)
                                 ukr(mr, nr, kc, A + (size_t)pc * lda + i, 1, lda, bp, b_ks,
@@ -457,7 +493,7 @@ void oc_gemm_blocked(const oc_gemm_kernel *kern, int transa, int transb, int M, 
                      float *C, int ldc)
 {
     gemm_job job = {kern, transa, transb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, NULL, 0,
-                    NULL, 1};
+                    NULL, 1, NULL};
     gemm_blocked_run(job);
 }
 
@@ -484,7 +520,7 @@ static void gemm_blocked_run(gemm_job job)
     /* A small C over a long K (weight gradients: [K_out][R*S*C] summed over N*P*Q) has too few
      * tiles to share out evenly: give each thread a slice of K and its own partial C, then add
      * the partials in thread order (deterministic for a given thread count). */
-    if (nt > 1 && K >= 1024 && K >= 8 * (M > N ? M : N)) {
+    if (nt > 1 && K >= 1024 && K >= 8 * (M > N ? M : N) && !job.epi) {
         pack_ws *ws;
         if (nt > GEMM_KSPLIT_MAX)
             nt = GEMM_KSPLIT_MAX;
@@ -619,7 +655,29 @@ void oc_gemm_pre(int M, int N, int K, float alpha, const float *A, int lda, cons
     kern = pick_direct_a(kern, 0, N);
     {
         gemm_job job = {kern, 0, transb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, bp, 0,
-                        NULL, 1};
+                        NULL, 1, NULL};
+        OC_ASSERT(ldc >= N && lda >= K && ldb >= (transb ? K : N));
+        gemm_blocked_run(job);
+    }
+}
+
+void oc_gemm_pre_epi(int M, int N, int K, const float *A, int lda, const float *bp,
+                     const float *B, int ldb, int transb, float *C, int ldc,
+                     const oc_gemm_epi *epi)
+{
+    const oc_gemm_kernel *kern = oc_gemm_pick(N);
+    if (M <= 0 || N <= 0)
+        return;
+    kern = kern ? pick_direct_a(kern, 0, N) : NULL;
+    if (!kern || !kern->kernel_epi || (double)M * (double)N * (double)K < GEMM_SMALL || K <= 0 ||
+        oc_math_get() == OC_MATH_BF16) {
+        oc_gemm_pre(M, N, K, 1.0f, A, lda, bp, B, ldb, transb, 0.0f, C, ldc);
+        epi_rows(epi, C, ldc, 0, M, 0, N);
+        return;
+    }
+    {
+        gemm_job job = {kern, 0, transb, M, N, K, 1.0f, 0.0f, A, B, C, lda, ldb, ldc, bp, 0,
+                        NULL, 1, epi};
         OC_ASSERT(ldc >= N && lda >= K && ldb >= (transb ? K : N));
         gemm_blocked_run(job);
     }

@@ -4,6 +4,8 @@
 #ifndef OC_GEMM_H
 #define OC_GEMM_H
 
+#include "ops.h"
+
 #include <stddef.h>
 
 /* Computes one register tile of C:
@@ -16,6 +18,12 @@
 typedef void (*oc_gemm_ukernel)(int mr, int nr, int kc, const float *a, ptrdiff_t a_rs,
                                 ptrdiff_t a_ks, const float *b, ptrdiff_t b_ks, float alpha,
                                 float beta, float *c, int ldc);
+
+/* The same tile with alpha 1 followed by an oc_gemm_epi (ops.h) whose pointers are already
+ * offset to the tile's first row and column. */
+typedef void (*oc_gemm_ukernel_epi)(int mr, int nr, int kc, const float *a, ptrdiff_t a_rs,
+                                    ptrdiff_t a_ks, const float *b, ptrdiff_t b_ks, float beta,
+                                    float *c, int ldc, const oc_gemm_epi *epi);
 
 /* One micro-kernel family. The driver's packed layout for a panel of `mr` rows is `mr` floats
  * per k (or the full tile height with pad_a, zero padded) and for `nr` columns nr rounded up
@@ -32,6 +40,7 @@ typedef struct {
     /* Packs one unpadded A panel: rows [0, mr) x k [0, kc) of op(A) (a points at its first
      * element) into dst[k * mr + r]. NULL: the driver's portable loops. */
     void (*pack_a_panel)(int transa, const float *a, int lda, int mr, int kc, float *dst);
+    oc_gemm_ukernel_epi kernel_epi;  /* packed B, then the epilogue; or NULL */
 } oc_gemm_kernel;
 
 /* AVX-512F: 14 x 32 register tile (28 zmm accumulators); instantiated for every smaller row

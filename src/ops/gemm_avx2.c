@@ -64,4 +64,5 @@ static void kernel(int mr, int nr, int kc, const float *restrict a, ptrdiff_t a_
     }
 }
 
-const oc_gemm_kernel oc_gemm_avx2_main = {"avx2-6x16", MR, NR, 1, NR, 0, kernel, NULL, NULL};
+const oc_gemm_kernel oc_gemm_avx2_main = {"avx2-6x16", MR, NR, 1,    NR,
+                                          0,           kernel, NULL, NULL, NULL};

@@ -58,6 +58,71 @@
         }                                                                                         \
     }
 
+/* The accumulation of KERNEL_BODY, then the epilogue of ops.h's oc_gemm_epi on the registers
+ * (alpha 1): the sum (plus C when beta is 1), + pre, * scale, + shift, + res, then the
+ * activation, each rounded separately as oc_conv_epilogue_apply rounds them. */
+#define KERNEL_EPI_BODY(MR, NV, A_AT, B_AT)                                                       \
+    const __mmask16 last = (__mmask16)((1u << (nr - 16 * (NV - 1))) - 1u);                       \
+    __m512 acc[MR][NV];                                                                           \
+    _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                         \
+    {                                                                                             \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                          \
+        _mm_prefetch((const char *)(c + (size_t)r * ldc + 16 * NV - 1), _MM_HINT_T0);            \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();     \
+    }                                                                                             \
+    _Pragma("GCC unroll 2") for (ptrdiff_t k = 0; k < kc; k++)                                    \
+    {                                                                                             \
+        __m512 bv[NV];                                                                            \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = B_AT(NV);                    \
+        _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                     \
+        {                                                                                         \
+            __m512 av = _mm512_set1_ps(A_AT(MR));                                                 \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] =                      \
+                _mm512_fmadd_ps(av, bv[v], acc[r][v]);                                            \
+        }                                                                                         \
+    }                                                                                             \
+    {                                                                                             \
+        const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);                     \
+        _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                     \
+        {                                                                                         \
+            float *cr = c + (size_t)r * ldc;                                                      \
+            const float *rr = e->res ? e->res + r * e->ldr : NULL;                                \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                  \
+            {                                                                                     \
+                __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;                             \
+                __m512 x = acc[r][v];                                                             \
+                if (beta != 0.0f)                                                                 \
+                    x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, cr + 16 * v));                  \
+                x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, e->pre + 16 * v));                  \
+                x = _mm512_mul_ps(x, _mm512_maskz_loadu_ps(m, e->scale + 16 * v));                \
+                x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, e->shift + 16 * v));                \
+                if (rr)                                                                           \
+                    x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, rr + 16 * v));                  \
+                if (e->act) /* 0 > x ? 0 : x, as act.c (NaN stays) */                            \
+                    x = _mm512_max_ps(zero, x);                                                   \
+                if (e->act == 2)                                                                  \
+                    x = _mm512_min_ps(six, x);                                                    \
+                _mm512_mask_storeu_ps(cr + 16 * v, m, x);                                         \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+#define DEFINE_EPI_KERNEL(NAME, MR, NV, A_AT, B_AT)                                               \
+    static void NAME##MR##x##NV(int nr, int kc, const float *restrict a, ptrdiff_t a_rs,         \
+                                ptrdiff_t a_ks, const float *restrict b, ptrdiff_t b_ks,          \
+                                float beta, float *restrict c, int ldc,                           \
+                                const oc_gemm_epi *restrict e)                                    \
+    {                                                                                             \
+        (void)a_rs;                                                                               \
+        (void)a_ks;                                                                               \
+        (void)b_ks;                                                                               \
+        KERNEL_EPI_BODY(MR, NV, A_AT, B_AT)                                                       \
+    }
+
+typedef void (*tile_epi_fn)(int nr, int kc, const float *restrict a, ptrdiff_t a_rs,
+                            ptrdiff_t a_ks, const float *restrict b, ptrdiff_t b_ks, float beta,
+                            float *restrict c, int ldc, const oc_gemm_epi *restrict e);
+
 #define DEFINE_KERNEL(NAME, MR, NV, A_AT, B_AT)                                                   \
     static void NAME##MR##x##NV(int nr, int kc, const float *restrict a, ptrdiff_t a_rs,         \
                                 ptrdiff_t a_ks, const float *restrict b, ptrdiff_t b_ks,          \
@@ -80,6 +145,10 @@ typedef void (*tile_fn)(int nr, int kc, const float *restrict a, ptrdiff_t a_rs,
 /* A in place, packed B: skinny N */
 #define DP(MR, NV) DEFINE_KERNEL(dp, MR, NV, A_DIRECT, B_PACKED)
 
+/* packed A or A in place, packed B, with the epilogue */
+#define PPE(MR, NV) DEFINE_EPI_KERNEL(ppe, MR, NV, A_PACKED, B_PACKED)
+#define DPE(MR, NV) DEFINE_EPI_KERNEL(dpe, MR, NV, A_DIRECT, B_PACKED)
+
 #define ROWS_1_14(X, NV)                                                                          \
     X(1, NV) X(2, NV) X(3, NV) X(4, NV) X(5, NV) X(6, NV) X(7, NV) X(8, NV) X(9, NV) X(10, NV)  \
     X(11, NV) X(12, NV) X(13, NV) X(14, NV)
@@ -94,6 +163,10 @@ ROWS_1_14(PD, 2)
 ROWS_1_14(DP, 1)
 ROWS_1_14(DP, 2)
 ROWS_15_28(DP, 1)
+ROWS_1_14(PPE, 1)
+ROWS_1_14(PPE, 2)
+ROWS_1_14(DPE, 1)
+ROWS_1_14(DPE, 2)
 
 #define TABLE_1_14(P, NV)                                                                         \
     {0, P##1x##NV, P##2x##NV, P##3x##NV, P##4x##NV, P##5x##NV, P##6x##NV, P##7x##NV, P##8x##NV,  \
@@ -102,6 +175,8 @@ ROWS_15_28(DP, 1)
 static const tile_fn pp[2][15] = {TABLE_1_14(pp, 1), TABLE_1_14(pp, 2)};
 static const tile_fn pd[2][15] = {TABLE_1_14(pd, 1), TABLE_1_14(pd, 2)};
 static const tile_fn dp_wide[2][15] = {TABLE_1_14(dp, 1), TABLE_1_14(dp, 2)};
+static const tile_epi_fn ppe[2][15] = {TABLE_1_14(ppe, 1), TABLE_1_14(ppe, 2)};
+static const tile_epi_fn dpe[2][15] = {TABLE_1_14(dpe, 1), TABLE_1_14(dpe, 2)};
 static const tile_fn dp[29] = {
     0,      dp1x1,  dp2x1,  dp3x1,  dp4x1,  dp5x1,  dp6x1,  dp7x1,  dp8x1,  dp9x1,
     dp10x1, dp11x1, dp12x1, dp13x1, dp14x1, dp15x1, dp16x1, dp17x1, dp18x1, dp19x1,
@@ -128,6 +203,20 @@ static void wide_direct_a(int mr, int nr, int kc, const float *a, ptrdiff_t a_rs
                           float beta, float *c, int ldc)
 {
     dp_wide[nr > 16][mr](nr, kc, a, a_rs, a_ks, b, b_ks, alpha, beta, c, ldc);
+}
+
+static void wide_epi(int mr, int nr, int kc, const float *a, ptrdiff_t a_rs, ptrdiff_t a_ks,
+                     const float *b, ptrdiff_t b_ks, float beta, float *c, int ldc,
+                     const oc_gemm_epi *e)
+{
+    ppe[nr > 16][mr](nr, kc, a, a_rs, a_ks, b, b_ks, beta, c, ldc, e);
+}
+
+static void wide_direct_a_epi(int mr, int nr, int kc, const float *a, ptrdiff_t a_rs,
+                              ptrdiff_t a_ks, const float *b, ptrdiff_t b_ks, float beta,
+                              float *c, int ldc, const oc_gemm_epi *e)
+{
+    dpe[nr > 16][mr](nr, kc, a, a_rs, a_ks, b, b_ks, beta, c, ldc, e);
 }
 
 static void skinny(int mr, int nr, int kc, const float *a, ptrdiff_t a_rs, ptrdiff_t a_ks,
@@ -196,8 +285,8 @@ static void pack_a_panel(int transa, const float *a, int lda, int mr, int kc, fl
 }
 
 const oc_gemm_kernel oc_gemm_avx512_wide = {"avx512-14x32", 14, 32, 0, 16, 0, wide,
-                                            wide_direct_b, pack_a_panel};
+                                            wide_direct_b, pack_a_panel, wide_epi};
 const oc_gemm_kernel oc_gemm_avx512_wide_a = {"avx512-14x32-a", 14, 32, 0, 16, 1, wide_direct_a,
-                                              NULL, NULL};
+                                              NULL, NULL, wide_direct_a_epi};
 const oc_gemm_kernel oc_gemm_avx512_skinny = {"avx512-28x16", 28, 16, 0, 16, 1, skinny, NULL,
-                                              NULL};
+                                              NULL, NULL};

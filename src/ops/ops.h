@@ -89,6 +89,21 @@ size_t oc_gemm_b_bytes(int N, int K);
 void oc_gemm_pack_b(int transb, int N, int K, const float *B, int ldb, float *dst);
 void oc_gemm_pre(int M, int N, int K, float alpha, const float *A, int lda, const float *bp,
                  const float *B, int ldb, int transb, float beta, float *C, int ldc);
+/* An output epilogue applied to C's tiles in registers, as the last K block stores them:
+ *   C[i][j] = act((sum + pre[j]) * scale[j] + shift[j] + res[i * ldr + j])
+ * (res may be NULL; act 0 identity, 1 ReLU, 2 ReLU6), each step rounded as
+ * oc_conv_epilogue_apply rounds it, so the two give the same bits. */
+typedef struct {
+    const float *pre, *scale, *shift;
+    const float *res;
+    ptrdiff_t ldr;
+    int act;
+} oc_gemm_epi;
+/* oc_gemm_pre with alpha 1 and beta 0, then epi over C: in the AVX-512 tiles' registers as
+ * they store C, or (small products, bf16 math, other CPUs) in a pass after the product. */
+void oc_gemm_pre_epi(int M, int N, int K, const float *A, int lda, const float *bp,
+                    const float *B, int ldb, int transb, float *C, int ldc,
+                    const oc_gemm_epi *epi);
 /* Where oc_gemm_pack_b(.., N, K, ..) puts element (k, n) of op(B), in floats from its start
  * (for writing a packed B directly); *padded (may be NULL) says whether the last panel has
  * padding columns, which must hold zeros. */

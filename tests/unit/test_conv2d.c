@@ -857,14 +857,17 @@ static void prepacked_weights_are_bitwise(void)
  * weights keeps them) gives the bits of packing them per call, for every layout: 1x1 GEMM
  * panels (many row blocks, column slices whose last one is narrower than a panel and falls
  * back to its own packing, skinny K), direct 3x3 (with channel chunks), im2col (few and many
- * rows, wide), depthwise; 1 and 2 threads. A stale packing would be caught: the test also
- * packs different weights and expects different outputs. */
+ * rows, wide), depthwise; 1 and 2 threads; with the inline activations (which the 1x1 layers
+ * apply in the GEMM's registers, over one or two K blocks) and GELU, with and without a
+ * residual. A stale packing would be caught: the test also packs different weights and
+ * expects different outputs. */
 static void fused_packed_weights_are_bitwise(void)
 {
     const oc_conv_shape shapes[] = {
         mk(1, 24, 24, 19, 24, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         mk(1, 7, 7, 96, 200, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         mk(1, 7, 7, 96, 160, 1, 1, 1, 1, 0, 0, 1, 1, 1),
+        mk(1, 6, 7, 300, 40, 1, 1, 1, 1, 0, 0, 1, 1, 1),   /* 1x1, two K blocks */
         mk(2, 9, 9, 40, 12, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         mk(1, 3, 3, 64, 70, 1, 1, 1, 1, 0, 0, 1, 1, 1),
         mk(2, 9, 10, 16, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1),   /* direct 3x3 */
@@ -878,7 +881,7 @@ static void fused_packed_weights_are_bitwise(void)
         mk(1, 33, 35, 3, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1),   /* few channels (a stem) */
     };
     /* (*) products too small for the blocked GEMM, which reads the plain weights instead */
-    const int small_product[sizeof shapes / sizeof shapes[0]] = {[8] = 1, [10] = 1};
+    const int small_product[sizeof shapes / sizeof shapes[0]] = {[9] = 1, [11] = 1};
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
         oc_conv_shape s = shapes[c];
         T_CHECK(oc_conv_shape_init(&s) == 0, "shape %zu", c);
@@ -893,25 +896,34 @@ static void fused_packed_weights_are_bitwise(void)
         T_CHECK(bytes > 0, "shape %zu: no packed layout", c);
         void *bp = oc_alloc(bytes + 64);
         void *ws = oc_alloc(oc_conv2d_fwd_workspace(&s) + 64);
+        float *res = randv(&r, ny, 1.0f);
         oc_conv_epilogue e = {pre, sc, sh, NULL, OC_ACT_RELU6, 0.0f, NULL};
+        /* the 1x1 layers apply these epilogues in the GEMM's registers (oc_gemm_pre_epi) */
+        static const oc_act acts[] = {OC_ACT_RELU6, OC_ACT_RELU, OC_ACT_IDENTITY, OC_ACT_GELU};
         oc_conv2d_allow_winograd(0); /* its own test: winograd_matches_direct */
         oc_conv2d_fused_pack(&s, w, bp);
-        for (int nt = 1; nt <= 2; nt++) {
-            oc_set_threads(nt);
-            e.w_packed = NULL;
-            oc_conv2d_fwd_fused(&s, x, w, &e, y0, ws);
-            e.w_packed = bp;
-            oc_conv2d_fwd_fused(&s, x, w, &e, y1, ws);
-            T_CHECK(!memcmp(y0, y1, (size_t)ny * sizeof(float)),
-                    "shape %zu, %d threads: packed weights differ", c, nt);
-        }
+        for (int v = 0; v < 8; v++)
+            for (int nt = 1; nt <= 2; nt++) {
+                oc_set_threads(nt);
+                e.act = acts[v / 2];
+                e.res = v % 2 ? res : NULL;
+                e.w_packed = NULL;
+                oc_conv2d_fwd_fused(&s, x, w, &e, y0, ws);
+                e.w_packed = bp;
+                oc_conv2d_fwd_fused(&s, x, w, &e, y1, ws);
+                T_CHECK(!memcmp(y0, y1, (size_t)ny * sizeof(float)),
+                        "shape %zu, act %d, res %d, %d threads: packed weights differ", c,
+                        (int)e.act, v % 2, nt);
+            }
+        e.act = OC_ACT_RELU6;
+        e.res = NULL;
         oc_conv2d_fused_pack(&s, w2, bp); /* the packing is what the kernel reads */
         oc_conv2d_fwd_fused(&s, x, w, &e, y1, ws);
         T_CHECK(small_product[c] || memcmp(y0, y1, (size_t)ny * sizeof(float)) != 0,
                 "shape %zu: other packed weights gave the same output", c);
         oc_conv2d_allow_winograd(1);
         oc_set_threads(0);
-        free(x), free(w), free(w2), free(pre), free(sc), free(sh), free(y0), free(y1);
+        free(x), free(w), free(w2), free(pre), free(sc), free(sh), free(y0), free(y1), free(res);
         oc_free(bp);
         oc_free(ws);
     }
