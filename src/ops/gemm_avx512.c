@@ -167,6 +167,7 @@ ROWS_1_14(PPE, 1)
 ROWS_1_14(PPE, 2)
 ROWS_1_14(DPE, 1)
 ROWS_1_14(DPE, 2)
+ROWS_15_28(DPE, 1)
 
 #define TABLE_1_14(P, NV)                                                                         \
     {0, P##1x##NV, P##2x##NV, P##3x##NV, P##4x##NV, P##5x##NV, P##6x##NV, P##7x##NV, P##8x##NV,  \
@@ -177,6 +178,11 @@ static const tile_fn pd[2][15] = {TABLE_1_14(pd, 1), TABLE_1_14(pd, 2)};
 static const tile_fn dp_wide[2][15] = {TABLE_1_14(dp, 1), TABLE_1_14(dp, 2)};
 static const tile_epi_fn ppe[2][15] = {TABLE_1_14(ppe, 1), TABLE_1_14(ppe, 2)};
 static const tile_epi_fn dpe[2][15] = {TABLE_1_14(dpe, 1), TABLE_1_14(dpe, 2)};
+static const tile_epi_fn dpe_skinny[29] = {
+    0,       dpe1x1,  dpe2x1,  dpe3x1,  dpe4x1,  dpe5x1,  dpe6x1,  dpe7x1,  dpe8x1,  dpe9x1,
+    dpe10x1, dpe11x1, dpe12x1, dpe13x1, dpe14x1, dpe15x1, dpe16x1, dpe17x1, dpe18x1, dpe19x1,
+    dpe20x1, dpe21x1, dpe22x1, dpe23x1, dpe24x1, dpe25x1, dpe26x1, dpe27x1, dpe28x1,
+};
 static const tile_fn dp[29] = {
     0,      dp1x1,  dp2x1,  dp3x1,  dp4x1,  dp5x1,  dp6x1,  dp7x1,  dp8x1,  dp9x1,
     dp10x1, dp11x1, dp12x1, dp13x1, dp14x1, dp15x1, dp16x1, dp17x1, dp18x1, dp19x1,
@@ -223,6 +229,13 @@ static void skinny(int mr, int nr, int kc, const float *a, ptrdiff_t a_rs, ptrdi
                    const float *b, ptrdiff_t b_ks, float alpha, float beta, float *c, int ldc)
 {
     dp[mr](nr, kc, a, a_rs, a_ks, b, b_ks, alpha, beta, c, ldc);
+}
+
+static void skinny_epi(int mr, int nr, int kc, const float *a, ptrdiff_t a_rs, ptrdiff_t a_ks,
+                       const float *b, ptrdiff_t b_ks, float beta, float *c, int ldc,
+                       const oc_gemm_epi *e)
+{
+    dpe_skinny[mr](nr, kc, a, a_rs, a_ks, b, b_ks, beta, c, ldc, e);
 }
 
 /* In-register transpose of a 16 x 16 block: r[i] lane j <-> r[j] lane i. Four rounds of
@@ -289,4 +302,4 @@ const oc_gemm_kernel oc_gemm_avx512_wide = {"avx512-14x32", 14, 32, 0, 16, 0, wi
 const oc_gemm_kernel oc_gemm_avx512_wide_a = {"avx512-14x32-a", 14, 32, 0, 16, 1, wide_direct_a,
                                               NULL, NULL, wide_direct_a_epi};
 const oc_gemm_kernel oc_gemm_avx512_skinny = {"avx512-28x16", 28, 16, 0, 16, 1, skinny, NULL,
-                                              NULL, NULL};
+                                              NULL, skinny_epi};
