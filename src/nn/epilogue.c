@@ -50,6 +50,7 @@ void oc_nn_epilogues_release(oc_model *m)
     for (int i = 0; i < m->n_nodes; i++) {
         oc_node *nd = &m->nodes[i];
         nd->epi_last = nd->epi_bn = nd->epi_add = nd->epi_act = 0;
+        nd->blk_dw = nd->blk_pr = 0;
         nd->epi_res = -1;
         nd->absorbed = 0;
         nd->epi_pre = nd->epi_scale = nd->epi_shift = NULL;
@@ -135,6 +136,71 @@ static int match_chain(oc_model *m, int i)
     return cur;
 }
 
+static void epilogue_of(const oc_model *m, const oc_node *nd, oc_conv_epilogue *e)
+{
+    e->pre = nd->epi_pre;
+    e->scale = nd->epi_scale;
+    e->shift = nd->epi_shift;
+    e->res = nd->epi_add ? m->nodes[nd->epi_res].y : NULL;
+    e->act = nd->epi_act ? act_of(m->nodes[nd->epi_act].op) : OC_ACT_IDENTITY;
+    e->alpha = nd->epi_act ? m->nodes[nd->epi_act].alpha : 0.0f;
+    e->w_packed = nd->wpack;
+}
+
+/* The fused conv whose chain's output only conv node j reads, j's input: its index, or 0. */
+static int fused_feeding(const oc_model *m, int j)
+{
+    const oc_node *b = &m->nodes[j];
+    if (b->op != OC_OP_CONV2D || !b->epi_last || !b->wpack || b->n_in != 1)
+        return 0;
+    for (int i = j - 1; i > 0; i--)
+        if (m->nodes[i].epi_last == b->in[0])
+            return m->nodes[b->in[0]].n_consumers == 1 && m->nodes[i].op == OC_OP_CONV2D ? i
+                                                                                         : 0;
+    return 0;
+}
+
+/* Inverted-residual blocks (weights_fixed inference): a fused 1x1 conv A whose output only a
+ * fused depthwise conv B reads, whose output only a fused 1x1 conv C reads, with C's residual
+ * (if any) computed before A, runs as one block op (ops.h, oc_block_fused_ok) from A's step:
+ * B and C are absorbed, and C's chain's output is written at A's step (plan.c). */
+static void plan_blocks(oc_model *m)
+{
+    for (int c = 1; c < m->n_nodes; c++) {
+        int b = fused_feeding(m, c), a = b ? fused_feeding(m, b) : 0;
+        oc_node *A = &m->nodes[a], *B = &m->nodes[b], *C = &m->nodes[c];
+        oc_conv_shape sa, sb, sc;
+        if (!a || !A->wpack || A->absorbed || B->epi_add || (C->epi_add && C->epi_res >= a))
+            continue;
+        oc_nn_conv_shape(m, A, 1, &sa);
+        oc_nn_conv_shape(m, B, 1, &sb);
+        oc_nn_conv_shape(m, C, 1, &sc);
+        oc_conv_epilogue ea, ec;
+        epilogue_of(m, A, &ea);
+        epilogue_of(m, C, &ec);
+        if (!oc_block_fused_ok(&sa, &sb, &sc, ea.act, ec.act))
+            continue;
+        A->blk_dw = b;
+        A->blk_pr = c;
+        for (int j = b; j <= C->epi_last; j++)
+            m->nodes[j].absorbed = 1;
+    }
+}
+
+size_t oc_nn_blocks_workspace(oc_model *m)
+{
+    size_t ws = 0;
+    for (int i = 1; i < m->n_nodes; i++) {
+        oc_conv_shape s;
+        if (!m->nodes[i].blk_dw)
+            continue;
+        oc_nn_conv_shape(m, &m->nodes[m->nodes[i].blk_dw], 1, &s);
+        size_t b = oc_block_fused_workspace(&s, oc_get_threads());
+        ws = b > ws ? b : ws;
+    }
+    return ws;
+}
+
 oc_status oc_nn_plan_epilogues(oc_model *m)
 {
     size_t floats = 0;
@@ -182,6 +248,8 @@ oc_status oc_nn_plan_epilogues(oc_model *m)
         for (int i = 1; i < m->n_nodes; i++)
             if (m->nodes[i].epi_last)
                 fill_affine(m, &m->nodes[i]);
+    if (m->weights_fixed)
+        plan_blocks(m);
     return OC_OK;
 }
 
@@ -191,14 +259,32 @@ void oc_nn_conv_fwd_fused(oc_model *m, oc_node *nd, int n)
     oc_conv_epilogue e;
     if (!m->weights_fixed)
         fill_affine(m, nd);
-    e.pre = nd->epi_pre;
-    e.scale = nd->epi_scale;
-    e.shift = nd->epi_shift;
-    e.res = nd->epi_add ? m->nodes[nd->epi_res].y : NULL;
-    e.act = nd->epi_act ? act_of(m->nodes[nd->epi_act].op) : OC_ACT_IDENTITY;
-    e.alpha = nd->epi_act ? m->nodes[nd->epi_act].alpha : 0.0f;
-    e.w_packed = nd->wpack;
+    epilogue_of(m, nd, &e);
     oc_nn_conv_shape(m, nd, n, &s);
     oc_conv2d_fwd_fused(&s, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0), &e,
                         m->nodes[nd->epi_last].y, m->ws);
+}
+
+void oc_nn_block_fwd_fused(oc_model *m, oc_node *nd, int n)
+{
+    oc_node *b = &m->nodes[nd->blk_dw], *c = &m->nodes[nd->blk_pr];
+    oc_conv_shape sa, sb, sc;
+    oc_conv_epilogue ea, eb, ec;
+    oc_nn_conv_shape(m, nd, n, &sa);
+    oc_nn_conv_shape(m, b, n, &sb);
+    oc_nn_conv_shape(m, c, n, &sc);
+    epilogue_of(m, nd, &ea);
+    epilogue_of(m, b, &eb);
+    epilogue_of(m, c, &ec);
+    if (!oc_block_fused_ok(&sa, &sb, &sc, ea.act, ec.act) ||
+        oc_block_fused_workspace(&sb, 1) > m->ws_size) {
+        /* the CPU settings changed since planning: the three layers (their buffers exist) */
+        oc_nn_conv_fwd_fused(m, nd, n);
+        oc_nn_conv_fwd_fused(m, b, n);
+        oc_nn_conv_fwd_fused(m, c, n);
+        return;
+    }
+    oc_block_fwd_fused(&sa, &sb, &sc, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0),
+                       oc_nn_param(m, c, 0), &ea, &eb, &ec, m->nodes[c->epi_last].y, m->ws,
+                       m->ws_size);
 }

@@ -294,6 +294,10 @@ void oc_nn_conv_shape(const oc_model *m, const oc_node *nd, int n, oc_conv_shape
 static void conv_fwd(oc_model *m, oc_node *nd, int n, int training)
 {
     oc_conv_shape s;
+    if (!training && nd->blk_pr) { /* its whole inverted-residual block (epilogue.c) */
+        oc_nn_block_fwd_fused(m, nd, n);
+        return;
+    }
     if (!training && nd->epi_last) { /* with the nodes after it (epilogue.c) */
         oc_nn_conv_fwd_fused(m, nd, n);
         return;

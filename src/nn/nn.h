@@ -113,6 +113,10 @@ typedef struct {
      * forwards ignore all of this. */
     int epi_last, epi_bn, epi_add, epi_act, epi_res; /* node indices; 0 / -1 (epi_res): none */
     int absorbed;
+    /* weights_fixed inference: a fused 1x1 conv that starts an inverted-residual block runs it
+     * whole (ops.h, oc_block_fwd_fused): blk_dw is the depthwise conv, blk_pr the project 1x1
+     * conv (both fused, absorbed here); 0: none (epilogue.c) */
+    int blk_dw, blk_pr;
     float *wpack; /* weights_fixed: a fused conv's weights packed for its kernel, or NULL */
     float *epi_pre, *epi_scale, *epi_shift; /* [C] each, in the model's epi_buf, refreshed
                                              * by each fused forward */
@@ -263,6 +267,10 @@ oc_status oc_nn_plan_epilogues(oc_model *m);
 void oc_nn_epilogues_release(oc_model *m);
 /* The fused inference forward of conv node nd (epi_last > 0). */
 void oc_nn_conv_fwd_fused(oc_model *m, oc_node *nd, int n);
+/* The inverted-residual block that conv node nd starts (blk_pr > 0), whole. */
+void oc_nn_block_fwd_fused(oc_model *m, oc_node *nd, int n);
+/* Bytes of workspace the blocks of m need (0: none), for oc_get_threads() threads. */
+size_t oc_nn_blocks_workspace(oc_model *m);
 
 /* ---- precision (precision.c) ---- */
 /* Puts the calling thread in the model's math mode (ops.h: oc_math_set) for one forward or

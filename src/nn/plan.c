@@ -256,6 +256,25 @@ static oc_status plan_requests(const oc_model *m, int max_batch, int training, o
     return OC_OK;
 }
 
+/* Inference plans: a fused conv chain (epilogue.c) writes only its last node's buffer, from
+ * the conv's step; an inverted-residual block writes its output at its first conv's step. The
+ * block's inner outputs keep their buffers: unused, unless the CPU settings changed since
+ * planning and its layers run one by one, at that same step, when nothing else is live. */
+static void fused_lifetimes(const oc_model *m, oc_nn_buf *req)
+{
+    for (int i = 1; i < m->n_nodes; i++) {
+        const oc_node *nd = &m->nodes[i];
+        if (!nd->epi_last)
+            continue;
+        for (int j = i; j < nd->epi_last; j++)
+            req[j].size = 0;
+        req[nd->epi_last].start = i;
+    }
+    for (int i = 1; i < m->n_nodes; i++)
+        if (m->nodes[i].blk_pr)
+            req[m->nodes[m->nodes[i].blk_pr].epi_last].start = i;
+}
+
 oc_status oc_model_plan(oc_model *m, int max_batch, int training)
 {
     const int T = m ? m->n_nodes : 0;
@@ -318,15 +337,10 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
             }
         }
     }
-    if (!training) /* a fused conv chain writes only its last node's buffer, from its step */
-        for (int i = 1; i < T; i++) {
-            const oc_node *nd = &m->nodes[i];
-            if (!nd->epi_last)
-                continue;
-            for (int j = i; j < nd->epi_last; j++)
-                req[j].size = 0;
-            req[nd->epi_last].start = i;
-        }
+    if (!training) {
+        fused_lifetimes(m, req);
+        ws = max_sz(ws, oc_nn_blocks_workspace(m));
+    }
     buf_total = oc_nn_assign_offsets(req, 4 * T);
     if (buf_total == SIZE_MAX) {
         st = oc_fail(OC_ERR_NOMEM, "out of memory planning the model");
@@ -543,6 +557,8 @@ int oc_nn_plan_conflicts(const oc_model *m)
         free(r);
         return -1;
     }
+    if (!m->plan_training)
+        fused_lifetimes(m, r);
     for (int a = 0; a < 4 * T; a++) {
         const unsigned char *pa = planned_ptr(m, a);
         if (!r[a].size)

@@ -42,6 +42,7 @@
 #include "core/core.h"
 #include "ops/gemm.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -331,7 +332,7 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
     int nc_max = N < GEMM_NC ? N : GEMM_NC;
     /* B packed for at most 2 row panels would be read twice per pack: use it in place (unless
      * it comes packed: the same sums in the same order either way). */
-    int direct_b = kern->kernel_direct_b && !transb && M <= 2 * kern->mr && !j->bp;
+    int direct_b = kern->kernel_direct_b && !transb && M <= 2 * kern->mr && !j->bp && !j->epi;
     size_t a_n = kern->direct_a ? 0 : (size_t)((mc_max + kern->mr - 1) / kern->mr * kern->mr) * kc_max;
     size_t b_n = direct_b || j->bp ? 0
                                    : (size_t)((nc_max + kern->nr - 1) / kern->nr * kern->nr) * kc_max;
@@ -661,6 +662,28 @@ void oc_gemm_pre(int M, int N, int K, float alpha, const float *A, int lda, cons
     }
 }
 
+/* The blocked kernels' arithmetic, element by element, for products too small for them: one
+ * FMA chain from zero per K block of GEMM_KC, the blocks' sums added in order (the kernels'
+ * beta = 1 store), so oc_gemm_pre_epi gives the same bits however its caller cuts the rows. */
+__attribute__((target_clones("arch=x86-64-v3", "default"))) static void
+small_fma(int M, int N, int K, const float *A, int lda, const float *B, int ldb, int transb,
+          float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int jn = 0; jn < N; jn++) {
+            float total = 0.0f;
+            for (int pc = 0; pc < K; pc += GEMM_KC) {
+                const int kc = K - pc < GEMM_KC ? K - pc : GEMM_KC;
+                float acc = 0.0f;
+                for (int k = pc; k < pc + kc; k++)
+                    acc = fmaf(A[(size_t)i * lda + k],
+                               transb ? B[(size_t)jn * ldb + k] : B[(size_t)k * ldb + jn], acc);
+                total = pc == 0 ? acc : total + acc;
+            }
+            C[(size_t)i * ldc + jn] = total;
+        }
+}
+
 void oc_gemm_pre_epi(int M, int N, int K, const float *A, int lda, const float *bp,
                      const float *B, int ldb, int transb, float *C, int ldc,
                      const oc_gemm_epi *epi)
@@ -669,9 +692,16 @@ void oc_gemm_pre_epi(int M, int N, int K, const float *A, int lda, const float *
     if (M <= 0 || N <= 0)
         return;
     kern = kern ? pick_direct_a(kern, 0, N) : NULL;
-    if (!kern || !kern->kernel_epi || (double)M * (double)N * (double)K < GEMM_SMALL || K <= 0 ||
-        oc_math_get() == OC_MATH_BF16) {
-        oc_gemm_pre(M, N, K, 1.0f, A, lda, bp, B, ldb, transb, 0.0f, C, ldc);
+    if (!kern || !kern->kernel_epi || K <= 0 || oc_math_get() == OC_MATH_BF16) {
+        if (bp)
+            oc_gemm_pre(M, N, K, 1.0f, A, lda, bp, B, ldb, transb, 0.0f, C, ldc);
+        else
+            oc_gemm(0, transb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+        epi_rows(epi, C, ldc, 0, M, 0, N);
+        return;
+    }
+    if ((double)M * (double)N * (double)K < GEMM_SMALL) {
+        small_fma(M, N, K, A, lda, B, ldb, transb, C, ldc);
         epi_rows(epi, C, ldc, 0, M, 0, N);
         return;
     }

@@ -99,8 +99,10 @@ typedef struct {
     ptrdiff_t ldr;
     int act;
 } oc_gemm_epi;
-/* oc_gemm_pre with alpha 1 and beta 0, then epi over C: in the AVX-512 tiles' registers as
- * they store C, or (small products, bf16 math, other CPUs) in a pass after the product. */
+/* oc_gemm_pre with alpha 1 and beta 0 (bp may be NULL: B is packed here), then epi over C: in
+ * the AVX-512 tiles' registers as they store C, or (bf16 math, other CPUs) in a pass after
+ * the product. With AVX-512 and fp32 math every element gets the same bits however the
+ * caller splits the rows: products too small for the tiles repeat their arithmetic. */
 void oc_gemm_pre_epi(int M, int N, int K, const float *A, int lda, const float *bp,
                     const float *B, int ldb, int transb, float *C, int ldc,
                     const oc_gemm_epi *epi);
@@ -238,6 +240,26 @@ void oc_wino_fwd(const oc_conv_shape *s, const float *x, const float *w, const f
                  float *y, void *ws);
 void oc_wino_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
                       void *ws, int set);
+
+/* An inverted-residual block's fused inference forward (block.c): expand 1x1 -> depthwise ->
+ * project 1x1, each with its epilogue (the 1x1 ones with identity, ReLU or ReLU6; the
+ * depthwise one without a residual) and its weights kept packed (oc_conv2d_fused_pack; w_ex
+ * and w_pr are the plain 1x1 weights, for products too small for the packed path), in row
+ * bands that keep the wide intermediate tensors in L2. y is bitwise what the three
+ * oc_conv2d_fwd_fused calls give. oc_block_fused_ok says whether the shapes (at the same batch)
+ * chain, the 1x1 activations are inline ones and the CPU runs the kernels it needs (AVX-512,
+ * fp32 math now); the workspace is per
+ * thread (threads beyond what ws_bytes holds are not used). */
+int oc_block_fused_ok(const oc_conv_shape *ex, const oc_conv_shape *dw, const oc_conv_shape *pr,
+                      oc_act act_ex, oc_act act_pr);
+size_t oc_block_fused_workspace(const oc_conv_shape *dw, int threads);
+void oc_block_fwd_fused(const oc_conv_shape *ex, const oc_conv_shape *dw,
+                        const oc_conv_shape *pr, const float *x, const float *w_ex,
+                        const float *w_pr, const oc_conv_epilogue *e_ex,
+                        const oc_conv_epilogue *e_dw, const oc_conv_epilogue *e_pr, float *y,
+                        void *ws, size_t ws_bytes);
+/* Test hook: the band buffers' byte budget per thread (0: the default, 384 KiB). */
+void oc_block_set_band_bytes(size_t bytes);
 
 /* Applies e to rows [m0, m1), channels [k0, k1) of y[][K] in place (epilogue.c). */
 void oc_conv_epilogue_apply(const oc_conv_epilogue *e, int64_t m0, int64_t m1, int k0, int k1,

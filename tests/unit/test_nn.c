@@ -856,8 +856,9 @@ static void untrained_prefix_skips_backward(void)
 
 /* Fixed weights (oc_model_set_weights_fixed) keep every convolution's weights packed and its
  * batch-norm affine computed: the logits are the bits of a model without the promise (no
- * layer here is wide enough for Winograd), and after the parameters change, promising again
- * packs the new weights (the logits follow them). resnet18's wide layers take Winograd: its
+ * layer here is wide enough for Winograd; mobilenetv2's inverted-residual blocks run whole,
+ * ops/block.c), and after the parameters change, promising again packs the new weights (the
+ * logits follow them). resnet18's wide layers take Winograd: its
  * logits stay within rounding of the unfixed model's. */
 static void fixed_weights_are_bitwise(void)
 {
@@ -895,10 +896,17 @@ static void fixed_weights_are_bitwise(void)
         }
     }
     {
-        int packed = 0;
-        for (int i = 0; i < m[1]->n_nodes; i++)
+        int packed = 0, blocks = 0;
+        for (int i = 0; i < m[1]->n_nodes; i++) {
             packed += m[1]->nodes[i].wpack != NULL;
+            blocks += m[1]->nodes[i].blk_pr > 0;
+        }
         T_CHECK(packed > 10, "only %d convolutions kept packed weights", packed);
+        /* 16 inverted-residual blocks have an expand layer: with AVX-512 each runs whole */
+        T_CHECK(blocks == (__builtin_cpu_supports("avx512f") ? 16 : 0),
+                "%d inverted-residual blocks ran whole", blocks);
+        T_CHECK(oc_nn_plan_conflicts(m[1]) == 0, "the fixed-weights plan has conflicts");
+        oc_test_note("mobilenetv2_cifar: %d blocks ran whole (ops/block.c)", blocks);
     }
     oc_model_free(m[0]);
     oc_model_free(m[1]);
