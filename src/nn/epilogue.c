@@ -163,26 +163,34 @@ static int fused_feeding(const oc_model *m, int j)
 /* Inverted-residual blocks (weights_fixed inference): a fused 1x1 conv A whose output only a
  * fused depthwise conv B reads, whose output only a fused 1x1 conv C reads, with C's residual
  * (if any) computed before A, runs as one block op (ops.h, oc_block_fused_ok) from A's step:
- * B and C are absorbed, and C's chain's output is written at A's step (plan.c). */
+ * B and C are absorbed, and C's chain's output is written at A's step (plan.c). Without such
+ * an A (MobileNetV2's first block), B and C run as a block from B's step. */
 static void plan_blocks(oc_model *m)
 {
     for (int c = 1; c < m->n_nodes; c++) {
         int b = fused_feeding(m, c), a = b ? fused_feeding(m, b) : 0;
-        oc_node *A = &m->nodes[a], *B = &m->nodes[b], *C = &m->nodes[c];
+        oc_node *B = &m->nodes[b], *C = &m->nodes[c];
         oc_conv_shape sa, sb, sc;
-        if (!a || !A->wpack || A->absorbed || B->epi_add || (C->epi_add && C->epi_res >= a))
+        oc_conv_epilogue ea, ec;
+        if (!b || B->absorbed || B->epi_add)
             continue;
-        oc_nn_conv_shape(m, A, 1, &sa);
         oc_nn_conv_shape(m, B, 1, &sb);
         oc_nn_conv_shape(m, C, 1, &sc);
-        oc_conv_epilogue ea, ec;
-        epilogue_of(m, A, &ea);
         epilogue_of(m, C, &ec);
-        if (!oc_block_fused_ok(&sa, &sb, &sc, ea.act, ec.act))
+        if (a) { /* with the expand layer a, if it fits */
+            oc_nn_conv_shape(m, &m->nodes[a], 1, &sa);
+            epilogue_of(m, &m->nodes[a], &ea);
+            if (m->nodes[a].absorbed || (C->epi_add && C->epi_res >= a) ||
+                !oc_block_fused_ok(&sa, &sb, &sc, ea.act, ec.act))
+                a = 0;
+        }
+        if (!a && ((C->epi_add && C->epi_res >= b) ||
+                   !oc_block_fused_ok(NULL, &sb, &sc, OC_ACT_IDENTITY, ec.act)))
             continue;
-        A->blk_dw = b;
-        A->blk_pr = c;
-        for (int j = b; j <= C->epi_last; j++)
+        oc_node *F = &m->nodes[a ? a : b]; /* the block's first node runs it */
+        F->blk_dw = b;
+        F->blk_pr = c;
+        for (int j = a ? b : c; j <= C->epi_last; j++)
             m->nodes[j].absorbed = 1;
     }
 }
@@ -268,6 +276,7 @@ void oc_nn_conv_fwd_fused(oc_model *m, oc_node *nd, int n)
 void oc_nn_block_fwd_fused(oc_model *m, oc_node *nd, int n)
 {
     oc_node *b = &m->nodes[nd->blk_dw], *c = &m->nodes[nd->blk_pr];
+    const int expand = b != nd;
     oc_conv_shape sa, sb, sc;
     oc_conv_epilogue ea, eb, ec;
     oc_nn_conv_shape(m, nd, n, &sa);
@@ -276,15 +285,16 @@ void oc_nn_block_fwd_fused(oc_model *m, oc_node *nd, int n)
     epilogue_of(m, nd, &ea);
     epilogue_of(m, b, &eb);
     epilogue_of(m, c, &ec);
-    if (!oc_block_fused_ok(&sa, &sb, &sc, ea.act, ec.act) ||
+    if (!oc_block_fused_ok(expand ? &sa : NULL, &sb, &sc, ea.act, ec.act) ||
         oc_block_fused_workspace(&sb, 1) > m->ws_size) {
-        /* the CPU settings changed since planning: the three layers (their buffers exist) */
-        oc_nn_conv_fwd_fused(m, nd, n);
+        /* the CPU settings changed since planning: the layers (their buffers exist) */
+        if (expand)
+            oc_nn_conv_fwd_fused(m, nd, n);
         oc_nn_conv_fwd_fused(m, b, n);
         oc_nn_conv_fwd_fused(m, c, n);
         return;
     }
-    oc_block_fwd_fused(&sa, &sb, &sc, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0),
+    oc_block_fwd_fused(expand ? &sa : NULL, &sb, &sc, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0),
                        oc_nn_param(m, c, 0), &ea, &eb, &ec, m->nodes[c->epi_last].y, m->ws,
                        m->ws_size);
 }

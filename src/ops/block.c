@@ -2,6 +2,8 @@
  *
  *   x --expand 1x1--> h --depthwise RxS / stride--> d --project 1x1 (+ residual)--> y
  *
+ * or of one without the expand layer (h = x, MobileNetV2's first block).
+ *
  * each convolution with its fused epilogue (ops.h), from weights packed once. Run one layer at
  * a time, h and d (6 times wider than x and y) go through memory: at 224x224, batch 1, the
  * first blocks' h and d are 1.8-4.8 MB each, more than a core's L2, and each is written once
@@ -48,11 +50,12 @@ static int inline_act(oc_act act)
 int oc_block_fused_ok(const oc_conv_shape *ex, const oc_conv_shape *dw, const oc_conv_shape *pr,
                       oc_act act_ex, oc_act act_pr)
 {
-    return oc_conv2d_avx512_on() && oc_math_get() != OC_MATH_BF16 && inline_act(act_ex) &&
-           inline_act(act_pr) && pointwise(ex) &&
-           pointwise(pr) && dw->groups == dw->C && dw->K == dw->C && dw->C == ex->K &&
-           pr->C == dw->K && dw->H == ex->P && dw->W == ex->Q && pr->H == dw->P &&
-           pr->W == dw->Q && dw->N == ex->N && pr->N == ex->N && dw->dil_h == 1 &&
+    if (ex && !(inline_act(act_ex) && pointwise(ex) && dw->C == ex->K && dw->H == ex->P &&
+                dw->W == ex->Q && dw->N == ex->N))
+        return 0;
+    return oc_conv2d_avx512_on() && oc_math_get() != OC_MATH_BF16 && inline_act(act_pr) &&
+           pointwise(pr) && dw->groups == dw->C && dw->K == dw->C && pr->C == dw->K &&
+           pr->H == dw->P && pr->W == dw->Q && pr->N == dw->N && dw->dil_h == 1 &&
            dw->dil_w == 1 && dw->R <= 7 && dw->S <= 7;
 }
 
@@ -132,15 +135,19 @@ static void block_task(void *ctx, int tid, int nt)
         const int h0 = top > 0 ? top : 0;
         const int h1 = (p1 - 1) * S - dw->pad_h + R < dw->H ? (p1 - 1) * S - dw->pad_h + R
                                                             : dw->H;
-        int have = 0;
-        if (held_n == n && held0 <= h0 && h0 < held1) { /* keep the shared rows */
-            have = held1 - h0;
-            memmove(hbuf, hbuf + (size_t)(h0 - held0) * dw->W * C,
-                    (size_t)have * dw->W * C * sizeof(float));
+        const float *hrows = c->x + ((int64_t)n * dw->H + h0) * dw->W * C; /* no expand */
+        if (c->ex) {
+            int have = 0;
+            if (held_n == n && held0 <= h0 && h0 < held1) { /* keep the shared rows */
+                have = held1 - h0;
+                memmove(hbuf, hbuf + (size_t)(h0 - held0) * dw->W * C,
+                        (size_t)have * dw->W * C * sizeof(float));
+            }
+            if (h0 + have < h1)
+                expand_rows(c, n, h0 + have, h1, hbuf + (size_t)have * dw->W * C);
+            held_n = n, held0 = h0, held1 = h1;
+            hrows = hbuf;
         }
-        if (h0 + have < h1)
-            expand_rows(c, n, h0 + have, h1, hbuf + (size_t)have * dw->W * C);
-        held_n = n, held0 = h0, held1 = h1;
         /* the band as an image of h1 - h0 rows and p1 - p0 output rows, whose top padding is
          * what remains of the image's: the row kernel skips the same taps as in the whole
          * image (rows above 0, and at the bottom rows from h1 = min(H, ...) on) */
@@ -150,7 +157,7 @@ static void block_task(void *ctx, int tid, int nt)
         bs.pad_h = h0 - top;
         bs.P = p1 - p0;
         for (int p = 0; p < p1 - p0; p++)
-            oc_conv2d_dw_fwd_row_avx512(&bs, hbuf, c->e_dw->w_packed, NULL, c->e_dw, dbuf, 0, p);
+            oc_conv2d_dw_fwd_row_avx512(&bs, hrows, c->e_dw->w_packed, NULL, c->e_dw, dbuf, 0, p);
         /* the band's output rows */
         const int64_t m0 = ((int64_t)n * pr->H + p0) * pr->W;
         oc_gemm_epi ge = ge_base;
@@ -171,8 +178,9 @@ void oc_block_fwd_fused(const oc_conv_shape *ex, const oc_conv_shape *dw,
     const int64_t rows = (int64_t)dw->N * dw->P;
     int nt = oc_get_threads();
     int fit = (int)(ws_bytes / c.ws_per_thread);
-    OC_ASSERT(fit >= 1 && e_ex->w_packed && e_dw->w_packed && e_pr->w_packed && !e_dw->res &&
-              oc_block_fused_ok(ex, dw, pr, e_ex->act, e_pr->act));
+    OC_ASSERT(fit >= 1 && (!ex || e_ex->w_packed) && e_dw->w_packed && e_pr->w_packed &&
+              !e_dw->res && oc_block_fused_ok(ex, dw, pr, ex ? e_ex->act : OC_ACT_IDENTITY,
+                                              e_pr->act));
     nt = nt < fit ? nt : fit;
     nt = (int64_t)nt < rows ? nt : (int)rows;
     oc_parallel_n(block_task, &c, nt);

@@ -242,7 +242,7 @@ void oc_wino_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, f
                       void *ws, int set);
 
 /* An inverted-residual block's fused inference forward (block.c): expand 1x1 -> depthwise ->
- * project 1x1, each with its epilogue (the 1x1 ones with identity, ReLU or ReLU6; the
+ * project 1x1 (ex NULL, e_ex and w_ex unused: no expand layer), each with its epilogue (the 1x1 ones with identity, ReLU or ReLU6; the
  * depthwise one without a residual) and its weights kept packed (oc_conv2d_fused_pack; w_ex
  * and w_pr are the plain 1x1 weights, for products too small for the packed path), in row
  * bands that keep the wide intermediate tensors in L2. y is bitwise what the three

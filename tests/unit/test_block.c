@@ -1,7 +1,7 @@
-/* The fused inverted-residual block (ops/block.c) against its three layers run one at a time
+/* The fused inverted-residual block (ops/block.c) against its layers run one at a time
  * (oc_conv2d_fwd_fused, each from its kept packed weights): bitwise, on stride 1 and 2, 3x3
- * and 5x5, odd sizes, a batch of 2, a 7x7 map, with and without a residual, band budgets from
- * one output row to the whole map, 1 and 2 threads. */
+ * and 5x5, odd sizes, a batch of 2, a 7x7 map, with and without a residual or an expand layer,
+ * band budgets from one output row to the whole map, 1 and 2 threads. */
 #include "test.h"
 #include "core/core.h"
 #include "ops/ops.h"
@@ -60,6 +60,7 @@ static void block_matches_layers(void)
         int N, H, W, Cin, hidden, Cout, R, stride, res;
         oc_act act_dw;
     } cs[] = {
+        {"no expand layer", 1, 21, 20, 32, 32, 16, 3, 1, 0, OC_ACT_RELU6},
         {"3x3 s1 residual", 1, 20, 19, 24, 144, 24, 3, 1, 1, OC_ACT_RELU6},
         {"3x3 s2 odd", 1, 23, 23, 16, 96, 32, 3, 2, 0, OC_ACT_RELU6},
         {"5x5 s2", 1, 19, 21, 16, 128, 32, 5, 2, 0, OC_ACT_RELU},
@@ -73,6 +74,7 @@ static void block_matches_layers(void)
         oc_rng_seed(&r, 300 + c, 0);
         const int pad = cs[c].R / 2;
         layer ex, dw, pr;
+        const int expand = cs[c].Cin != cs[c].hidden; /* else x feeds the depthwise layer */
         layer_init(&ex, &r, conv(cs[c].N, cs[c].H, cs[c].W, cs[c].Cin, cs[c].hidden, 1, 1, 0, 1),
                    OC_ACT_RELU6);
         layer_init(&dw, &r,
@@ -93,11 +95,13 @@ static void block_matches_layers(void)
         wsb = oc_conv2d_fwd_workspace(&pr.s) > wsb ? oc_conv2d_fwd_workspace(&pr.s) : wsb;
         void *ws = oc_alloc(wsb + 64);
         pr.e.res = res;
-        T_CHECK(oc_block_fused_ok(&ex.s, &dw.s, &pr.s, ex.e.act, pr.e.act) ==
+        const oc_conv_shape *exs = expand ? &ex.s : NULL;
+        T_CHECK(oc_block_fused_ok(exs, &dw.s, &pr.s, ex.e.act, pr.e.act) ==
                     (__builtin_cpu_supports("avx512f") != 0),
                 "%s: block not accepted", cs[c].name);
-        oc_conv2d_fwd_fused(&ex.s, x, ex.w, &ex.e, h, ws);
-        oc_conv2d_fwd_fused(&dw.s, h, dw.w, &dw.e, d, ws);
+        if (expand)
+            oc_conv2d_fwd_fused(&ex.s, x, ex.w, &ex.e, h, ws);
+        oc_conv2d_fwd_fused(&dw.s, expand ? h : x, dw.w, &dw.e, d, ws);
         oc_conv2d_fwd_fused(&pr.s, d, pr.w, &pr.e, want, ws);
         if (!__builtin_cpu_supports("avx512f")) {
             oc_test_note("no AVX-512F: the fused block is not offered on this CPU (checked)");
@@ -109,7 +113,7 @@ static void block_matches_layers(void)
                     size_t bws = oc_block_fused_workspace(&dw.s, nt);
                     void *bw = oc_alloc(bws);
                     memset(got, 0xff, (size_t)ny * sizeof(float));
-                    oc_block_fwd_fused(&ex.s, &dw.s, &pr.s, x, ex.w, pr.w, &ex.e, &dw.e, &pr.e,
+                    oc_block_fwd_fused(exs, &dw.s, &pr.s, x, ex.w, pr.w, &ex.e, &dw.e, &pr.e,
                                        got, bw, bws);
                     T_CHECK(!memcmp(got, want, (size_t)ny * sizeof(float)),
                             "%s, band budget %zu, %d threads: differs from the layers",
@@ -121,12 +125,14 @@ static void block_matches_layers(void)
         }
         /* without the AVX-512 kernels (test hook) the block is not offered */
         oc_conv2d_allow_simd(0);
-        T_CHECK(!oc_block_fused_ok(&ex.s, &dw.s, &pr.s, ex.e.act, pr.e.act),
+        T_CHECK(!oc_block_fused_ok(exs, &dw.s, &pr.s, ex.e.act, pr.e.act),
                 "%s: offered without AVX-512", cs[c].name);
         oc_conv2d_allow_simd(1);
         /* nor with a generic activation on a 1x1 layer */
         T_CHECK(!oc_block_fused_ok(&ex.s, &dw.s, &pr.s, OC_ACT_GELU, pr.e.act),
                 "%s: offered with GELU after the expand layer", cs[c].name);
+        T_CHECK(!oc_block_fused_ok(exs, &dw.s, &pr.s, ex.e.act, OC_ACT_GELU),
+                "%s: offered with GELU after the project layer", cs[c].name);
         layer_free(&ex), layer_free(&dw), layer_free(&pr);
         free(x), free(res), free(h), free(d), free(want), free(got);
         oc_free(ws);
