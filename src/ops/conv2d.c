@@ -1202,7 +1202,7 @@ static void fused_gemm_task(void *ctx, int tid, int nt)
         float *yb = c->y + (c->m0 + r0) * K;
         const float *bp = oc_gemm_packed_cols(c->e->w_packed, K, c->Kd, k0, k1 - k0);
         /* nested in a parallel task: runs on this thread */
-        if (epi_inline(c->e)) { /* the epilogue in the GEMM's registers */
+        if (epi_inline(c->e) && oc_gemm_epi_in_registers(k1 - k0)) { /* in the tiles */
             const oc_conv_epilogue *e = c->e;
             const oc_gemm_epi ge = {e->pre + k0, e->scale + k0, e->shift + k0,
                                     e->res ? e->res + (c->m0 + r0) * K + k0 : NULL, K,

@@ -684,6 +684,12 @@ small_fma(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
         }
 }
 
+int oc_gemm_epi_in_registers(int N)
+{
+    const oc_gemm_kernel *kern = oc_gemm_pick(N);
+    return kern && pick_direct_a(kern, 0, N)->kernel_epi && oc_math_get() != OC_MATH_BF16;
+}
+
 void oc_gemm_pre_epi(int M, int N, int K, const float *A, int lda, const float *bp,
                      const float *B, int ldb, int transb, float *C, int ldc,
                      const oc_gemm_epi *epi)

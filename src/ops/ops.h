@@ -106,6 +106,9 @@ typedef struct {
 void oc_gemm_pre_epi(int M, int N, int K, const float *A, int lda, const float *bp,
                     const float *B, int ldb, int transb, float *C, int ldc,
                     const oc_gemm_epi *epi);
+/* Whether oc_gemm_pre_epi applies the epilogue in registers for products with N columns (its
+ * other paths apply it in a plain pass over C: callers with a faster pass use their own). */
+int oc_gemm_epi_in_registers(int N);
 /* Where oc_gemm_pack_b(.., N, K, ..) puts element (k, n) of op(B), in floats from its start
  * (for writing a packed B directly); *padded (may be NULL) says whether the last panel has
  * padding columns, which must hold zeros. */
