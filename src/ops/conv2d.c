@@ -1088,13 +1088,14 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
 /* ---------------------------------------------------------------- fused forward (inference)
  * oc_conv2d_fwd's kernels without the bias, each followed by the epilogue (ops.h) on the block
  * it just wrote: per output row for the depthwise kernel (in registers with AVX-512), per group
- * of output rows for the direct kernels, per tile row for Winograd, per GEMM block for 1x1
- * convolutions, per im2col chunk (see chunk_rows) for the others. The 1x1 GEMM blocks are
- * OC_CONV_FUSED_ROWS rows (and, when there are few rows, column slices of OC_CONV_FUSED_COLS
- * channels); a task runs its consecutive slices of one row block as one single-threaded
- * product. No sum is split, so results do not depend on the thread count. */
+ * of output rows for the direct kernels, per tile row for Winograd, per GEMM tile for 1x1
+ * convolutions (in the tile's registers, oc_gemm_pre_epi, for the inline activations with
+ * AVX-512 in fp32; else per GEMM block), per im2col chunk (see chunk_rows) for the others. The
+ * 1x1 GEMM blocks are about OC_CONV_FUSED_ROWS rows, and when there are few rows, balanced row
+ * blocks or column slices (fused_split); a task runs its consecutive slices of one row block
+ * as one single-threaded product. No sum is split, so results do not depend on the thread
+ * count. */
 #define OC_CONV_FUSED_ROWS 112
-#define OC_CONV_FUSED_COLS 64
 /* Multiply-adds per thread below which another thread does not pay for waking it (as the
  * GEMM's own threshold). */
 #define OC_CONV_FUSED_PER_THREAD 262144
@@ -1103,6 +1104,7 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
  * as much as this many rows. */
 #define OC_CONV_FUSED_PACK_COLS 16
 #define OC_CONV_FUSED_LOAD_ROWS 2
+
 typedef struct {
     const oc_conv_shape *s;
     const oc_conv_epilogue *e;

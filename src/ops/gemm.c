@@ -17,8 +17,9 @@
  * N <= 16 (skinny C) the kernel reads A in place, since each element of A feeds one tile only;
  * with few column panels (N <= GEMM_DIRECT_A_N) a non-transposed A is read in place, since
  * each packed panel would serve few tiles; with at most two row panels, a non-transposed B is
- * read in place for the same reason (unless it comes pre-packed, see below). The first K block applies the caller's beta, later ones
- * accumulate (beta = 1).
+ * read in place for the same reason (unless it comes pre-packed, see below). The first K
+ * block applies the caller's beta, later ones accumulate (beta = 1); an epilogue
+ * (oc_gemm_pre_epi) goes with the last K block's stores.
  *
  * Threads: the M or the N dimension (whichever has more register tiles) is cut into one
  * contiguous range of whole tiles per thread; each thread packs what it needs itself (the

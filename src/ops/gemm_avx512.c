@@ -21,8 +21,9 @@
 #define B_PACKED(NV) _mm512_load_ps(b + (size_t)k * (16 * NV) + 16 * v)
 #define B_DIRECT(NV) _mm512_maskz_loadu_ps(v == NV - 1 ? last : (__mmask16)0xFFFF, b + k * b_ks + 16 * v)
 
-/* Body of an MR x (16*NV) kernel. */
-#define KERNEL_BODY(MR, NV, A_AT, B_AT)                                                           \
+/* The accumulation of an MR x (16*NV) tile: acc[r][v] = sum over k of A(r, k) * B(k, v),
+ * one FMA chain per register; `last` masks the last vector of a row to nr columns. */
+#define KERNEL_ACC(MR, NV, A_AT, B_AT)                                                            \
     const __mmask16 last = (__mmask16)((1u << (nr - 16 * (NV - 1))) - 1u);                       \
     __m512 acc[MR][NV];                                                                           \
     _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                         \
@@ -41,7 +42,11 @@
             _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] =                      \
                 _mm512_fmadd_ps(av, bv[v], acc[r][v]);                                            \
         }                                                                                         \
-    }                                                                                             \
+    }
+
+/* Body of an MR x (16*NV) kernel. */
+#define KERNEL_BODY(MR, NV, A_AT, B_AT)                                                           \
+    KERNEL_ACC(MR, NV, A_AT, B_AT)                                                                \
     {                                                                                             \
         const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                       \
         _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                     \
@@ -58,29 +63,11 @@
         }                                                                                         \
     }
 
-/* The accumulation of KERNEL_BODY, then the epilogue of ops.h's oc_gemm_epi on the registers
+/* KERNEL_ACC, then the epilogue of ops.h's oc_gemm_epi on the registers
  * (alpha 1): the sum (plus C when beta is 1), + pre, * scale, + shift, + res, then the
  * activation, each rounded separately as oc_conv_epilogue_apply rounds them. */
 #define KERNEL_EPI_BODY(MR, NV, A_AT, B_AT)                                                       \
-    const __mmask16 last = (__mmask16)((1u << (nr - 16 * (NV - 1))) - 1u);                       \
-    __m512 acc[MR][NV];                                                                           \
-    _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                         \
-    {                                                                                             \
-        _mm_prefetch((const char *)(c + (size_t)r * ldc), _MM_HINT_T0);                          \
-        _mm_prefetch((const char *)(c + (size_t)r * ldc + 16 * NV - 1), _MM_HINT_T0);            \
-        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();     \
-    }                                                                                             \
-    _Pragma("GCC unroll 2") for (ptrdiff_t k = 0; k < kc; k++)                                    \
-    {                                                                                             \
-        __m512 bv[NV];                                                                            \
-        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) bv[v] = B_AT(NV);                    \
-        _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                     \
-        {                                                                                         \
-            __m512 av = _mm512_set1_ps(A_AT(MR));                                                 \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[r][v] =                      \
-                _mm512_fmadd_ps(av, bv[v], acc[r][v]);                                            \
-        }                                                                                         \
-    }                                                                                             \
+    KERNEL_ACC(MR, NV, A_AT, B_AT)                                                                \
     {                                                                                             \
         const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);                     \
         _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                     \
