@@ -750,8 +750,8 @@ static void add_fwd(oc_model *m, oc_node *nd, int n, int training)
 static void add_bwd(oc_model *m, oc_node *nd, int n)
 {
     const oc_node *out = nd->fuse_act != OC_ACT_IDENTITY ? nd + 1 : nd;
-    oc_add_act_bwd(n * oc_nn_size(nd), nd->fuse_act, out->y, out->dy, oc_nn_din(m, nd, 0),
-                   oc_nn_din(m, nd, 1));
+    oc_add_act_bwd_set(n * oc_nn_size(nd), nd->fuse_act, out->y, out->dy, oc_nn_din(m, nd, 0),
+                       oc_nn_din(m, nd, 1), nd->sets_dx & 1, nd->sets_dx >> 1 & 1);
 }
 
 static oc_status concat_infer(oc_model *m, oc_node *nd)

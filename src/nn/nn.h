@@ -91,7 +91,8 @@ typedef struct {
     float *mask;       /* dropout [N][H][W][C] */
     int dy_zero_at;    /* backward: zero dy just before node dy_zero_at runs backward */
     int sets_dx;       /* backward writes its input's gradient rather than accumulating into it
-                        * (it is that gradient's first writer): no zeroing before (plan.c) */
+                        * (it is that gradient's first writer): no zeroing before (plan.c);
+                        * bit k for input k (an add sets either or both) */
     /* training plans may drop a batch norm's output after forward and rebuild it from the kept
      * input for backward (plan.c): on the node holding that output (the batch norm, or the
      * activation fused into it), y is y_fwd in forward and y_bwd from just before node

@@ -315,6 +315,11 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
                       (nd->op == OC_OP_BATCHNORM || nd->op == OC_OP_MAXPOOL ||
                        nd->op == OC_OP_CONV2D) &&
                       m->nodes[nd->in[0]].last_consumer == i && !m->no_sharing;
+        /* an add sets each input gradient it writes first (bit k: input k), unless its two
+         * inputs are one tensor */
+        if (training && nd->op == OC_OP_ADD && !m->no_sharing && nd->in[0] != nd->in[1])
+            nd->sets_dx = (m->nodes[nd->in[0]].last_consumer == i) |
+                          (m->nodes[nd->in[1]].last_consumer == i) << 1;
         /* batch-norm statistics (small, kept apart) and the workspace shared by all kernels */
         if (nd->op == OC_OP_BATCHNORM && training)
             stats_total += 2 * align_up((size_t)nd->C * sizeof(float));
@@ -483,7 +488,7 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
             rebuild(m, &nd[1], n);
         for (int k = 0; k < nd->n_in; k++) {
             oc_node *in = &m->nodes[nd->in[k]];
-            if (in->dy && in->dy_zero_at == i && !nd->sets_dx)
+            if (in->dy && in->dy_zero_at == i && !(nd->sets_dx >> k & 1))
                 memset(in->dy, 0, (size_t)n * (size_t)oc_nn_size(in) * sizeof(float));
         }
         oc_nn_op(nd->op)->bwd(m, nd, n);

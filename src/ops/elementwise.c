@@ -25,9 +25,9 @@ static int ew_threads(int64_t work)
     return t < 1 ? 1 : (t > 1024 ? 1024 : (int)t);
 }
 
-/* ---- flat binary ops: out = a * b, out = a + b, out += a, out += a * b ---- */
+/* ---- flat binary ops: out = a * b, out = a + b, out += a, out += a * b, out = 0 + a ---- */
 
-typedef enum { EW_MUL, EW_ADD, EW_ACC, EW_ACC_MUL } ew_kind;
+typedef enum { EW_MUL, EW_ADD, EW_ACC, EW_ACC_MUL, EW_SET } ew_kind;
 
 typedef struct {
     ew_kind kind;
@@ -56,6 +56,10 @@ static void ew_range(ew_kind kind, int64_t n, const float *a, const float *b, fl
     case EW_ACC_MUL:
         for (int64_t i = 0; i < n; i++)
             out[i] += a[i] * b[i];
+        break;
+    case EW_SET: /* the bits of EW_ACC into zeros (-0 becomes +0) */
+        for (int64_t i = 0; i < n; i++)
+            out[i] = 0.0f + a[i];
         break;
     }
 }
@@ -108,6 +112,7 @@ typedef struct {
     const float *a, *b;   /* forward inputs */
     const float *y, *dy;  /* backward: the fused output and its gradient */
     float *out, *da, *db; /* forward output; backward input gradients (either may be NULL) */
+    int set_a, set_b;     /* backward: da, db are set (to 0 + the gradient), not added to */
 } add_act_job;
 
 /* `act` is a constant after inlining, so each loop vectorises with a select. No restrict:
@@ -134,9 +139,9 @@ static inline __attribute__((always_inline)) void add_act_bwd_range(const add_ac
         float v = act == OC_ACT_RELU6 ? (((y > 0.0f) & (y < 6.0f)) ? g : 0.0f)
                                       : (y > 0.0f ? g : 0.0f);
         if (j->da)
-            j->da[i] += v;
+            j->da[i] = (j->set_a ? 0.0f : j->da[i]) + v;
         if (j->db)
-            j->db[i] += v;
+            j->db[i] = (j->set_b ? 0.0f : j->db[i]) + v;
     }
 }
 
@@ -164,7 +169,7 @@ static void add_act_bwd_task(void *ctx, int tid, int nt)
 
 void oc_add_act_fwd(int64_t n, const float *a, const float *b, oc_act act, float *y)
 {
-    add_act_job j = {act, n, a, b, NULL, NULL, y, NULL, NULL};
+    add_act_job j = {act, n, a, b, NULL, NULL, y, NULL, NULL, 0, 0};
     if (act != OC_ACT_RELU && act != OC_ACT_RELU6) {
         oc_add_fwd(n, a, b, y);
         if (act != OC_ACT_IDENTITY)
@@ -178,10 +183,17 @@ void oc_add_act_fwd(int64_t n, const float *a, const float *b, oc_act act, float
 void oc_add_act_bwd(int64_t n, oc_act act, const float *y, const float *dy, float *da,
                     float *db)
 {
-    add_act_job j = {act, n, NULL, NULL, y, dy, NULL, da, db};
+    oc_add_act_bwd_set(n, act, y, dy, da, db, 0, 0);
+}
+
+void oc_add_act_bwd_set(int64_t n, oc_act act, const float *y, const float *dy, float *da,
+                        float *db, int set_a, int set_b)
+{
+    add_act_job j = {act, n, NULL, NULL, y, dy, NULL, da, db, set_a, set_b};
+    OC_ASSERT(!(da && da == db && (set_a || set_b)));
     if (act == OC_ACT_IDENTITY) {
-        oc_accumulate(n, dy, da);
-        oc_accumulate(n, dy, db);
+        ew_run(set_a ? EW_SET : EW_ACC, n, dy, NULL, da);
+        ew_run(set_b ? EW_SET : EW_ACC, n, dy, NULL, db);
         return;
     }
     OC_ASSERT(act == OC_ACT_RELU || act == OC_ACT_RELU6);

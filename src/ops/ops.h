@@ -312,6 +312,10 @@ void oc_batchnorm_act_bwd_set(int64_t M, int C, const float *x, const float *gam
 void oc_add_act_fwd(int64_t n, const float *a, const float *b, oc_act act, float *y);
 void oc_add_act_bwd(int64_t n, oc_act act, const float *y, const float *dy, float *da,
                     float *db);
+/* The same, setting da (set_a) and db (set_b) instead of adding to them: the bits of adding
+ * to zeros, without reading them (da and db must then differ). */
+void oc_add_act_bwd_set(int64_t n, oc_act act, const float *y, const float *dy, float *da,
+                        float *db, int set_a, int set_b);
 
 /* ---------------------------------------------------------------- pooling */
 

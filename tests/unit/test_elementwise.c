@@ -437,6 +437,26 @@ static void add_act_fused_matches_separate(void)
                 T_CHECK(!memcmp(da1, da2, (size_t)n * sizeof(float)),
                         "n=%lld act %d: aliased / NULL gradients differ", (long long)n,
                         (int)act);
+                /* setting (the add writes the gradients first) gives the bits of adding to
+                 * zeros without reading them (NaN there), -0 gradients included; each input on
+                 * its own, for these acts and identity */
+                for (int64_t i = 0; i < n; i += 7)
+                    g[i] = -0.0f;
+                for (int id = 0; id < 2; id++)
+                    for (int which = 1; which <= 3; which++) {
+                        const oc_act ba = id ? OC_ACT_IDENTITY : act;
+                        for (int64_t i = 0; i < n; i++) {
+                            da1[i] = db1[i] = 0.0f;
+                            da2[i] = which & 1 ? NAN : 0.0f;
+                            db2[i] = which & 2 ? NAN : 0.0f;
+                        }
+                        oc_add_act_bwd(n, ba, y2, g, da1, db1);
+                        oc_add_act_bwd_set(n, ba, y2, g, da2, db2, which & 1, which >> 1);
+                        T_CHECK(!memcmp(da1, da2, (size_t)n * sizeof(float)) &&
+                                    !memcmp(db1, db2, (size_t)n * sizeof(float)),
+                                "n=%lld act %d set %d: set gradients differ", (long long)n,
+                                (int)ba, which);
+                    }
                 free(a), free(b), free(g), free(da1), free(db1), free(da2), free(db2);
                 free(y1), free(y2), free(t);
             }
