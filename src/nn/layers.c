@@ -544,8 +544,9 @@ static void act_bwd(oc_model *m, oc_node *nd, int n)
 {
     if (nd->fused)
         return;
-    oc_act_bwd(act_of(nd->op), nd->alpha, n * oc_nn_size(nd), oc_nn_in(m, nd, 0), nd->dy,
-               oc_nn_din(m, nd, 0));
+    (nd->sets_dx ? oc_act_bwd_set : oc_act_bwd)(act_of(nd->op), nd->alpha, n * oc_nn_size(nd),
+                                                 oc_nn_in(m, nd, 0), nd->dy,
+                                                 oc_nn_din(m, nd, 0));
 }
 
 /* identity, flatten, and dropout when it is off: copy forward, accumulate backward */
@@ -556,7 +557,8 @@ static void copy_fwd(oc_model *m, oc_node *nd, int n, int training)
 
 static void copy_bwd(oc_model *m, oc_node *nd, int n)
 {
-    oc_accumulate(n * oc_nn_size(nd), nd->dy, oc_nn_din(m, nd, 0));
+    (nd->sets_dx ? oc_accumulate_set : oc_accumulate)(n * oc_nn_size(nd), nd->dy,
+                                                      oc_nn_din(m, nd, 0));
 }
 
 /* ------------------------------------------------------------------ pooling */
@@ -713,7 +715,8 @@ static void dropout_bwd(oc_model *m, oc_node *nd, int n)
     if (!m->dropout_used || nd->p <= 0.0f)
         copy_bwd(m, nd, n);
     else
-        oc_dropout_bwd(n * oc_nn_size(nd), nd->mask, nd->dy, oc_nn_din(m, nd, 0));
+        (nd->sets_dx ? oc_dropout_bwd_set : oc_dropout_bwd)(n * oc_nn_size(nd), nd->mask,
+                                                            nd->dy, oc_nn_din(m, nd, 0));
 }
 
 static oc_status flatten_infer(oc_model *m, oc_node *nd)

@@ -309,11 +309,14 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
     for (int i = 0; i < T; i++) {
         oc_node *nd = &m->nodes[i];
         nd->dy_zero_at = nd->last_consumer;
-        /* a batch norm, max pool or convolution that writes its input's gradient first sets
-         * it rather than adding to zeros (the same bits; one pass over the gradient less) */
+        /* a batch norm, max pool, convolution, activation (not fused into its producer),
+         * dropout, flatten or identity that writes its input's gradient first sets it rather
+         * than adding to zeros (the same bits; one pass over the gradient less) */
         nd->sets_dx = training &&
                       (nd->op == OC_OP_BATCHNORM || nd->op == OC_OP_MAXPOOL ||
-                       nd->op == OC_OP_CONV2D) &&
+                       nd->op == OC_OP_CONV2D || nd->op == OC_OP_DROPOUT ||
+                       nd->op == OC_OP_FLATTEN || nd->op == OC_OP_IDENTITY ||
+                       (nd->op >= OC_OP_RELU && nd->op <= OC_OP_HARDSWISH && !nd->fused)) &&
                       m->nodes[nd->in[0]].last_consumer == i && !m->no_sharing;
         /* an add sets each input gradient it writes first (bit k: input k), unless its two
          * inputs are one tensor */

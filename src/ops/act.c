@@ -88,25 +88,45 @@ ACT_CLONES static void act_fwd_range(oc_act act, float alpha, int64_t n, const f
     }
 }
 
+/* With set, dx = 0 + f'(x) dy (the bits of adding to zeros, without reading dx): its own
+ * loops for identity, ReLU and ReLU6; other activations zero dx first. */
 ACT_CLONES static void act_bwd_range(oc_act act, float alpha, int64_t n, const float *restrict x,
-                          const float *restrict dy, float *restrict dx)
+                          const float *restrict dy, float *restrict dx, int set)
 {
+    if (set && act != OC_ACT_IDENTITY && act != OC_ACT_RELU && act != OC_ACT_RELU6)
+        memset(dx, 0, (size_t)n * sizeof *dx);
     switch (act) {
     case OC_ACT_IDENTITY:
-        for (int64_t i = 0; i < n; i++)
-            dx[i] += dy[i];
+        if (set)
+            for (int64_t i = 0; i < n; i++)
+                dx[i] = 0.0f + dy[i];
+        else
+            for (int64_t i = 0; i < n; i++)
+                dx[i] += dy[i];
         break;
     case OC_ACT_RELU:
-        for (int64_t i = 0; i < n; i++) {
-            float g = dy[i]; /* loaded unconditionally, so the select if-converts */
-            dx[i] += x[i] > 0.0f ? g : 0.0f;
-        }
+        if (set)
+            for (int64_t i = 0; i < n; i++) {
+                float g = dy[i]; /* loaded unconditionally, so the select if-converts */
+                dx[i] = 0.0f + (x[i] > 0.0f ? g : 0.0f);
+            }
+        else
+            for (int64_t i = 0; i < n; i++) {
+                float g = dy[i];
+                dx[i] += x[i] > 0.0f ? g : 0.0f;
+            }
         break;
     case OC_ACT_RELU6:
-        for (int64_t i = 0; i < n; i++) {
-            float g = dy[i];
-            dx[i] += ((x[i] > 0.0f) & (x[i] < 6.0f)) ? g : 0.0f;
-        }
+        if (set)
+            for (int64_t i = 0; i < n; i++) {
+                float g = dy[i];
+                dx[i] = 0.0f + (((x[i] > 0.0f) & (x[i] < 6.0f)) ? g : 0.0f);
+            }
+        else
+            for (int64_t i = 0; i < n; i++) {
+                float g = dy[i];
+                dx[i] += ((x[i] > 0.0f) & (x[i] < 6.0f)) ? g : 0.0f;
+            }
         break;
     case OC_ACT_LEAKY_RELU:
         for (int64_t i = 0; i < n; i++)
@@ -145,6 +165,7 @@ typedef struct {
     int64_t n;
     const float *x, *dy;
     float *out;
+    int set; /* backward: set dx rather than add to it */
 } act_job;
 
 static void act_fwd_task(void *ctx, int tid, int nt)
@@ -162,7 +183,7 @@ static void act_bwd_task(void *ctx, int tid, int nt)
     int64_t b, e;
     oc_split_range(j->n, tid, nt, &b, &e);
     if (e > b)
-        act_bwd_range(j->act, j->alpha, e - b, j->x + b, j->dy + b, j->out + b);
+        act_bwd_range(j->act, j->alpha, e - b, j->x + b, j->dy + b, j->out + b, j->set);
 }
 
 static int act_threads(int64_t n)
@@ -175,7 +196,7 @@ static int act_threads(int64_t n)
  * qualifiers inside only promise that distinct elements do not overlap within one pass. */
 void oc_act_fwd(oc_act act, float alpha, int64_t n, const float *x, float *y)
 {
-    act_job j = {act, alpha, n, x, NULL, y};
+    act_job j = {act, alpha, n, x, NULL, y, 0};
     if (n <= 0)
         return;
     if (n < ACT_PAR_MIN)
@@ -184,14 +205,26 @@ void oc_act_fwd(oc_act act, float alpha, int64_t n, const float *x, float *y)
         oc_parallel_n(act_fwd_task, &j, act_threads(n));
 }
 
-/* dx == NULL (an input that needs no gradient) does nothing. */
-void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float *dy, float *dx)
+static void act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float *dy,
+                    float *dx, int set)
 {
-    act_job j = {act, alpha, n, x, dy, dx};
+    act_job j = {act, alpha, n, x, dy, dx, set};
     if (n <= 0 || !dx)
         return;
     if (n < ACT_PAR_MIN)
-        act_bwd_range(act, alpha, n, x, dy, dx);
+        act_bwd_range(act, alpha, n, x, dy, dx, set);
     else
         oc_parallel_n(act_bwd_task, &j, act_threads(n));
+}
+
+/* dx == NULL (an input that needs no gradient) does nothing. */
+void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float *dy, float *dx)
+{
+    act_bwd(act, alpha, n, x, dy, dx, 0);
+}
+
+void oc_act_bwd_set(oc_act act, float alpha, int64_t n, const float *x, const float *dy,
+                    float *dx)
+{
+    act_bwd(act, alpha, n, x, dy, dx, 1);
 }

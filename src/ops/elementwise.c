@@ -25,9 +25,10 @@ static int ew_threads(int64_t work)
     return t < 1 ? 1 : (t > 1024 ? 1024 : (int)t);
 }
 
-/* ---- flat binary ops: out = a * b, out = a + b, out += a, out += a * b, out = 0 + a ---- */
+/* ---- flat binary ops: out = a * b, out = a + b, out += a, out += a * b, and the last two
+ * setting out to 0 + a, 0 + a * b (the bits of adding to zeros: -0 becomes +0) ---- */
 
-typedef enum { EW_MUL, EW_ADD, EW_ACC, EW_ACC_MUL, EW_SET } ew_kind;
+typedef enum { EW_MUL, EW_ADD, EW_ACC, EW_ACC_MUL, EW_SET, EW_SET_MUL } ew_kind;
 
 typedef struct {
     ew_kind kind;
@@ -57,9 +58,13 @@ static void ew_range(ew_kind kind, int64_t n, const float *a, const float *b, fl
         for (int64_t i = 0; i < n; i++)
             out[i] += a[i] * b[i];
         break;
-    case EW_SET: /* the bits of EW_ACC into zeros (-0 becomes +0) */
+    case EW_SET:
         for (int64_t i = 0; i < n; i++)
             out[i] = 0.0f + a[i];
+        break;
+    case EW_SET_MUL:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = 0.0f + a[i] * b[i];
         break;
     }
 }
@@ -94,6 +99,11 @@ void oc_dropout_bwd(int64_t n, const float *mask, const float *dy, float *dx)
     ew_run(EW_ACC_MUL, n, dy, mask, dx);
 }
 
+void oc_dropout_bwd_set(int64_t n, const float *mask, const float *dy, float *dx)
+{
+    ew_run(EW_SET_MUL, n, dy, mask, dx);
+}
+
 void oc_add_fwd(int64_t n, const float *a, const float *b, float *y)
 {
     ew_run(EW_ADD, n, a, b, y);
@@ -102,6 +112,11 @@ void oc_add_fwd(int64_t n, const float *a, const float *b, float *y)
 void oc_accumulate(int64_t n, const float *dy, float *dx)
 {
     ew_run(EW_ACC, n, dy, NULL, dx);
+}
+
+void oc_accumulate_set(int64_t n, const float *dy, float *dx)
+{
+    ew_run(EW_SET, n, dy, NULL, dx);
 }
 
 /* ---- add fused with a following ReLU / ReLU6 ---- */

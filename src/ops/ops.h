@@ -192,6 +192,9 @@ typedef enum {
 void oc_act_fwd(oc_act act, float alpha, int64_t n, const float *x, float *y);
 /* dx += f'(x) * dy, from the forward INPUT x. */
 void oc_act_bwd(oc_act act, float alpha, int64_t n, const float *x, const float *dy, float *dx);
+/* dx = f'(x) * dy: the bits of oc_act_bwd into zeros, without reading dx. */
+void oc_act_bwd_set(oc_act act, float alpha, int64_t n, const float *x, const float *dy,
+                    float *dx);
 
 /* ---------------------------------------------------------------- fused conv epilogue */
 
@@ -350,11 +353,15 @@ void oc_global_avgpool_bwd(int N, int HW, int C, const float *dy, float *dx);
 /* Inverted dropout: mask[i] is 0 or 1/(1-p) (a float scale, kept for backward). */
 void oc_dropout_fwd(int64_t n, const float *x, const float *mask, float *y);
 void oc_dropout_bwd(int64_t n, const float *mask, const float *dy, float *dx);
+void oc_dropout_bwd_set(int64_t n, const float *mask, const float *dy, float *dx);
 
 /* y = a + b */
 void oc_add_fwd(int64_t n, const float *a, const float *b, float *y);
 /* dx += dy */
 void oc_accumulate(int64_t n, const float *dy, float *dx);
+/* The _set forms write dx as the accumulation into zeros would (0 + value), without reading
+ * it. */
+void oc_accumulate_set(int64_t n, const float *dy, float *dx);
 
 /* Concatenate along channels: inputs k has shape [M][Ck]; y is [M][sum Ck]. */
 void oc_concat_fwd(int64_t M, int n_in, const int *C_in, const float *const *x, float *y);

@@ -244,6 +244,31 @@ static void act_fast_matches_oracle(void)
     free(x), free(g), free(y1), free(y2), free(d1), free(d2);
 }
 
+/* oc_act_bwd_set (a layer that writes its input's gradient first, plan.c) gives the bits of
+ * oc_act_bwd into zeros without reading dx (NaN there), -0 gradients and kinks included, on
+ * short and threaded lengths. */
+static void act_bwd_set_is_bitwise(void)
+{
+    static const int64_t sizes[] = {37, 300001};
+    for (int si = 0; si < 2; si++)
+        for (int a = 0; a < N_ACTS; a++) {
+            const int64_t n = sizes[si];
+            float *x = alloc_f(n), *dy = alloc_f(n), *want = alloc_f(n), *got = alloc_f(n);
+            oc_rng r;
+            oc_rng_seed(&r, 500 + (uint64_t)a, (uint64_t)si);
+            for (int64_t i = 0; i < n; i++) {
+                x[i] = i % 11 == 0 ? 0.0f : i % 13 == 0 ? 6.0f : 8.0f * oc_rng_normal(&r);
+                dy[i] = i % 7 == 0 ? -0.0f : oc_rng_normal(&r);
+                got[i] = NAN;
+            }
+            oc_act_bwd(ACTS[a].act, ACTS[a].alpha, n, x, dy, want);
+            oc_act_bwd_set(ACTS[a].act, ACTS[a].alpha, n, x, dy, got);
+            T_CHECK(!memcmp(want, got, (size_t)n * sizeof(float)), "%s n=%lld: set differs",
+                    ACTS[a].name, (long long)n);
+            free(x), free(dy), free(want), free(got);
+        }
+}
+
 int main(int argc, char **argv)
 {
     static const oc_test_case cases[] = {
@@ -251,6 +276,7 @@ int main(int argc, char **argv)
         {"act_matches_torch", act_matches_torch},
         {"act_in_place", act_in_place},
         {"act_fast_matches_oracle", act_fast_matches_oracle},
+        {"act_bwd_set_is_bitwise", act_bwd_set_is_bitwise},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -457,6 +457,19 @@ static void add_act_fused_matches_separate(void)
                                 "n=%lld act %d set %d: set gradients differ", (long long)n,
                                 (int)ba, which);
                     }
+                /* the copy (flatten, identity) and dropout backward, set the same way */
+                for (int64_t i = 0; i < n; i++) {
+                    da1[i] = db1[i] = 0.0f;
+                    da2[i] = db2[i] = NAN;
+                    t[i] = i % 3 ? 2.0f : 0.0f; /* a dropout mask */
+                }
+                oc_accumulate(n, g, da1);
+                oc_accumulate_set(n, g, da2);
+                oc_dropout_bwd(n, t, g, db1);
+                oc_dropout_bwd_set(n, t, g, db2);
+                T_CHECK(!memcmp(da1, da2, (size_t)n * sizeof(float)) &&
+                            !memcmp(db1, db2, (size_t)n * sizeof(float)),
+                        "n=%lld: set copy / dropout gradients differ", (long long)n);
                 free(a), free(b), free(g), free(da1), free(db1), free(da2), free(db2);
                 free(y1), free(y2), free(t);
             }
