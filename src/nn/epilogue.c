@@ -14,7 +14,11 @@
  * Each absorbed node must be the only consumer of the one before it, so no other node reads
  * the intermediate results, and the residual must come from a node before the conv, so it is
  * ready when the conv runs. Inference plans then give the conv and the absorbed nodes but the
- * last no buffer (plan.c); training forwards run every node as before. */
+ * last no buffer (plan.c); training forwards run every node as before.
+ *
+ * With fixed weights, three such fused convs that form an inverted-residual block (1x1 expand,
+ * depthwise, 1x1 project, each read only by the next) run as one op from the first one's step
+ * (plan_blocks; ops.h, oc_block_fwd_fused), the other two absorbed. */
 #include "nn.h"
 
 #include <math.h>

@@ -2,12 +2,11 @@
  *
  *   x --expand 1x1--> h --depthwise RxS / stride--> d --project 1x1 (+ residual)--> y
  *
- * or of one without the expand layer (h = x, MobileNetV2's first block).
- *
- * each convolution with its fused epilogue (ops.h), from weights packed once. Run one layer at
- * a time, h and d (6 times wider than x and y) go through memory: at 224x224, batch 1, the
- * first blocks' h and d are 1.8-4.8 MB each, more than a core's L2, and each is written once
- * and read back. Here each thread takes a range of output rows and walks it in bands of a few
+ * each convolution with its fused epilogue (ops.h), from weights packed once; or of one
+ * without the expand layer (h = x, MobileNetV2's first block). Run one layer at a time, h and
+ * d (6 times wider than x and y) go through memory: at 224x224, batch 1, the first blocks'
+ * h and d are 1.8-4.8 MB each, more than a core's L2, and each is written once and read
+ * back. Here each thread takes a range of output rows and walks it in bands of a few
  * rows: it computes the rows of h the band's depthwise rows need (keeping the rows the next
  * band shares with this one), then the band's rows of d, then the band's rows of y. h and d
  * then only ever exist as a band, in the thread's L2.
