@@ -18,7 +18,12 @@ MODELS=("$@")
 
 p50() { # model threads precision
     "$OCELOT" bench "$1" --train --threads "$2" --precision "$3" --iters "${ITERS:-4}" \
-        --warmup 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_ms"]["p50"])'
+        --warmup 1 --json |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_ms"]["p50"])'
+}
+med() { # the median of the arguments
+    printf '%s\n' "$@" | sort -n |
+        awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
 
 printf '%-18s %-28s %-28s\n' model "bf16 / fp32 (reps) median" "2 threads / 1 (reps) median"
@@ -31,6 +36,5 @@ for m in "${MODELS[@]}"; do
         bf+=("$(python3 -c "print('%.2f' % ($f2 / $b2))")")
         sc+=("$(python3 -c "print('%.2f' % ($f1 / $f2))")")
     done
-    med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
     printf '%-18s %-28s %-28s\n' "$m" "(${bf[*]}) $(med "${bf[@]}")" "(${sc[*]}) $(med "${sc[@]}")"
 done

@@ -256,6 +256,30 @@ static oc_status plan_requests(const oc_model *m, int max_batch, int training, o
     return OC_OK;
 }
 
+/* Ops whose backward can set their (single) input's gradient instead of adding to it: batch
+ * norm, max pool, convolution, the activations (unless fused into their producer, whose
+ * backward then runs theirs), dropout, flatten and identity. An add sets each input's on its
+ * own (below). */
+static int can_set_dx(const oc_node *nd)
+{
+    switch (nd->op) {
+    case OC_OP_BATCHNORM:
+    case OC_OP_MAXPOOL:
+    case OC_OP_CONV2D:
+    case OC_OP_DROPOUT:
+    case OC_OP_FLATTEN:
+    case OC_OP_IDENTITY: return 1;
+    case OC_OP_RELU:
+    case OC_OP_RELU6:
+    case OC_OP_LEAKY_RELU:
+    case OC_OP_GELU:
+    case OC_OP_SILU:
+    case OC_OP_SIGMOID:
+    case OC_OP_HARDSWISH: return !nd->fused;
+    default: return 0;
+    }
+}
+
 /* Inference plans: a fused conv chain (epilogue.c) writes only its last node's buffer, from
  * the conv's step; an inverted-residual block writes its output at its first conv's step. The
  * block's inner outputs keep their buffers: unused, unless the CPU settings changed since
@@ -309,14 +333,9 @@ oc_status oc_model_plan(oc_model *m, int max_batch, int training)
     for (int i = 0; i < T; i++) {
         oc_node *nd = &m->nodes[i];
         nd->dy_zero_at = nd->last_consumer;
-        /* a batch norm, max pool, convolution, activation (not fused into its producer),
-         * dropout, flatten or identity that writes its input's gradient first sets it rather
-         * than adding to zeros (the same bits; one pass over the gradient less) */
-        nd->sets_dx = training &&
-                      (nd->op == OC_OP_BATCHNORM || nd->op == OC_OP_MAXPOOL ||
-                       nd->op == OC_OP_CONV2D || nd->op == OC_OP_DROPOUT ||
-                       nd->op == OC_OP_FLATTEN || nd->op == OC_OP_IDENTITY ||
-                       (nd->op >= OC_OP_RELU && nd->op <= OC_OP_HARDSWISH && !nd->fused)) &&
+        /* a node that writes its input's gradient first sets it rather than adding to zeros
+         * (the same bits; one pass over the gradient less) */
+        nd->sets_dx = training && can_set_dx(nd) &&
                       m->nodes[nd->in[0]].last_consumer == i && !m->no_sharing;
         /* an add sets each input gradient it writes first (bit k: input k), unless its two
          * inputs are one tensor */

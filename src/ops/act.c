@@ -88,75 +88,71 @@ ACT_CLONES static void act_fwd_range(oc_act act, float alpha, int64_t n, const f
     }
 }
 
-/* With set, dx = 0 + f'(x) dy (the bits of adding to zeros, without reading dx): its own
- * loops for identity, ReLU and ReLU6; other activations zero dx first. */
-ACT_CLONES static void act_bwd_range(oc_act act, float alpha, int64_t n, const float *restrict x,
-                          const float *restrict dy, float *restrict dx, int set)
+/* dx = D(dx) + f'(x) dy, where D(dx) is dx, or with set (a compile-time constant after
+ * inlining) 0, the bits of adding to zeros without reading dx. */
+#define ACT_GRAD(i, v) (dx[i] = ((set) ? 0.0f : dx[i]) + (v))
+static inline __attribute__((always_inline)) void act_bwd_body(oc_act act, float alpha,
+                                                               int64_t n,
+                                                               const float *restrict x,
+                                                               const float *restrict dy,
+                                                               float *restrict dx, const int set)
 {
-    if (set && act != OC_ACT_IDENTITY && act != OC_ACT_RELU && act != OC_ACT_RELU6)
-        memset(dx, 0, (size_t)n * sizeof *dx);
     switch (act) {
     case OC_ACT_IDENTITY:
-        if (set)
-            for (int64_t i = 0; i < n; i++)
-                dx[i] = 0.0f + dy[i];
-        else
-            for (int64_t i = 0; i < n; i++)
-                dx[i] += dy[i];
+        for (int64_t i = 0; i < n; i++)
+            ACT_GRAD(i, dy[i]);
         break;
     case OC_ACT_RELU:
-        if (set)
-            for (int64_t i = 0; i < n; i++) {
-                float g = dy[i]; /* loaded unconditionally, so the select if-converts */
-                dx[i] = 0.0f + (x[i] > 0.0f ? g : 0.0f);
-            }
-        else
-            for (int64_t i = 0; i < n; i++) {
-                float g = dy[i];
-                dx[i] += x[i] > 0.0f ? g : 0.0f;
-            }
+        for (int64_t i = 0; i < n; i++) {
+            float g = dy[i]; /* loaded unconditionally, so the select if-converts */
+            ACT_GRAD(i, x[i] > 0.0f ? g : 0.0f);
+        }
         break;
     case OC_ACT_RELU6:
-        if (set)
-            for (int64_t i = 0; i < n; i++) {
-                float g = dy[i];
-                dx[i] = 0.0f + (((x[i] > 0.0f) & (x[i] < 6.0f)) ? g : 0.0f);
-            }
-        else
-            for (int64_t i = 0; i < n; i++) {
-                float g = dy[i];
-                dx[i] += ((x[i] > 0.0f) & (x[i] < 6.0f)) ? g : 0.0f;
-            }
+        for (int64_t i = 0; i < n; i++) {
+            float g = dy[i];
+            ACT_GRAD(i, ((x[i] > 0.0f) & (x[i] < 6.0f)) ? g : 0.0f);
+        }
         break;
     case OC_ACT_LEAKY_RELU:
         for (int64_t i = 0; i < n; i++)
-            dx[i] += x[i] > 0.0f ? dy[i] : dy[i] * alpha;
+            ACT_GRAD(i, x[i] > 0.0f ? dy[i] : dy[i] * alpha);
         break;
     case OC_ACT_GELU:
         /* d/dx x Phi(x) = Phi(x) + x phi(x) */
         for (int64_t i = 0; i < n; i++)
-            dx[i] += oc_gelu_grad(x[i], dy[i]);
+            ACT_GRAD(i, oc_gelu_grad(x[i], dy[i]));
         break;
     case OC_ACT_SILU:
         /* d/dx x s(x) = s (1 + x (1 - s)) */
         for (int64_t i = 0; i < n; i++) {
             float s = sigmoidf(x[i]);
-            dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+            ACT_GRAD(i, dy[i] * s * (1.0f + x[i] * (1.0f - s)));
         }
         break;
     case OC_ACT_SIGMOID:
         for (int64_t i = 0; i < n; i++) {
             float s = sigmoidf(x[i]);
-            dx[i] += dy[i] * s * (1.0f - s);
+            ACT_GRAD(i, dy[i] * s * (1.0f - s));
         }
         break;
     case OC_ACT_HARDSWISH:
         for (int64_t i = 0; i < n; i++) {
             float d = x[i] < -3.0f ? 0.0f : (x[i] < 3.0f ? x[i] / 3.0f + 0.5f : 1.0f);
-            dx[i] += dy[i] * d;
+            ACT_GRAD(i, dy[i] * d);
         }
         break;
     }
+}
+#undef ACT_GRAD
+
+ACT_CLONES static void act_bwd_range(oc_act act, float alpha, int64_t n, const float *restrict x,
+                          const float *restrict dy, float *restrict dx, int set)
+{
+    if (set)
+        act_bwd_body(act, alpha, n, x, dy, dx, 1);
+    else
+        act_bwd_body(act, alpha, n, x, dy, dx, 0);
 }
 
 typedef struct {

@@ -41,18 +41,13 @@ static int pointwise(const oc_conv_shape *s)
            s->pad_w == 0 && s->groups == 1;
 }
 
-static int inline_act(oc_act act)
-{
-    return act == OC_ACT_IDENTITY || act == OC_ACT_RELU || act == OC_ACT_RELU6;
-}
-
 int oc_block_fused_ok(const oc_conv_shape *ex, const oc_conv_shape *dw, const oc_conv_shape *pr,
                       oc_act act_ex, oc_act act_pr)
 {
-    if (ex && !(inline_act(act_ex) && pointwise(ex) && dw->C == ex->K && dw->H == ex->P &&
+    if (ex && !(oc_gemm_epi_act(act_ex) && pointwise(ex) && dw->C == ex->K && dw->H == ex->P &&
                 dw->W == ex->Q && dw->N == ex->N))
         return 0;
-    return oc_conv2d_avx512_on() && oc_math_get() != OC_MATH_BF16 && inline_act(act_pr) &&
+    return oc_conv2d_avx512_on() && oc_math_get() != OC_MATH_BF16 && oc_gemm_epi_act(act_pr) &&
            pointwise(pr) && dw->groups == dw->C && dw->K == dw->C && pr->C == dw->K &&
            pr->H == dw->P && pr->W == dw->Q && pr->N == dw->N && dw->dil_h == 1 &&
            dw->dil_w == 1 && dw->R <= 7 && dw->S <= 7;
@@ -102,12 +97,10 @@ typedef struct {
 static void expand_rows(const block_ctx *c, int n, int h0, int h1, float *buf)
 {
     const oc_conv_shape *ex = c->ex;
-    const oc_conv_epilogue *e = c->e_ex;
     const int64_t m0 = ((int64_t)n * ex->P + h0) * ex->Q; /* its first pixel */
-    const oc_gemm_epi ge = {e->pre, e->scale, e->shift, NULL, 0,
-                            e->act == OC_ACT_RELU6 ? 2 : e->act == OC_ACT_RELU};
-    oc_gemm_pre_epi((h1 - h0) * ex->Q, ex->K, ex->C, c->x + m0 * ex->C, ex->C, e->w_packed,
-                    c->w_ex, ex->C, 1, buf, ex->K, &ge);
+    const oc_gemm_epi ge = oc_conv_epilogue_cols(c->e_ex, 0, NULL, 0);
+    oc_gemm_pre_epi((h1 - h0) * ex->Q, ex->K, ex->C, c->x + m0 * ex->C, ex->C,
+                    c->e_ex->w_packed, c->w_ex, ex->C, 1, buf, ex->K, &ge);
 }
 
 static void block_task(void *ctx, int tid, int nt)
@@ -119,8 +112,6 @@ static void block_task(void *ctx, int tid, int nt)
     float *hbuf = (float *)(c->ws + (size_t)tid * c->ws_per_thread);
     float *dbuf = hbuf + in_floats;
     const oc_conv_epilogue *e = c->e_pr;
-    const oc_gemm_epi ge_base = {e->pre, e->scale, e->shift, NULL, pr->K,
-                                 e->act == OC_ACT_RELU6 ? 2 : e->act == OC_ACT_RELU};
     int64_t a, b;
     oc_split_range((int64_t)dw->N * dw->P, tid, nt, &a, &b);
     int held_n = -1, held0 = 0, held1 = 0; /* rows [held0, held1) of image held_n's h */
@@ -159,8 +150,8 @@ static void block_task(void *ctx, int tid, int nt)
             oc_conv2d_dw_fwd_row_avx512(&bs, hrows, c->e_dw->w_packed, NULL, c->e_dw, dbuf, 0, p);
         /* the band's output rows */
         const int64_t m0 = ((int64_t)n * pr->H + p0) * pr->W;
-        oc_gemm_epi ge = ge_base;
-        ge.res = e->res ? e->res + m0 * pr->K : NULL;
+        const oc_gemm_epi ge = oc_conv_epilogue_cols(e, 0, e->res ? e->res + m0 * pr->K : NULL,
+                                                      pr->K);
         oc_gemm_pre_epi((p1 - p0) * pr->W, pr->K, pr->C, dbuf, pr->C, e->w_packed, c->w_pr, pr->C,
                         1, c->y + m0 * pr->K, pr->K, &ge);
         j += p1 - p0;

@@ -1182,12 +1182,6 @@ static void fused_split(fused_ctx *c, int nt)
         }
 }
 
-/* An epilogue that oc_gemm_pre_epi applies (its activations). */
-static int epi_inline(const oc_conv_epilogue *e)
-{
-    return e->act == OC_ACT_IDENTITY || e->act == OC_ACT_RELU || e->act == OC_ACT_RELU6;
-}
-
 static void fused_gemm_task(void *ctx, int tid, int nt)
 {
     const fused_ctx *c = ctx;
@@ -1204,11 +1198,9 @@ static void fused_gemm_task(void *ctx, int tid, int nt)
         float *yb = c->y + (c->m0 + r0) * K;
         const float *bp = oc_gemm_packed_cols(c->e->w_packed, K, c->Kd, k0, k1 - k0);
         /* nested in a parallel task: runs on this thread */
-        if (epi_inline(c->e) && oc_gemm_epi_in_registers(k1 - k0)) { /* in the tiles */
-            const oc_conv_epilogue *e = c->e;
-            const oc_gemm_epi ge = {e->pre + k0, e->scale + k0, e->shift + k0,
-                                    e->res ? e->res + (c->m0 + r0) * K + k0 : NULL, K,
-                                    e->act == OC_ACT_RELU6 ? 2 : e->act == OC_ACT_RELU};
+        if (oc_gemm_epi_act(c->e->act)) { /* with the GEMM (in its tiles' registers) */
+            const oc_gemm_epi ge = oc_conv_epilogue_cols(
+                c->e, k0, c->e->res ? c->e->res + (c->m0 + r0) * K + k0 : NULL, K);
             oc_gemm_pre_epi(r1 - r0, k1 - k0, c->Kd, c->x + (int64_t)r0 * c->lda, c->lda, bp,
                             c->w + (int64_t)k0 * c->Kd, c->Kd, 1, yb + k0, K, &ge);
             continue;

@@ -3,6 +3,7 @@
  * same sums; results differ only by rounding: FMA, and the weight gradient's summation order).
  * Compiled with -mavx512f; conv2d.c calls these only after __builtin_cpu_supports("avx512f").
  * Masked loads and stores handle C % 16 != 0. */
+#include "epi_avx512.h"
 #include "ops.h"
 
 #include <immintrin.h>
@@ -89,44 +90,19 @@ static void dw_fwd_cols(const oc_conv_shape *s, const float *x, const float *wt,
  * output i through tap t = j - i*SW. Walking j upwards gives each output its taps in ascending t,
  * so every output still sums bias (or zero), then r ascending, t ascending, one FMA each: the
  * same sequence, so the same bits, as dw_fwd_cols. x0: the input at the tile's first tap of
- * kernel row r0; xrs, wrs: floats between consecutive kernel rows in x and in wt. With ep, the
- * fused epilogue (ops.h) runs on the accumulators before the store, in epilogue.c's operations
- * and order (no FMA: (acc + pre) * scale + shift + res, then the clamps as compare and select),
- * so its results are bitwise those of oc_conv_epilogue_apply on the stored row. */
-typedef struct {
-    const float *pre, *scale, *shift; /* at the tile's first channel */
-    const float *res;                 /* at the tile's first output, or NULL */
-    int clamp;                        /* 0 none, 1 ReLU, 2 ReLU6 */
-} dw_epi;
-
+ * kernel row r0; xrs, wrs: floats between consecutive kernel rows in x and in wt. With ep (at
+ * the tile's first channel and output), the fused epilogue runs on the accumulators before the
+ * store (epi_avx512.h), so its results are bitwise those of oc_conv_epilogue_apply on the
+ * stored row. */
 typedef void (*dw_fwd_fn)(const float *x0, ptrdiff_t xrs, int nr, const float *w0, ptrdiff_t wrs,
-                          int C, const float *b, const dw_epi *ep, float *out, __mmask16 mlast);
-
-/* epilogue.c's epi_row on one vector: ro, co index res (outputs) and pre/scale/shift
- * (channels). The clamps compare and select as its `v < 0 ? 0 : v`, keeping NaN and -0. */
-static inline __attribute__((always_inline)) __m512 dw_epi_apply(const dw_epi *ep, __m512 a,
-                                                                 ptrdiff_t ro, int co,
-                                                                 __mmask16 m)
-{
-    __m512 v = _mm512_add_ps(a, _mm512_maskz_loadu_ps(m, ep->pre + co));
-    v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, ep->scale + co)),
-                      _mm512_maskz_loadu_ps(m, ep->shift + co));
-    if (ep->res)
-        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, ep->res + ro));
-    if (ep->clamp) {
-        const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
-        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);
-        if (ep->clamp == 2)
-            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, six, _CMP_GT_OQ), v, six);
-    }
-    return v;
-}
+                          int C, const float *b, const oc_gemm_epi *ep, float *out,
+                          __mmask16 mlast);
 
 #define DW_FWD_KERNEL(KS, SW, QB, V)                                                              \
     static void dw_fwd_##KS##s##SW##_##QB##x##V(const float *x0, ptrdiff_t xrs, int nr,           \
                                                const float *w0, ptrdiff_t wrs, int C,             \
-                                               const float *b, const dw_epi *ep, float *out,      \
-                                               __mmask16 mlast)                                   \
+                                               const float *b, const oc_gemm_epi *ep,             \
+                                               float *out, __mmask16 mlast)                       \
     {                                                                                             \
         __m512 acc[QB][V];                                                                        \
         _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
@@ -157,8 +133,8 @@ static inline __attribute__((always_inline)) __m512 dw_epi_apply(const dw_epi *e
         if (ep)                                                                                   \
             _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                  \
                 _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                               \
-                    acc[i][v] = dw_epi_apply(ep, acc[i][v], (ptrdiff_t)i * C + 16 * v, 16 * v,    \
-                                             v == V - 1 ? mlast : (__mmask16)0xffff);             \
+                    acc[i][v] = oc_epi_vec(ep, acc[i][v], (ptrdiff_t)i * C + 16 * v, 16 * v,      \
+                                           v == V - 1 ? mlast : (__mmask16)0xffff);               \
         _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
             _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
                 _mm512_mask_storeu_ps(out + (ptrdiff_t)i * C + 16 * v,                            \
@@ -229,13 +205,13 @@ void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const f
     }
     dw_fwd_cols(s, x, wt, b, y, n, p, r0, r1, 0, qa);
     dw_fwd_cols(s, x, wt, b, y, n, p, r0, r1, qb, s->Q);
-    dw_epi ep = {NULL, NULL, NULL, NULL, 0};
+    oc_gemm_epi ep = {NULL, NULL, NULL, NULL, C, OC_ACT_IDENTITY};
     int inl = 1; /* the activation runs inside the tiles */
     if (e) {
         oc_conv_epilogue_apply(e, m0, m0 + qa, 0, C, C, y);
         oc_conv_epilogue_apply(e, m0 + qb, m0 + s->Q, 0, C, C, y);
-        ep.clamp = e->act == OC_ACT_RELU ? 1 : e->act == OC_ACT_RELU6 ? 2 : 0;
-        inl = ep.clamp || e->act == OC_ACT_IDENTITY;
+        inl = oc_gemm_epi_act(e->act);
+        ep.act = inl ? e->act : OC_ACT_IDENTITY;
     }
     const dw_fwd_fn(*tab)[4] = dw_fwd_tab[S == 5][sw == 2];
     const ptrdiff_t xrs = (ptrdiff_t)s->dil_h * s->W * C, wrs = (ptrdiff_t)S * C;

@@ -145,19 +145,36 @@ static inline __attribute__((always_inline)) void add_act_fwd_range(const add_ac
     }
 }
 
+/* set_a, set_b are constants too: a set gradient is never read. */
 static inline __attribute__((always_inline)) void add_act_bwd_range(const add_act_job *j,
                                                                     int64_t i0, int64_t i1,
-                                                                    const oc_act act)
+                                                                    const oc_act act,
+                                                                    const int set_a,
+                                                                    const int set_b)
 {
     for (int64_t i = i0; i < i1; i++) {
         float y = j->y[i], g = j->dy[i];
         float v = act == OC_ACT_RELU6 ? (((y > 0.0f) & (y < 6.0f)) ? g : 0.0f)
                                       : (y > 0.0f ? g : 0.0f);
         if (j->da)
-            j->da[i] = (j->set_a ? 0.0f : j->da[i]) + v;
+            j->da[i] = (set_a ? 0.0f : j->da[i]) + v;
         if (j->db)
-            j->db[i] = (j->set_b ? 0.0f : j->db[i]) + v;
+            j->db[i] = (set_b ? 0.0f : j->db[i]) + v;
     }
+}
+
+static inline __attribute__((always_inline)) void add_act_bwd_sets(const add_act_job *j,
+                                                                   int64_t i0, int64_t i1,
+                                                                   const oc_act act)
+{
+    if (j->set_a && j->set_b)
+        add_act_bwd_range(j, i0, i1, act, 1, 1);
+    else if (j->set_a)
+        add_act_bwd_range(j, i0, i1, act, 1, 0);
+    else if (j->set_b)
+        add_act_bwd_range(j, i0, i1, act, 0, 1);
+    else
+        add_act_bwd_range(j, i0, i1, act, 0, 0);
 }
 
 static void add_act_fwd_task(void *ctx, int tid, int nt)
@@ -177,9 +194,9 @@ static void add_act_bwd_task(void *ctx, int tid, int nt)
     int64_t b, e;
     oc_split_range(j->n, tid, nt, &b, &e);
     if (j->act == OC_ACT_RELU6)
-        add_act_bwd_range(j, b, e, OC_ACT_RELU6);
+        add_act_bwd_sets(j, b, e, OC_ACT_RELU6);
     else
-        add_act_bwd_range(j, b, e, OC_ACT_RELU);
+        add_act_bwd_sets(j, b, e, OC_ACT_RELU);
 }
 
 void oc_add_act_fwd(int64_t n, const float *a, const float *b, oc_act act, float *y)

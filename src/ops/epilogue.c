@@ -2,9 +2,11 @@
  *   y = act((acc + pre) * scale + shift + res)
  * over a block of rows and channels that the conv kernel has just written. ReLU, ReLU6 and
  * identity run in the same loop as the affine; other activations run over each finished row
- * segment (oc_act_fwd, which stays on the calling thread inside a parallel task).
- * Compiled for baseline x86-64 with AVX-512 and AVX2 clones picked at load time, like the
+ * segment (oc_act_fwd, which stays on the calling thread inside a parallel task). The same
+ * loops serve the GEMM form of the epilogue (oc_gemm_epi) where a product's tiles do not apply
+ * it. Compiled for baseline x86-64 with AVX-512 and AVX2 clones picked at load time, like the
  * batch-norm passes in norm.c. */
+#include "core/core.h"
 #include "ops.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -37,35 +39,64 @@ static inline __attribute__((always_inline)) void epi_row(float *restrict y,
     }
 }
 
-static inline __attribute__((always_inline)) void epi_rows(const oc_conv_epilogue *e,
-                                                           int64_t m0, int64_t m1, int k0,
-                                                           int n, int K, float *y, int res,
-                                                           oc_act act)
+static inline __attribute__((always_inline)) void epi_rows(
+    const float *pre, const float *sc, const float *sh, const float *res, ptrdiff_t ldr,
+    int64_t M, int n, float *y, ptrdiff_t ldy, int with_res, oc_act act)
 {
-    const float *pre = e->pre + k0, *sc = e->scale + k0, *sh = e->shift + k0;
-    for (int64_t m = m0; m < m1; m++)
-        epi_row(y + m * K + k0, res ? e->res + m * K + k0 : NULL, pre, sc, sh, n, act);
+    for (int64_t m = 0; m < M; m++)
+        epi_row(y + m * ldy, with_res ? res + m * ldr : NULL, pre, sc, sh, n, act);
 }
 
-EPI_CLONES void oc_conv_epilogue_apply(const oc_conv_epilogue *e, int64_t m0, int64_t m1,
-                                       int k0, int k1, int K, float *y)
+/* act((y + pre) * sc + sh + res) over rows [0, M) of n columns: y and res rows ldy and ldr
+ * floats apart, one specialised loop per (residual, inline act) pair. */
+static EPI_CLONES void epi_block(const float *pre, const float *sc, const float *sh,
+                                 const float *res, ptrdiff_t ldr, int64_t M, int n, float *y,
+                                 ptrdiff_t ldy, oc_act act)
 {
-    const int n = k1 - k0, res = e->res != NULL;
-    const oc_act inl = e->act == OC_ACT_RELU || e->act == OC_ACT_RELU6 ? e->act
-                                                                         : OC_ACT_IDENTITY;
-    /* one specialised loop per (residual, act) pair */
-    if (inl == OC_ACT_RELU)
-        res ? epi_rows(e, m0, m1, k0, n, K, y, 1, OC_ACT_RELU)
-            : epi_rows(e, m0, m1, k0, n, K, y, 0, OC_ACT_RELU);
-    else if (inl == OC_ACT_RELU6)
-        res ? epi_rows(e, m0, m1, k0, n, K, y, 1, OC_ACT_RELU6)
-            : epi_rows(e, m0, m1, k0, n, K, y, 0, OC_ACT_RELU6);
+    const int r = res != NULL;
+    if (act == OC_ACT_RELU)
+        r ? epi_rows(pre, sc, sh, res, ldr, M, n, y, ldy, 1, OC_ACT_RELU)
+          : epi_rows(pre, sc, sh, res, ldr, M, n, y, ldy, 0, OC_ACT_RELU);
+    else if (act == OC_ACT_RELU6)
+        r ? epi_rows(pre, sc, sh, res, ldr, M, n, y, ldy, 1, OC_ACT_RELU6)
+          : epi_rows(pre, sc, sh, res, ldr, M, n, y, ldy, 0, OC_ACT_RELU6);
     else
-        res ? epi_rows(e, m0, m1, k0, n, K, y, 1, OC_ACT_IDENTITY)
-            : epi_rows(e, m0, m1, k0, n, K, y, 0, OC_ACT_IDENTITY);
-    if (inl != e->act)
+        r ? epi_rows(pre, sc, sh, res, ldr, M, n, y, ldy, 1, OC_ACT_IDENTITY)
+          : epi_rows(pre, sc, sh, res, ldr, M, n, y, ldy, 0, OC_ACT_IDENTITY);
+}
+
+static int act_inline(oc_act act)
+{
+    return act == OC_ACT_RELU || act == OC_ACT_RELU6;
+}
+
+void oc_conv_epilogue_apply(const oc_conv_epilogue *e, int64_t m0, int64_t m1, int k0, int k1,
+                            int K, float *y)
+{
+    const int n = k1 - k0;
+    epi_block(e->pre + k0, e->scale + k0, e->shift + k0, e->res ? e->res + m0 * K + k0 : NULL, K,
+              m1 - m0, n, y + m0 * K + k0, K, act_inline(e->act) ? e->act : OC_ACT_IDENTITY);
+    if (!act_inline(e->act) && e->act != OC_ACT_IDENTITY)
         for (int64_t m = m0; m < m1; m++)
             oc_act_fwd(e->act, e->alpha, n, y + m * K + k0, y + m * K + k0);
+}
+
+oc_gemm_epi oc_conv_epilogue_cols(const oc_conv_epilogue *e, int k0, const float *res,
+                                  ptrdiff_t ldr)
+{
+    oc_gemm_epi g = {e->pre + k0, e->scale + k0, e->shift + k0, res, ldr, e->act};
+    OC_ASSERT(oc_gemm_epi_act(e->act));
+    return g;
+}
+
+int oc_gemm_epi_act(oc_act act)
+{
+    return act == OC_ACT_IDENTITY || act_inline(act);
+}
+
+void oc_gemm_epi_apply(const oc_gemm_epi *e, int64_t M, int N, float *C, int ldc)
+{
+    epi_block(e->pre, e->scale, e->shift, e->res, e->ldr, M, N, C, ldc, e->act);
 }
 
 void oc_conv_epilogue_ref(const oc_conv_epilogue *e, int64_t M, int K, float *y)

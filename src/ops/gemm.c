@@ -301,24 +301,6 @@ typedef struct {
     const oc_gemm_epi *epi; /* applied by the last K block's tiles (alpha 1), or NULL */
 } gemm_job;
 
-/* The epilogue over C[m0:m1][n0:n1] with oc_conv_epilogue_apply's roundings: the paths whose
- * tiles do not apply it. */
-static void epi_rows(const oc_gemm_epi *e, float *C, int ldc, int m0, int m1, int n0, int n1)
-{
-    for (int i = m0; i < m1; i++)
-        for (int jn = n0; jn < n1; jn++) {
-            float *c = C + (size_t)i * ldc + jn;
-            float v = (*c + e->pre[jn]) * e->scale[jn] + e->shift[jn];
-            if (e->res)
-                v += e->res[(size_t)i * e->ldr + jn];
-            if (e->act)
-                v = v < 0.0f ? 0.0f : v;
-            if (e->act == 2)
-                v = v > 6.0f ? 6.0f : v;
-            *c = v;
-        }
-}
-
 /* C[m0:m1][n0:n1] = alpha * sum_{k in [k0, k1)} op(A)[i][k] op(B)[k][j] + beta * C on the
  * calling thread. C and ldc may differ from the job's (K-split partials). */
 static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int k0, int k1,
@@ -348,8 +330,12 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
         const float *b0 = transb ? B + (size_t)n0 * ldb + k0 : B + (size_t)k0 * ldb + n0;
         oc_gemm_simple(transa, transb, M, N, K, alpha, a0, lda, b0, ldb, beta,
                        C + (size_t)m0 * ldc + n0, ldc);
-        if (j->epi)
-            epi_rows(j->epi, C, ldc, m0, m1, n0, n1);
+        if (j->epi) {
+            oc_gemm_epi e = *j->epi; /* the block's columns and rows */
+            e.pre += n0, e.scale += n0, e.shift += n0;
+            e.res = e.res ? e.res + (size_t)m0 * e.ldr + n0 : NULL;
+            oc_gemm_epi_apply(&e, M, N, C + (size_t)m0 * ldc + n0, ldc);
+        }
         return;
     }
     for (int jc = n0; jc < n1; jc += GEMM_NC) {
@@ -391,7 +377,7 @@ static void blocked_range(const gemm_job *j, int m0, int m1, int n0, int n1, int
                             const oc_gemm_epi te = {
                                 epi->pre + col, epi->scale + col, epi->shift + col,
                                 epi->res ? epi->res + (size_t)(ic + r0) * epi->ldr + col : NULL,
-                                epi->ldr, epi->act};
+                                epi->ldr, epi->act}; /* at the tile */
                             const float *at = kern->direct_a
                                                   ? A + (size_t)(ic + r0) * lda + pc
                                                   : ws->buf[0] + off * kc;
@@ -685,12 +671,6 @@ small_fma(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
         }
 }
 
-int oc_gemm_epi_in_registers(int N)
-{
-    const oc_gemm_kernel *kern = oc_gemm_pick(N);
-    return kern && pick_direct_a(kern, 0, N)->kernel_epi && oc_math_get() != OC_MATH_BF16;
-}
-
 void oc_gemm_pre_epi(int M, int N, int K, const float *A, int lda, const float *bp,
                      const float *B, int ldb, int transb, float *C, int ldc,
                      const oc_gemm_epi *epi)
@@ -704,12 +684,12 @@ void oc_gemm_pre_epi(int M, int N, int K, const float *A, int lda, const float *
             oc_gemm_pre(M, N, K, 1.0f, A, lda, bp, B, ldb, transb, 0.0f, C, ldc);
         else
             oc_gemm(0, transb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
-        epi_rows(epi, C, ldc, 0, M, 0, N);
+        oc_gemm_epi_apply(epi, M, N, C, ldc);
         return;
     }
     if ((double)M * (double)N * (double)K < GEMM_SMALL) {
         small_fma(M, N, K, A, lda, B, ldb, transb, C, ldc);
-        epi_rows(epi, C, ldc, 0, M, 0, N);
+        oc_gemm_epi_apply(epi, M, N, C, ldc);
         return;
     }
     {

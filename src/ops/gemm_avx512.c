@@ -10,6 +10,7 @@
  * Every (MR, NV) up to the full tile is instantiated so edge tiles run a kernel of their exact
  * height instead of computing zero-padded rows; the last vector of a row is stored through a
  * mask, so partial widths never touch C past column nr. */
+#include "epi_avx512.h"
 #include "gemm.h"
 
 #include <immintrin.h>
@@ -44,55 +45,41 @@
         }                                                                                         \
     }
 
-/* Body of an MR x (16*NV) kernel. */
-#define KERNEL_BODY(MR, NV, A_AT, B_AT)                                                           \
-    KERNEL_ACC(MR, NV, A_AT, B_AT)                                                                \
+/* Stores the tile, each vector x = acc[r][v] first finished by FINISH(x, r, v, m, cr) (m: the
+ * vector's lane mask, cr: its row of C). */
+#define KERNEL_STORE(MR, NV, FINISH)                                                              \
+    _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                         \
     {                                                                                             \
-        const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                       \
-        _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                     \
+        float *cr = c + (size_t)r * ldc;                                                          \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                      \
         {                                                                                         \
-            float *cr = c + (size_t)r * ldc;                                                      \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                  \
-            {                                                                                     \
-                __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;                             \
-                __m512 x = _mm512_mul_ps(va, acc[r][v]);                                          \
-                if (beta != 0.0f)                                                                 \
-                    x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cr + 16 * v), x);            \
-                _mm512_mask_storeu_ps(cr + 16 * v, m, x);                                         \
-            }                                                                                     \
+            __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;                                 \
+            __m512 x = acc[r][v];                                                                 \
+            FINISH(x, r, v, m, cr);                                                               \
+            _mm512_mask_storeu_ps(cr + 16 * v, m, x);                                             \
         }                                                                                         \
     }
 
-/* KERNEL_ACC, then the epilogue of ops.h's oc_gemm_epi on the registers
- * (alpha 1): the sum (plus C when beta is 1), + pre, * scale, + shift, + res, then the
- * activation, each rounded separately as oc_conv_epilogue_apply rounds them. */
+/* alpha * sum + beta * C */
+#define FINISH_PLAIN(x, r, v, m, cr)                                                              \
+    x = _mm512_mul_ps(_mm512_set1_ps(alpha), x);                                                  \
+    if (beta != 0.0f)                                                                             \
+        x = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m, cr + 16 * v), x)
+
+/* (sum + C when beta is 1), then the epilogue (ops.h, oc_gemm_epi; epi_avx512.h), alpha 1,
+ * each step rounded separately as oc_conv_epilogue_apply rounds it */
+#define FINISH_EPI(x, r, v, m, cr)                                                                \
+    if (beta != 0.0f)                                                                             \
+        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, cr + 16 * v));                              \
+    x = oc_epi_vec(e, x, r * e->ldr + 16 * v, 16 * v, m)
+
+/* Body of an MR x (16*NV) kernel, and of one with the epilogue. */
+#define KERNEL_BODY(MR, NV, A_AT, B_AT)                                                           \
+    KERNEL_ACC(MR, NV, A_AT, B_AT)                                                                \
+    KERNEL_STORE(MR, NV, FINISH_PLAIN)
 #define KERNEL_EPI_BODY(MR, NV, A_AT, B_AT)                                                       \
     KERNEL_ACC(MR, NV, A_AT, B_AT)                                                                \
-    {                                                                                             \
-        const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);                     \
-        _Pragma("GCC unroll 32") for (int r = 0; r < MR; r++)                                     \
-        {                                                                                         \
-            float *cr = c + (size_t)r * ldc;                                                      \
-            const float *rr = e->res ? e->res + r * e->ldr : NULL;                                \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)                                  \
-            {                                                                                     \
-                __mmask16 m = v == NV - 1 ? last : (__mmask16)0xFFFF;                             \
-                __m512 x = acc[r][v];                                                             \
-                if (beta != 0.0f)                                                                 \
-                    x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, cr + 16 * v));                  \
-                x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, e->pre + 16 * v));                  \
-                x = _mm512_mul_ps(x, _mm512_maskz_loadu_ps(m, e->scale + 16 * v));                \
-                x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, e->shift + 16 * v));                \
-                if (rr)                                                                           \
-                    x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, rr + 16 * v));                  \
-                if (e->act) /* 0 > x ? 0 : x, as act.c (NaN stays) */                            \
-                    x = _mm512_max_ps(zero, x);                                                   \
-                if (e->act == 2)                                                                  \
-                    x = _mm512_min_ps(six, x);                                                    \
-                _mm512_mask_storeu_ps(cr + 16 * v, m, x);                                         \
-            }                                                                                     \
-        }                                                                                         \
-    }
+    KERNEL_STORE(MR, NV, FINISH_EPI)
 
 #define DEFINE_EPI_KERNEL(NAME, MR, NV, A_AT, B_AT)                                               \
     static void NAME##MR##x##NV(int nr, int kc, const float *restrict a, ptrdiff_t a_rs,         \

@@ -89,26 +89,15 @@ size_t oc_gemm_b_bytes(int N, int K);
 void oc_gemm_pack_b(int transb, int N, int K, const float *B, int ldb, float *dst);
 void oc_gemm_pre(int M, int N, int K, float alpha, const float *A, int lda, const float *bp,
                  const float *B, int ldb, int transb, float beta, float *C, int ldc);
-/* An output epilogue applied to C's tiles in registers, as the last K block stores them:
- *   C[i][j] = act((sum + pre[j]) * scale[j] + shift[j] + res[i * ldr + j])
- * (res may be NULL; act 0 identity, 1 ReLU, 2 ReLU6), each step rounded as
- * oc_conv_epilogue_apply rounds it, so the two give the same bits. */
-typedef struct {
-    const float *pre, *scale, *shift;
-    const float *res;
-    ptrdiff_t ldr;
-    int act;
-} oc_gemm_epi;
-/* oc_gemm_pre with alpha 1 and beta 0 (bp may be NULL: B is packed here), then epi over C: in
- * the AVX-512 tiles' registers as they store C, or (bf16 math, other CPUs) in a pass after
- * the product. With AVX-512 and fp32 math every element gets the same bits however the
- * caller splits the rows: products too small for the tiles repeat their arithmetic. */
+/* oc_gemm_pre with alpha 1 and beta 0 (bp may be NULL: B is packed here), then the output
+ * epilogue epi over C (oc_gemm_epi, with the conv epilogue below): in the AVX-512 tiles'
+ * registers as they store C, or (bf16 math, other CPUs) in a pass after the product. With
+ * AVX-512 and fp32 math every element gets the same bits however the caller splits the rows:
+ * products too small for the tiles repeat their arithmetic. */
+typedef struct oc_gemm_epi oc_gemm_epi;
 void oc_gemm_pre_epi(int M, int N, int K, const float *A, int lda, const float *bp,
-                    const float *B, int ldb, int transb, float *C, int ldc,
-                    const oc_gemm_epi *epi);
-/* Whether oc_gemm_pre_epi applies the epilogue in registers for products with N columns (its
- * other paths apply it in a plain pass over C: callers with a faster pass use their own). */
-int oc_gemm_epi_in_registers(int N);
+                     const float *B, int ldb, int transb, float *C, int ldc,
+                     const oc_gemm_epi *epi);
 /* Where oc_gemm_pack_b(.., N, K, ..) puts element (k, n) of op(B), in floats from its start
  * (for writing a packed B directly); *padded (may be NULL) says whether the last panel has
  * padding columns, which must hold zeros. */
@@ -248,14 +237,14 @@ void oc_wino_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, f
                       void *ws, int set);
 
 /* An inverted-residual block's fused inference forward (block.c): expand 1x1 -> depthwise ->
- * project 1x1 (ex NULL, e_ex and w_ex unused: no expand layer), each with its epilogue (the 1x1 ones with identity, ReLU or ReLU6; the
- * depthwise one without a residual) and its weights kept packed (oc_conv2d_fused_pack; w_ex
- * and w_pr are the plain 1x1 weights, for products too small for the packed path), in row
- * bands that keep the wide intermediate tensors in L2. y is bitwise what the three
- * oc_conv2d_fwd_fused calls give. oc_block_fused_ok says whether the shapes (at the same batch)
- * chain, the 1x1 activations are inline ones and the CPU runs the kernels it needs (AVX-512,
- * fp32 math now); the workspace is per
- * thread (threads beyond what ws_bytes holds are not used). */
+ * project 1x1, each with its epilogue (the 1x1 ones with an activation oc_gemm_epi_act
+ * accepts, the depthwise one without a residual) and its weights kept packed
+ * (oc_conv2d_fused_pack; w_ex and w_pr are the plain 1x1 weights, for products too small for
+ * the packed path). ex NULL (e_ex and w_ex unused): no expand layer. It runs in row bands that
+ * keep the wide intermediate tensors in L2; y is bitwise what the layers' oc_conv2d_fwd_fused
+ * calls give. oc_block_fused_ok says whether the shapes (at the same batch) chain, the
+ * activations fit and the CPU runs the kernels it needs (AVX-512, fp32 math); the workspace is
+ * per thread (threads beyond what ws_bytes holds are not used). */
 int oc_block_fused_ok(const oc_conv_shape *ex, const oc_conv_shape *dw, const oc_conv_shape *pr,
                       oc_act act_ex, oc_act act_pr);
 size_t oc_block_fused_workspace(const oc_conv_shape *dw, int threads);
@@ -270,6 +259,24 @@ void oc_block_set_band_bytes(size_t bytes);
 /* Applies e to rows [m0, m1), channels [k0, k1) of y[][K] in place (epilogue.c). */
 void oc_conv_epilogue_apply(const oc_conv_epilogue *e, int64_t m0, int64_t m1, int k0, int k1,
                             int K, float *y);
+/* The epilogue in the form a GEMM applies it to C[i][j] (oc_gemm_pre_epi, the AVX-512 tiles):
+ *   C[i][j] = act((C[i][j] + pre[j]) * scale[j] + shift[j] + res[i * ldr + j])
+ * for the activations oc_gemm_epi_act accepts (identity, ReLU, ReLU6); res may be NULL. Each
+ * step is rounded as in oc_conv_epilogue_apply, so the two give the same bits. */
+struct oc_gemm_epi {
+    const float *pre, *scale, *shift;
+    const float *res;
+    ptrdiff_t ldr;
+    oc_act act;
+};
+int oc_gemm_epi_act(oc_act act);
+/* e's columns from channel k0 on, with res (at the block's first element, rows ldr apart);
+ * e->act must be one oc_gemm_epi_act accepts. */
+oc_gemm_epi oc_conv_epilogue_cols(const oc_conv_epilogue *e, int k0, const float *res,
+                                  ptrdiff_t ldr);
+/* The epilogue as a pass over C[M][N] (rows ldc apart), vectorised like
+ * oc_conv_epilogue_apply. */
+void oc_gemm_epi_apply(const oc_gemm_epi *e, int64_t M, int N, float *C, int ldc);
 /* The scalar form of the epilogue over all of y[M][K]: the oracle of the fused kernels. */
 void oc_conv_epilogue_ref(const oc_conv_epilogue *e, int64_t M, int K, float *y);
 
