@@ -92,6 +92,13 @@ int main(int argc, char **argv)
 {
     int only = argc > 1 ? atoi(argv[1]) : -1;
     int max_threads = argc > 2 ? atoi(argv[2]) : 2;
+    if (getenv("OC_BENCH_BF16")) { /* bf16 math, as a bf16 model's training step runs */
+        if (!oc_bf16_supported()) {
+            fprintf(stderr, "OC_BENCH_BF16: this CPU has no AVX512_BF16\n");
+            return 1;
+        }
+        oc_math_set(OC_MATH_BF16);
+    }
     static const char *pass_name[5] = {"fwd", "bwd-data", "bwd-weights", "fused, kept",
                                        "fused, kept w/o Winograd"};
     printf("%-34s %-25s %14s %14s\n", "shape", "pass", "1 thread", "2 threads");

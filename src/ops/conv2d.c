@@ -59,12 +59,16 @@ void oc_conv2d_dw_bwd_weights_row_avx512(const oc_conv_shape *s, const float *x,
                                          float *part, int n, int p);
 void oc_conv2d_add_avx512(float *d, const float *v, int64_t n);
 void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                  const float *b, float *y, int accum, int64_t j0, int64_t j1);
+                                  const float *b, float *y, int accum, int bf16, int64_t j0,
+                                  int64_t j1);
 int oc_conv2d_d3_fwd_group_rows(const oc_conv_shape *s);
 void oc_conv2d_sc_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
                                   const float *b, float *y, int64_t j0, int64_t j1);
 void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x,
-                                          const float *dy, float *part, int64_t j0, int64_t j1);
+                                          const float *dy, float *part, int bf16, int64_t j0,
+                                          int64_t j1);
+void oc_conv2d_bf16_channel_pairs_avx512(const float *x, int64_t pixels, int C, uint32_t *dst);
+void oc_conv2d_bf16_image_pairs_avx512(const float *a, const float *b, int64_t n, uint32_t *dst);
 
 int oc_conv_shape_init(oc_conv_shape *s)
 {
@@ -702,15 +706,28 @@ static int is_direct3_bw(const oc_conv_shape *s)
     return is_direct3(s) && (int64_t)s->C * s->K <= OC_CONV_D3_BW_MAX_CK;
 }
 
-/* In bf16 math mode, layers with at least this C * K take im2col + the bf16 GEMM instead: on
- * Zen 5 at N = 128 that is as fast or faster from 64 x 64 channels on (fwd + both backward
- * passes), and slower below, where the direct fp32 kernel stays. */
+/* In bf16 math mode the direct kernels run in bf16 (their B16 flavour, conv2d_avx512.c) on a
+ * CPU with AVX512_BF16: x (or dy) rounded to bf16 once per call into the workspace, then
+ * vdpbf16ps tiles, fp32 sums. Without AVX512_BF16, bf16 math keeps the fp32 direct kernel for
+ * layers below this C * K and takes im2col + the (portable) bf16 GEMM from there. */
 #define OC_CONV_D3_BF16_MIN_CK (64 * 64)
+
+typedef enum { D3_NONE, D3_F32, D3_BF16 } d3_kind;
+
+static d3_kind d3_kind_of(const oc_conv_shape *s)
+{
+    if (!is_direct3(s) || !use_avx512())
+        return D3_NONE;
+    if (oc_math_get() != OC_MATH_BF16)
+        return D3_F32;
+    if (oc_bf16_supported())
+        return D3_BF16;
+    return (int64_t)s->C * s->K < OC_CONV_D3_BF16_MIN_CK ? D3_F32 : D3_NONE;
+}
 
 static int use_direct3(const oc_conv_shape *s)
 {
-    return is_direct3(s) && use_avx512() &&
-           (oc_math_get() != OC_MATH_BF16 || (int64_t)s->C * s->K < OC_CONV_D3_BF16_MIN_CK);
+    return d3_kind_of(s) != D3_NONE;
 }
 
 static int use_direct3_bw(const oc_conv_shape *s)
@@ -742,6 +759,66 @@ static size_t d3_part_floats(const oc_conv_shape *s)
     return (size_t)9 * s->C * pad16(s->K);
 }
 
+static size_t align64(size_t b)
+{
+    return (b + 63) & ~(size_t)63;
+}
+
+/* The B16 kernels read bf16 copies of their inputs, made a chunk of whole images (image
+ * pairs) at a time into the workspace: about this many bytes per copy, so the workspace does
+ * not grow with the batch, and a chunk's copy is still in cache when the kernels read it. */
+#define OC_CONV_D3B_CHUNK_BYTES ((size_t)4 << 20)
+
+/* Images (bf16 backward-weights: image pairs) per chunk, whose pixels take unit_bytes each. */
+static int d3b_chunk(const oc_conv_shape *s, size_t unit_bytes, int units)
+{
+    size_t per = (size_t)s->H * s->W * unit_bytes;
+    size_t n = OC_CONV_D3B_CHUNK_BYTES / (per ? per : 1);
+    return n < 1 ? 1 : n > (size_t)units ? units : (int)n;
+}
+
+/* Forward (backward-data): images per chunk of the channel-pair copy of x (dy). */
+static int d3b_chunk_images(const oc_conv_shape *s, int cin)
+{
+    return d3b_chunk(s, (size_t)(cin + 1) / 2 * sizeof(uint32_t), s->N);
+}
+
+/* Backward-weights: image pairs per chunk of the image-pair copies of x and dy. */
+static int d3b_chunk_pairs(const oc_conv_shape *s)
+{
+    int c = s->C > s->K ? s->C : s->K;
+    return d3b_chunk(s, (size_t)c * sizeof(uint32_t), (s->N + 1) / 2);
+}
+
+/* The B16 forward's (backward-data's) workspace: the packed pairs of weights
+ * [3][3][ceil(C/2)][pad16(K)] (flipped: [3][3][ceil(K/2)][pad16(C)]), then one chunk of the
+ * input (dy) rounded to channel pairs. */
+static size_t d3b_pack_bytes(const oc_conv_shape *s, int for_bwd_data)
+{
+    const int cin = for_bwd_data ? s->K : s->C, cout = for_bwd_data ? s->C : s->K;
+    return align64((size_t)9 * ((cin + 1) / 2) * pad16(cout) * sizeof(uint32_t));
+}
+
+static size_t d3b_bytes(const oc_conv_shape *s, int for_bwd_data)
+{
+    const int cin = for_bwd_data ? s->K : s->C;
+    return d3b_pack_bytes(s, for_bwd_data) +
+           align64((size_t)d3b_chunk_images(s, cin) * s->H * s->W * ((cin + 1) / 2) *
+                   sizeof(uint32_t));
+}
+
+/* The B16 backward-weights' chunk of x and dy by image pairs, after the partials. */
+static size_t d3b_bw_x_bytes(const oc_conv_shape *s)
+{
+    return align64((size_t)d3b_chunk_pairs(s) * s->H * s->W * s->C * sizeof(uint32_t));
+}
+
+static size_t d3b_bw_bytes(const oc_conv_shape *s)
+{
+    return d3b_bw_x_bytes(s) +
+           align64((size_t)d3b_chunk_pairs(s) * s->H * s->W * s->K * sizeof(uint32_t));
+}
+
 /* Packs w [K][R][S][C] as the direct kernels read it: forward (also the few-channel kernel)
  * wt[r][s][c][Kp]; backward-data (3x3 only) the flipped kernel wt[r][s][k][Cp]. */
 static void d3_pack(const oc_conv_shape *s, const float *w, float *wt, int for_bwd_data)
@@ -770,6 +847,93 @@ static void d3_pack(const oc_conv_shape *s, const float *w, float *wt, int for_b
     }
 }
 
+/* The B16 packing of d3_pack: pairs of input channels (2cp, 2cp+1) rounded to bf16, low half
+ * first, the missing half of an odd count zero. */
+static uint32_t bf16_pair(float lo, float hi)
+{
+    uint32_t a, b;
+    lo = oc_bf16_round(lo);
+    hi = oc_bf16_round(hi);
+    memcpy(&a, &lo, sizeof a);
+    memcpy(&b, &hi, sizeof b);
+    return (a >> 16) | (b & 0xFFFF0000u);
+}
+
+static void d3b_pack(const oc_conv_shape *s, const float *w, uint32_t *wt, int for_bwd_data)
+{
+    const int C = s->C, K = s->K;
+    const int cin = for_bwd_data ? K : C, cout = for_bwd_data ? C : K;
+    const int cp_n = (cin + 1) / 2, op = pad16(cout);
+    for (int rs = 0; rs < 9; rs++)
+        for (int cp = 0; cp < cp_n; cp++) {
+            uint32_t *d = wt + ((int64_t)rs * cp_n + cp) * op;
+            const int i0 = 2 * cp, i1 = 2 * cp + 1;
+            for (int o = 0; o < cout; o++) {
+                float lo, hi = 0.0f;
+                if (!for_bwd_data) { /* w[o][rs][i] */
+                    const float *src = w + ((int64_t)o * 9 + rs) * C;
+                    lo = src[i0];
+                    if (i1 < C)
+                        hi = src[i1];
+                } else { /* the flipped kernel: w[i][8 - rs][o] */
+                    lo = w[((int64_t)i0 * 9 + (8 - rs)) * C + o];
+                    if (i1 < K)
+                        hi = w[((int64_t)i1 * 9 + (8 - rs)) * C + o];
+                }
+                d[o] = bf16_pair(lo, hi);
+            }
+            for (int o = cout; o < op; o++)
+                d[o] = 0;
+        }
+}
+
+typedef struct {
+    const float *x;
+    uint32_t *dst;
+    int64_t pixels, image; /* image: floats of one image (image pairs) */
+    int C, images;         /* C: channels per pixel (channel pairs); images: the batch */
+} b16_cvt_ctx;
+
+static void b16_channel_pairs_task(void *ctx, int tid, int nt)
+{
+    const b16_cvt_ctx *c = ctx;
+    int64_t a, e;
+    oc_split_range(c->pixels, tid, nt, &a, &e);
+    if (e > a)
+        oc_conv2d_bf16_channel_pairs_avx512(c->x + a * c->C, e - a, c->C,
+                                            c->dst + a * ((c->C + 1) / 2));
+}
+
+/* x[N][H][W][C] -> dst[N][H][W][ceil(C/2)] channel pairs, split over the threads. */
+static void b16_channel_pairs(const float *x, int64_t pixels, int C, uint32_t *dst)
+{
+    b16_cvt_ctx c = {x, dst, pixels, 0, C, 0};
+    oc_parallel_n(b16_channel_pairs_task, &c, (int)(pixels * C / 65536 + 1));
+}
+
+static void b16_image_pairs_task(void *ctx, int tid, int nt)
+{
+    const b16_cvt_ctx *c = ctx;
+    const int64_t pairs = (c->images + 1) / 2, total = pairs * c->image;
+    int64_t a, e;
+    oc_split_range(total, tid, nt, &a, &e);
+    while (a < e) { /* runs within one image pair */
+        const int64_t m = a / c->image, off = a % c->image;
+        const int64_t n = e - a < c->image - off ? e - a : c->image - off;
+        const float *x0 = c->x + 2 * m * c->image + off;
+        oc_conv2d_bf16_image_pairs_avx512(x0, 2 * m + 1 < c->images ? x0 + c->image : NULL, n,
+                                          c->dst + a);
+        a += n;
+    }
+}
+
+/* x[N][image] -> dst[ceil(N/2)][image] pairs of images (2m, 2m+1), split over the threads. */
+static void b16_image_pairs(const float *x, int N, int64_t image, uint32_t *dst)
+{
+    b16_cvt_ctx c = {x, dst, 0, image, 0, N};
+    oc_parallel_n(b16_image_pairs_task, &c, (int)(((N + 1) / 2) * image / 65536 + 1));
+}
+
 typedef struct {
     const oc_conv_shape *s;
     const float *x, *wt, *b, *dy;
@@ -777,6 +941,7 @@ typedef struct {
     int accum, blocks;
     const oc_conv_epilogue *epi; /* fused forward */
     int small_c;                 /* fused forward: the few-channel kernel */
+    int bf16;                    /* the B16 kernels: x, wt (and dy) hold bf16 pairs */
 } d3_ctx;
 
 static void d3_fwd_task(void *ctx, int tid, int nt)
@@ -785,7 +950,7 @@ static void d3_fwd_task(void *ctx, int tid, int nt)
     int64_t a, e;
     oc_split_range((int64_t)c->s->N * c->s->H, tid, nt, &a, &e);
     if (e > a)
-        oc_conv2d_d3_fwd_rows_avx512(c->s, c->x, c->wt, c->b, c->y, c->accum, a, e);
+        oc_conv2d_d3_fwd_rows_avx512(c->s, c->x, c->wt, c->b, c->y, c->accum, c->bf16, a, e);
 }
 
 static void d3_bw_task(void *ctx, int tid, int nt)
@@ -798,8 +963,9 @@ static void d3_bw_task(void *ctx, int tid, int nt)
         float *part = c->part + blk * pf;
         int64_t j0, j1;
         oc_split_range((int64_t)c->s->N * c->s->P, (int)blk, c->blocks, &j0, &j1);
-        memset(part, 0, pf * sizeof(float));
-        oc_conv2d_d3_bwd_weights_rows_avx512(c->s, c->x, c->dy, part, j0, j1);
+        if (c->accum == 0) /* the first pass over the rows starts the partials */
+            memset(part, 0, pf * sizeof(float));
+        oc_conv2d_d3_bwd_weights_rows_avx512(c->s, c->x, c->dy, part, c->bf16, j0, j1);
     }
 }
 
@@ -830,30 +996,79 @@ static void d3_bw_combine_task(void *ctx, int tid, int nt)
     }
 }
 
+/* The direct forward of s (backward-data: of its transpose t, with w packed flipped) into y.
+ * In bf16 the weights are packed as pairs and the input (cin channels) is rounded to channel
+ * pairs a chunk of images at a time (d3b_chunk_images), the kernels running on each chunk. */
+static void d3_run(const oc_conv_shape *s, const oc_conv_shape *t, const float *x,
+                   const float *w, const float *b, float *y, int accum, int for_bwd_data,
+                   void *ws)
+{
+    d3_ctx c = {t, x, ws, b, NULL, y, NULL, NULL, accum, 0, NULL, 0, d3_kind_of(s) == D3_BF16};
+    if (!c.bf16) {
+        d3_pack(s, w, ws, for_bwd_data);
+        oc_parallel_n(d3_fwd_task, &c, t->N * t->H);
+        return;
+    }
+    const int cin = t->C, nb = d3b_chunk_images(s, cin);
+    const int64_t pix = (int64_t)t->H * t->W;
+    uint32_t *xb = (uint32_t *)((char *)ws + d3b_pack_bytes(s, for_bwd_data));
+    oc_conv_shape u = *t;
+    d3b_pack(s, w, ws, for_bwd_data);
+    c.s = &u;
+    c.x = (const float *)xb; /* bf16 pairs in 4-byte units, as the kernels read them */
+    for (int n0 = 0; n0 < t->N; n0 += nb) {
+        u.N = t->N - n0 < nb ? t->N - n0 : nb;
+        b16_channel_pairs(x + n0 * pix * cin, u.N * pix, cin, xb);
+        c.y = y + n0 * pix * t->K;
+        oc_parallel_n(d3_fwd_task, &c, u.N * u.H);
+    }
+}
+
 static void d3_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
                    float *y, void *ws)
 {
-    d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL, 0};
-    d3_pack(s, w, ws, 0);
-    oc_parallel_n(d3_fwd_task, &c, s->N * s->P);
+    d3_run(s, s, x, w, b, y, 0, 0, ws);
 }
 
 static void d3_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
                         void *ws, int set)
 {
     oc_conv_shape t = *s; /* the transposed convolution: dy (K channels) -> dx (C channels) */
-    d3_ctx c = {&t, dy, ws, NULL, NULL, dx, NULL, NULL, !set, 0, NULL, 0};
     t.C = s->K;
     t.K = s->C;
-    d3_pack(s, w, ws, 1);
-    oc_parallel_n(d3_fwd_task, &c, s->N * s->H);
+    d3_run(s, &t, dy, w, NULL, dx, !set, 1, ws);
 }
 
+/* Per-block partials over the rows, then their sum in block order. bf16 sums image pairs: x
+ * and dy interleaved by pairs a chunk at a time (d3b_chunk_pairs) after the partials, each
+ * chunk's rows (over image pairs) cut into the same blocks, which add to their partials. */
 static void d3_bwd_weights(const oc_conv_shape *s, const float *x, const float *dy, float *dw,
                            void *ws)
 {
-    d3_ctx c = {s, x, NULL, NULL, dy, NULL, ws, dw, 0, d3_blocks(s), NULL, 0};
-    oc_parallel_n(d3_bw_task, &c, c.blocks);
+    d3_ctx c = {s, x, NULL, NULL, dy, NULL, ws, dw, 0, d3_blocks(s), NULL, 0,
+                d3_kind_of(s) == D3_BF16};
+    if (!c.bf16) {
+        oc_parallel_n(d3_bw_task, &c, c.blocks);
+    } else {
+        const int64_t pix = (int64_t)s->H * s->W, pairs = (s->N + 1) / 2;
+        const int nb = d3b_chunk_pairs(s);
+        char *base = (char *)ws + align64((size_t)c.blocks * d3_part_floats(s) * sizeof(float));
+        uint32_t *xb = (uint32_t *)base, *dyb = (uint32_t *)(base + d3b_bw_x_bytes(s));
+        oc_conv_shape u = *s;
+        c.s = &u;
+        c.x = (const float *)xb;
+        c.dy = (const float *)dyb;
+        for (int64_t m0 = 0; m0 < pairs; m0 += nb) {
+            const int m = pairs - m0 < nb ? (int)(pairs - m0) : nb; /* pairs in the chunk */
+            const int images = s->N - 2 * (int)m0 < 2 * m ? s->N - 2 * (int)m0 : 2 * m;
+            b16_image_pairs(x + 2 * m0 * pix * s->C, images, pix * s->C, xb);
+            b16_image_pairs(dy + 2 * m0 * pix * s->K, images, pix * s->K, dyb);
+            u.N = m;
+            c.accum = m0 > 0;
+            oc_parallel_n(d3_bw_task, &c, c.blocks);
+        }
+    }
+    c.s = s;
     oc_parallel_n(d3_bw_combine_task, &c, (int)((int64_t)9 * s->C * s->K / 4096 + 1));
 }
 
@@ -938,6 +1153,8 @@ static size_t pre_offset(const oc_conv_shape *s, int for_bwd_data)
     size_t b = col_bytes(s);
     if ((is_direct3(s) || (!for_bwd_data && is_smallc(s))) && d3_pack_bytes(s, for_bwd_data) > b)
         b = d3_pack_bytes(s, for_bwd_data);
+    if (is_direct3(s) && d3b_bytes(s, for_bwd_data) > b)
+        b = d3b_bytes(s, for_bwd_data);
     return b;
 }
 
@@ -1069,7 +1286,7 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
         return;
     }
     if (use_smallc(s)) {
-        d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL, 0};
+        d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL, 0, 0};
         d3_pack(s, w, ws, 0);
         oc_parallel_n(sc_fwd_task, &c, s->N * s->P);
         return;
@@ -1260,7 +1477,7 @@ static void direct_fused_task(void *ctx, int tid, int nt)
         if (c->small_c)
             oc_conv2d_sc_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, j, j1);
         else
-            oc_conv2d_d3_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, 0, j, j1);
+            oc_conv2d_d3_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, 0, c->bf16, j, j1);
         oc_conv_epilogue_apply(c->epi, j * s->Q, j1 * s->Q, 0, s->K, s->K, c->y);
     }
 }
@@ -1357,7 +1574,14 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
         return;
     }
     if (use_direct3(s) || use_smallc(s)) { /* both read the direct packing */
-        d3_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, 0, e, !use_direct3(s)};
+        if (!kept && d3_kind_of(s) == D3_BF16) { /* the bf16 chunks, then one epilogue pass */
+            epi_ctx ec = {e, y, 0, rows, s->K};
+            d3_fwd(s, x, w, NULL, y, ws);
+            oc_parallel_n(epi_task, &ec, (int)(rows * s->K / 65536 + 1));
+            return;
+        }
+        d3_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, 0, e, !use_direct3(s),
+                    0};
         if (!kept)
             d3_pack(s, w, ws, 0);
         oc_parallel_n(direct_fused_task, &c, s->N * s->P);
@@ -1485,7 +1709,8 @@ static size_t bw_main_bytes(const oc_conv_shape *s)
             b = p;
     }
     if (is_direct3_bw(s)) {
-        size_t d = ((size_t)d3_blocks(s) * d3_part_floats(s) * sizeof(float) + 63) & ~(size_t)63;
+        size_t d = align64((size_t)d3_blocks(s) * d3_part_floats(s) * sizeof(float)) +
+                   d3b_bw_bytes(s);
         if (d > b)
             b = d;
     }

@@ -521,21 +521,39 @@ void oc_conv2d_add_avx512(float *d, const float *v, int64_t n)
  *
  * Weights come packed as wt[r][s][c][Kp] (Kp = K rounded up to 16, zero padded; conv2d.c
  * packs them). Backward-data is the same kernel on dy with the kernel flipped and the channel
- * roles swapped (wt[r][s][k][Cp] = w[k][2-r][2-s][c]), accumulating into dx. */
+ * roles swapped (wt[r][s][k][Cp] = w[k][2-r][2-s][c]), accumulating into dx.
+ *
+ * Two flavours share the code, each a 4-byte unit per "channel": F32, fp32 values and FMAs;
+ * B16 (bf16 math), bf16 pairs of channels (2c, 2c+1), low half first, and vdpbf16ps, which
+ * adds both products of a pair into the fp32 lane: twice the multiply-adds per instruction.
+ * In B16, C counts pairs (ceil(channels / 2), an odd count's last high half zero), x is the
+ * input rounded to bf16 (conv2d.c converts it) and wt[r][s][cp][Kp] holds the pairs
+ * (w[k][r][s][2cp], w[k][r][s][2cp+1]). Accumulators, bias and output stay fp32. */
+#define F32_WT __m512
+#define F32_LOAD(p) _mm512_loadu_ps(p)
+#define F32_MLOAD(m, p) _mm512_maskz_loadu_ps(m, p)
+#define F32_BCAST(p) _mm512_set1_ps(*(p))
+#define F32_ZERO() _mm512_setzero_ps()
+#define F32_MAC(acc, x, w) _mm512_fmadd_ps(x, w, acc)
+#define B16_WT __m512bh
+#define B16_LOAD(p) ((__m512bh)_mm512_loadu_si512(p))
+#define B16_MLOAD(m, p) ((__m512bh)_mm512_maskz_loadu_epi32(m, p))
+#define B16_BCAST(p) ((__m512bh)_mm512_set1_epi32(*(const int *)(p)))
+#define B16_ZERO() ((__m512bh)_mm512_setzero_si512())
+#define B16_MAC(acc, x, w) _mm512_dpbf16_ps(acc, x, w)
 
 typedef void (*d3_fwd_fn)(const float *const *xr, int C, int cn, int W, int q0,
                           const float *wt, ptrdiff_t wsc, int Kp, float *yp, int ldy,
                           __mmask16 mlast, const float *bias, int accum);
 
-/* xr[r]: input row p-1+r (NULL if outside) at the first input channel summed; C: floats per
- * input pixel; cn: input channels summed; yp: output pixel (row, q0), channel block start;
- * wt: packed weights at the first input channel and the output channel block start;
- * wsc = C*Kp floats between taps s. */
-#define D3_FWD_KERNEL(MR, KV, CC)                                                                 \
-    static void d3_fwd_##MR##x##KV##_c##CC(const float *const *xr, int C_, int cn, int W,        \
-                                           int q0, const float *wt, ptrdiff_t wsc, int Kp,       \
-                                           float *yp, int ldy, __mmask16 mlast,                  \
-                                           const float *bias, int accum)                         \
+/* xr[r]: input row p-1+r (NULL if outside) at the first input channel summed; C: units per
+ * input pixel; cn: input units summed; yp: output pixel (row, q0), channel block start;
+ * wt: packed weights at the first input unit and the output channel block start;
+ * wsc = C*Kp units between taps s. */
+#define D3_FWD_KERNEL(FL, MR, KV, CC)                                                             \
+    static void d3_fwd_##FL##_##MR##x##KV##_c##CC(                                                \
+        const float *const *xr, int C_, int cn, int W, int q0, const float *wt, ptrdiff_t wsc,   \
+        int Kp, float *yp, int ldy, __mmask16 mlast, const float *bias, int accum)               \
     {                                                                                             \
         const int C = CC ? CC : C_;                                                               \
         __m512 acc[MR][KV];                                                                       \
@@ -558,29 +576,29 @@ typedef void (*d3_fwd_fn)(const float *const *xr, int C, int cn, int W, int q0,
             const float *xc = xr[r] + (ptrdiff_t)(q0 - 1) * C;                                    \
             const float *wc = wt + (ptrdiff_t)r * 3 * wsc;                                        \
             for (int c = 0; c < cn; c++, xc++, wc += Kp) {                                        \
-                __m512 w0[KV], w1[KV], w2[KV];                                                    \
+                FL##_WT w0[KV], w1[KV], w2[KV];                                                   \
                 _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                              \
                 {                                                                                 \
-                    w0[v] = _mm512_loadu_ps(wc + 16 * v);                                         \
-                    w1[v] = _mm512_loadu_ps(wc + wsc + 16 * v);                                   \
-                    w2[v] = _mm512_loadu_ps(wc + 2 * wsc + 16 * v);                               \
+                    w0[v] = FL##_LOAD(wc + 16 * v);                                               \
+                    w1[v] = FL##_LOAD(wc + wsc + 16 * v);                                         \
+                    w2[v] = FL##_LOAD(wc + 2 * wsc + 16 * v);                                     \
                 }                                                                                 \
                 _Pragma("GCC unroll 18") for (int j = 0; j < MR + 2; j++)                         \
                 {                                                                                 \
                     if ((j == 0 && lo) || (j == MR + 1 && hi))                                    \
                         continue;                                                                 \
-                    __m512 bx = _mm512_set1_ps(xc[(ptrdiff_t)j * C]);                             \
+                    FL##_WT bx = FL##_BCAST(xc + (ptrdiff_t)j * C);                               \
                     _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                          \
                     {                                                                             \
                         if (j < MR)                                                               \
                             acc[j < MR ? j : 0][v] =                                              \
-                                _mm512_fmadd_ps(bx, w0[v], acc[j < MR ? j : 0][v]);               \
+                                FL##_MAC(acc[j < MR ? j : 0][v], bx, w0[v]);                      \
                         if (j >= 1 && j <= MR)                                                    \
-                            acc[j >= 1 && j <= MR ? j - 1 : 0][v] = _mm512_fmadd_ps(              \
-                                bx, w1[v], acc[j >= 1 && j <= MR ? j - 1 : 0][v]);                \
+                            acc[j >= 1 && j <= MR ? j - 1 : 0][v] =                               \
+                                FL##_MAC(acc[j >= 1 && j <= MR ? j - 1 : 0][v], bx, w1[v]);       \
                         if (j >= 2)                                                               \
                             acc[j >= 2 ? j - 2 : 0][v] =                                          \
-                                _mm512_fmadd_ps(bx, w2[v], acc[j >= 2 ? j - 2 : 0][v]);           \
+                                FL##_MAC(acc[j >= 2 ? j - 2 : 0][v], bx, w2[v]);                  \
                     }                                                                             \
                 }                                                                                 \
             }                                                                                     \
@@ -591,40 +609,46 @@ typedef void (*d3_fwd_fn)(const float *const *xr, int C, int cn, int W, int q0,
                                       v == KV - 1 ? mlast : (__mmask16)0xffff, acc[i][v]);        \
     }
 
-D3_FWD_KERNEL(16, 1, 0)
-D3_FWD_KERNEL(8, 1, 0)
-D3_FWD_KERNEL(4, 1, 0)
-D3_FWD_KERNEL(2, 1, 0)
-D3_FWD_KERNEL(1, 1, 0)
-D3_FWD_KERNEL(8, 2, 0)
-D3_FWD_KERNEL(4, 2, 0)
-D3_FWD_KERNEL(2, 2, 0)
-D3_FWD_KERNEL(1, 2, 0)
-/* The widest tile of each row again with the input pixel stride C a constant, for the
- * common C = 16, 32, 64: the input column offsets (q0 + j - 1) * C become displacements of
- * one base register instead of one index register per column, which the 16-wide tile does
- * not have enough of (gcc spilled them; 8 x 32 tiles at C = 128, 256 gained nothing from
- * it). The same operations in the same order. */
-D3_FWD_KERNEL(16, 1, 16)
-D3_FWD_KERNEL(16, 1, 32)
-D3_FWD_KERNEL(16, 1, 64)
-D3_FWD_KERNEL(8, 2, 16)
-D3_FWD_KERNEL(8, 2, 32)
-D3_FWD_KERNEL(8, 2, 64)
+/* Every tile of one flavour. The widest tile of each row comes again with the input pixel
+ * stride C a constant, for the common C = 16, 32, 64 units: the input column offsets
+ * (q0 + j - 1) * C become displacements of one base register instead of one index register per
+ * column, which the 16-wide tile does not have enough of (gcc spilled them; 8 x 32 tiles at
+ * C = 128, 256 gained nothing from it). The same operations in the same order. */
+#define D3_FWD_KERNELS(FL)                                                                        \
+    D3_FWD_KERNEL(FL, 16, 1, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 8, 1, 0)                                                                    \
+    D3_FWD_KERNEL(FL, 4, 1, 0)                                                                    \
+    D3_FWD_KERNEL(FL, 2, 1, 0)                                                                    \
+    D3_FWD_KERNEL(FL, 1, 1, 0)                                                                    \
+    D3_FWD_KERNEL(FL, 8, 2, 0)                                                                    \
+    D3_FWD_KERNEL(FL, 4, 2, 0)                                                                    \
+    D3_FWD_KERNEL(FL, 2, 2, 0)                                                                    \
+    D3_FWD_KERNEL(FL, 1, 2, 0)                                                                    \
+    D3_FWD_KERNEL(FL, 16, 1, 16)                                                                  \
+    D3_FWD_KERNEL(FL, 16, 1, 32)                                                                  \
+    D3_FWD_KERNEL(FL, 16, 1, 64)                                                                  \
+    D3_FWD_KERNEL(FL, 8, 2, 16)                                                                   \
+    D3_FWD_KERNEL(FL, 8, 2, 32)                                                                   \
+    D3_FWD_KERNEL(FL, 8, 2, 64)
 
-/* [KV index: 1, 2][log2 MR]; the largest MR of each row keeps the tile within 32 zmm. Wider
- * channel blocks (4 x 64 tiles) were tried: 12 weight loads per 48 FMAs instead of 6 made
- * them 5-15 % slower than 8 x 32 tiles from 64 channels up (bench/conv.c). */
-static const d3_fwd_fn d3_fwd_tab[2][5] = {
-    {d3_fwd_1x1_c0, d3_fwd_2x1_c0, d3_fwd_4x1_c0, d3_fwd_8x1_c0, d3_fwd_16x1_c0},
-    {d3_fwd_1x2_c0, d3_fwd_2x2_c0, d3_fwd_4x2_c0, d3_fwd_8x2_c0, NULL},
-};
+D3_FWD_KERNELS(F32)
+D3_FWD_KERNELS(B16)
 
-/* [KV index][C = 16, 32, 64]: the widest tiles with C fixed */
-static const d3_fwd_fn d3_fwd_ctab[2][3] = {
-    {d3_fwd_16x1_c16, d3_fwd_16x1_c32, d3_fwd_16x1_c64},
-    {d3_fwd_8x2_c16, d3_fwd_8x2_c32, d3_fwd_8x2_c64},
-};
+/* [flavour][KV index: 1, 2][log2 MR]; the largest MR of each row keeps the tile within 32
+ * zmm. Wider channel blocks (4 x 64 tiles) were tried: 12 weight loads per 48 FMAs instead of
+ * 6 made them 5-15 % slower than 8 x 32 tiles from 64 channels up (bench/conv.c). */
+#define D3_FWD_TAB(FL)                                                                            \
+    {{d3_fwd_##FL##_1x1_c0, d3_fwd_##FL##_2x1_c0, d3_fwd_##FL##_4x1_c0, d3_fwd_##FL##_8x1_c0,     \
+      d3_fwd_##FL##_16x1_c0},                                                                     \
+     {d3_fwd_##FL##_1x2_c0, d3_fwd_##FL##_2x2_c0, d3_fwd_##FL##_4x2_c0, d3_fwd_##FL##_8x2_c0,     \
+      NULL}}
+static const d3_fwd_fn d3_fwd_tab[2][2][5] = {D3_FWD_TAB(F32), D3_FWD_TAB(B16)};
+
+/* [flavour][KV index][C = 16, 32, 64 units]: the widest tiles with C fixed */
+#define D3_FWD_CTAB(FL)                                                                           \
+    {{d3_fwd_##FL##_16x1_c16, d3_fwd_##FL##_16x1_c32, d3_fwd_##FL##_16x1_c64},                    \
+     {d3_fwd_##FL##_8x2_c16, d3_fwd_##FL##_8x2_c32, d3_fwd_##FL##_8x2_c64}}
+static const d3_fwd_fn d3_fwd_ctab[2][2][3] = {D3_FWD_CTAB(F32), D3_FWD_CTAB(B16)};
 
 /* Index into d3_fwd_ctab's rows for pixel stride C, or -1. */
 static int d3_c_index(int C)
@@ -638,11 +662,12 @@ static int d3_c_index(int C)
 }
 
 void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                  const float *b, float *y, int accum, int64_t j0, int64_t j1);
+                                  const float *b, float *y, int accum, int bf16, int64_t j0,
+                                  int64_t j1);
 
-/* Input channels summed per pass: wider inputs are summed in chunks (added into y), so that
+/* Input units summed per pass: wider inputs are summed in chunks (added into y), so that
  * the packed weights of one chunk and one block of 16*KV output channels (at most 9 * 64 * 32
- * floats, 72 KiB) stay in L2 while the tiles of a group of output rows sweep them. */
+ * units, 72 KiB) stay in L2 while the tiles of a group of output rows sweep them. */
 #define D3_FWD_CHUNK 64
 
 /* Bytes of output a group of rows may span: the group's y stays in L2 between the passes of
@@ -656,15 +681,17 @@ int oc_conv2d_d3_fwd_group_rows(const oc_conv_shape *s)
     return g < 1 ? 1 : g > 64 ? 64 : (int)g;
 }
 
-/* Output rows j = n*H + p in [j0, j1) of y[N][H][W][K] (+= with accum) from x[N][H][W][C],
- * in groups of oc_conv2d_d3_fwd_group_rows rows; within a group, the (chunk, block) pairs
- * outside and the rows inside, so each pair's weights are read from memory once per group
- * rather than once per row. Every output sums its chunks in order, r, c and s within each:
- * the grouping and the tile shapes do not change a bit of the result. */
+/* Output rows j = n*H + p in [j0, j1) of y[N][H][W][K] (+= with accum) from x[N][H][W][C]
+ * (bf16: x[N][H][W][ceil(C/2)] pairs), in groups of oc_conv2d_d3_fwd_group_rows rows; within a
+ * group, the (chunk, block) pairs outside and the rows inside, so each pair's weights are read
+ * from memory once per group rather than once per row. Every output sums its chunks in order,
+ * r, c and s within each: the grouping and the tile shapes do not change a bit of the result. */
 void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                  const float *b, float *y, int accum, int64_t j0, int64_t j1)
+                                  const float *b, float *y, int accum, int bf16, int64_t j0,
+                                  int64_t j1)
 {
-    const int C = s->C, K = s->K, H = s->H, W = s->W, Kp = (K + 15) & ~15;
+    const int C = bf16 ? (s->C + 1) / 2 : s->C, K = s->K, H = s->H, W = s->W;
+    const int Kp = (K + 15) & ~15;
     const ptrdiff_t wsc = (ptrdiff_t)C * Kp;
     const int group = oc_conv2d_d3_fwd_group_rows(s), ci = d3_c_index(C);
     for (int64_t g0 = j0; g0 < j1; g0 += group) {
@@ -689,9 +716,9 @@ void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const 
                         int l = lmax;
                         while ((1 << l) > W - q0)
                             l--;
-                        d3_fwd_fn f = d3_fwd_tab[kvi][l];
+                        d3_fwd_fn f = d3_fwd_tab[bf16][kvi][l];
                         if (l == lmax && ci >= 0)
-                            f = d3_fwd_ctab[kvi][ci];
+                            f = d3_fwd_ctab[bf16][kvi][ci];
                         f(xr, C, cn, W, q0, wt + (ptrdiff_t)c0 * Kp + k0, wsc, Kp,
                           yrow + (int64_t)q0 * K + k0, K, mlast, b && c0 == 0 ? b + k0 : NULL,
                           accum || c0 > 0);
@@ -707,7 +734,11 @@ void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const 
 /* Backward weights: part[r][s][c][Kp] += sum over output rows of x-patch * dy. For one kernel
  * row r, a block of CB input channels and 16*KV output channels, the 3*CB*KV accumulators stay
  * in registers across a run of output rows; input column `col` meets dy columns col+1, col,
- * col-1 through taps s = 0, 1, 2, held in three rotating registers. */
+ * col-1 through taps s = 0, 1, 2, held in three rotating registers.
+ *
+ * B16 sums images two at a time: its x and dy hold, per pixel and channel, the bf16 pair of
+ * images (2m, 2m+1) (conv2d.c interleaves them; an odd batch's last pair has a zero image), so
+ * the rows here run over image pairs and each vdpbf16ps adds both images' products. */
 typedef struct {
     const float *x, *dy;
     int C, K, H, W, Kp;
@@ -717,13 +748,14 @@ typedef struct {
 typedef void (*d3_bw_fn)(const d3_bw_args *a, int64_t j0, int64_t j1, int r, int c0, int k0,
                          __mmask16 mlast, float *part);
 
-#define D3_BW_KERNEL(CB, KV)                                                                      \
-    static void d3_bw_##CB##x##KV(const d3_bw_args *a, int64_t j0, int64_t j1, int r, int c0,    \
-                                  int k0, __mmask16 mlast, float *part)                          \
+#define D3_BW_KERNEL(FL, CB, KV)                                                                  \
+    static void d3_bw_##FL##_##CB##x##KV(const d3_bw_args *a, int64_t j0, int64_t j1, int r,     \
+                                         int c0, int k0, __mmask16 mlast, float *part)           \
     {                                                                                             \
         const int C = a->C, K = a->K, H = a->H, W = a->W, Kp = a->Kp;                             \
         const ptrdiff_t psc = a->psc;                                                             \
-        __m512 acc[3][CB][KV], dm[KV], d0[KV], dp[KV];                                            \
+        __m512 acc[3][CB][KV];                                                                    \
+        FL##_WT dm[KV], d0[KV], dp[KV];                                                           \
         _Pragma("GCC unroll 3") for (int t = 0; t < 3; t++)                                       \
             _Pragma("GCC unroll 8") for (int c = 0; c < CB; c++)                                  \
                 _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                              \
@@ -738,21 +770,20 @@ typedef void (*d3_bw_fn)(const d3_bw_args *a, int64_t j0, int64_t j1, int r, int
             _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                  \
             {                                                                                     \
                 __mmask16 m = v == KV - 1 ? mlast : (__mmask16)0xffff;                            \
-                dm[v] = _mm512_setzero_ps();                                                      \
-                d0[v] = _mm512_maskz_loadu_ps(m, dyrow + 16 * v);                                 \
-                dp[v] = W > 1 ? _mm512_maskz_loadu_ps(m, dyrow + K + 16 * v)                      \
-                              : _mm512_setzero_ps();                                              \
+                dm[v] = FL##_ZERO();                                                              \
+                d0[v] = FL##_MLOAD(m, dyrow + 16 * v);                                            \
+                dp[v] = W > 1 ? FL##_MLOAD(m, dyrow + K + 16 * v) : FL##_ZERO();                  \
             }                                                                                     \
             for (int col = 0; col < W; col++) {                                                   \
                 const float *xp = xrow + (ptrdiff_t)col * C;                                      \
                 _Pragma("GCC unroll 8") for (int c = 0; c < CB; c++)                              \
                 {                                                                                 \
-                    __m512 bx = _mm512_set1_ps(xp[c]);                                            \
+                    FL##_WT bx = FL##_BCAST(xp + c);                                              \
                     _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                          \
                     {                                                                             \
-                        acc[0][c][v] = _mm512_fmadd_ps(bx, dp[v], acc[0][c][v]);                  \
-                        acc[1][c][v] = _mm512_fmadd_ps(bx, d0[v], acc[1][c][v]);                  \
-                        acc[2][c][v] = _mm512_fmadd_ps(bx, dm[v], acc[2][c][v]);                  \
+                        acc[0][c][v] = FL##_MAC(acc[0][c][v], bx, dp[v]);                         \
+                        acc[1][c][v] = FL##_MAC(acc[1][c][v], bx, d0[v]);                         \
+                        acc[2][c][v] = FL##_MAC(acc[2][c][v], bx, dm[v]);                         \
                     }                                                                             \
                 }                                                                                 \
                 _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                              \
@@ -760,9 +791,9 @@ typedef void (*d3_bw_fn)(const d3_bw_args *a, int64_t j0, int64_t j1, int r, int
                     __mmask16 m = v == KV - 1 ? mlast : (__mmask16)0xffff;                        \
                     dm[v] = d0[v];                                                                \
                     d0[v] = dp[v];                                                                \
-                    dp[v] = col + 2 < W ? _mm512_maskz_loadu_ps(                                  \
-                                              m, dyrow + (ptrdiff_t)(col + 2) * K + 16 * v)       \
-                                        : _mm512_setzero_ps();                                    \
+                    dp[v] = col + 2 < W                                                           \
+                                ? FL##_MLOAD(m, dyrow + (ptrdiff_t)(col + 2) * K + 16 * v)        \
+                                : FL##_ZERO();                                                    \
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
@@ -772,29 +803,36 @@ typedef void (*d3_bw_fn)(const d3_bw_args *a, int64_t j0, int64_t j1, int r, int
                     _mm512_storeu_ps(part + t * psc + (ptrdiff_t)c * Kp + 16 * v, acc[t][c][v]);  \
     }
 
-D3_BW_KERNEL(8, 1)
-D3_BW_KERNEL(4, 1)
-D3_BW_KERNEL(2, 1)
-D3_BW_KERNEL(1, 1)
-D3_BW_KERNEL(4, 2)
-D3_BW_KERNEL(2, 2)
-D3_BW_KERNEL(1, 2)
+#define D3_BW_KERNELS(FL)                                                                         \
+    D3_BW_KERNEL(FL, 8, 1)                                                                        \
+    D3_BW_KERNEL(FL, 4, 1)                                                                        \
+    D3_BW_KERNEL(FL, 2, 1)                                                                        \
+    D3_BW_KERNEL(FL, 1, 1)                                                                        \
+    D3_BW_KERNEL(FL, 4, 2)                                                                        \
+    D3_BW_KERNEL(FL, 2, 2)                                                                        \
+    D3_BW_KERNEL(FL, 1, 2)
 
-static const d3_bw_fn d3_bw_tab[2][4] = {
-    {d3_bw_1x1, d3_bw_2x1, d3_bw_4x1, d3_bw_8x1},
-    {d3_bw_1x2, d3_bw_2x2, d3_bw_4x2, NULL},
-};
+D3_BW_KERNELS(F32)
+D3_BW_KERNELS(B16)
+
+#define D3_BW_TAB(FL)                                                                             \
+    {{d3_bw_##FL##_1x1, d3_bw_##FL##_2x1, d3_bw_##FL##_4x1, d3_bw_##FL##_8x1},                    \
+     {d3_bw_##FL##_1x2, d3_bw_##FL##_2x2, d3_bw_##FL##_4x2, NULL}}
+static const d3_bw_fn d3_bw_tab[2][2][4] = {D3_BW_TAB(F32), D3_BW_TAB(B16)};
 
 /* Bytes of x and dy rows one sub-run of output rows keeps in L1/L2 while every (r, channel
  * block) tile sweeps it (tuned on the Zen 5 dev VM, ResNet-20 shapes). */
 #define D3_BW_RUN_BYTES (64 << 10)
 
 void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x,
-                                          const float *dy, float *part, int64_t j0, int64_t j1);
+                                          const float *dy, float *part, int bf16, int64_t j0,
+                                          int64_t j1);
 
-/* part[3][3][C][Kp] += the weight gradient of output rows j = n*H + p in [j0, j1). */
+/* part[3][3][C][Kp] += the weight gradient of output rows j = n*H + p in [j0, j1) (bf16: n
+ * counts image pairs, s->N of them). */
 void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x,
-                                          const float *dy, float *part, int64_t j0, int64_t j1)
+                                          const float *dy, float *part, int bf16, int64_t j0,
+                                          int64_t j1)
 {
     d3_bw_args a = {x, dy, s->C, s->K, s->H, s->W, (s->K + 15) & ~15, 0};
     int64_t run = D3_BW_RUN_BYTES / ((int64_t)s->W * (s->C + s->K) * (int64_t)sizeof(float));
@@ -813,12 +851,60 @@ void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x
                     int l = lmax;
                     while ((1 << l) > a.C - c0)
                         l--;
-                    d3_bw_tab[kvi][l](&a, r0, r1, r, c0, k0, mlast, pr + (ptrdiff_t)c0 * a.Kp + k0);
+                    d3_bw_tab[bf16][kvi][l](&a, r0, r1, r, c0, k0, mlast,
+                                            pr + (ptrdiff_t)c0 * a.Kp + k0);
                     c0 += 1 << l;
                 }
                 k0 += 16 * kv;
             }
         }
+    }
+}
+
+/* ---------------------------------------------------------------- bf16 conversions
+ * The direct kernels' B16 inputs, rounded to nearest even as the bf16 GEMM's packing rounds. */
+
+/* 16 bf16 pairs (a[i] low, b[i] high) from the first n <= 16 of a and b (b NULL: zeros). */
+static inline __m512i interleave_pairs(const float *a, const float *b, int n)
+{
+    const __m512i ilv = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                         24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                         16, 0);
+    const __mmask16 m = tail_mask(n);
+    __m512 va = _mm512_maskz_loadu_ps(m, a);
+    __m512 vb = b ? _mm512_maskz_loadu_ps(m, b) : _mm512_setzero_ps();
+    return _mm512_permutexvar_epi16(ilv, (__m512i)_mm512_cvtne2ps_pbh(vb, va));
+}
+
+void oc_conv2d_bf16_channel_pairs_avx512(const float *x, int64_t pixels, int C, uint32_t *dst);
+void oc_conv2d_bf16_image_pairs_avx512(const float *a, const float *b, int64_t n, uint32_t *dst);
+
+/* pixels x C floats -> pixels x ceil(C/2) pairs of neighbouring channels (an odd C's last
+ * pair has a zero high half). */
+void oc_conv2d_bf16_channel_pairs_avx512(const float *x, int64_t pixels, int C, uint32_t *dst)
+{
+    const int64_t n = C % 2 ? C : pixels * C; /* odd C: pixel by pixel */
+    for (int64_t px = 0; px < (C % 2 ? pixels : 1); px++) {
+        const float *src = x + px * C;
+        uint32_t *d = dst + px * ((C + 1) / 2);
+        for (int64_t i = 0; i < n; i += 32) {
+            const int left = n - i < 32 ? (int)(n - i) : 32;
+            __m512 lo = _mm512_maskz_loadu_ps(tail_mask(left), src + i);
+            __m512 hi = left > 16 ? _mm512_maskz_loadu_ps(tail_mask(left - 16), src + i + 16)
+                                  : _mm512_setzero_ps();
+            _mm512_mask_storeu_epi32(d + i / 2, tail_mask((left + 1) / 2),
+                                     (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+    }
+}
+
+/* dst[i] = the pair (a[i], b[i]) (b NULL: zero high halves), i < n. */
+void oc_conv2d_bf16_image_pairs_avx512(const float *a, const float *b, int64_t n, uint32_t *dst)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const int left = n - i < 16 ? (int)(n - i) : 16;
+        _mm512_mask_storeu_epi32(dst + i, tail_mask(left),
+                                 interleave_pairs(a + i, b ? b + i : NULL, left));
     }
 }
 
