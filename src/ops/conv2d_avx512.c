@@ -609,21 +609,33 @@ typedef void (*d3_fwd_fn)(const float *const *xr, int C, int cn, int W, int q0,
                                       v == KV - 1 ? mlast : (__mmask16)0xffff, acc[i][v]);        \
     }
 
-/* Every tile of one flavour. The widest tile of each row comes again with the input pixel
- * stride C a constant, for the common C = 16, 32, 64 units: the input column offsets
+/* Every tile of one flavour: each width MR up to the widest (16 columns by 16 channels, 8 by
+ * 32), so a row's last tile covers the columns left in one pass (a 7-wide row, airnet's, is one
+ * 7-wide tile rather than 4 + 2 + 1). The widest tile of each row comes again with the input
+ * pixel stride C a constant, for the common C = 16, 32, 64 units: the input column offsets
  * (q0 + j - 1) * C become displacements of one base register instead of one index register per
  * column, which the 16-wide tile does not have enough of (gcc spilled them; 8 x 32 tiles at
  * C = 128, 256 gained nothing from it). The same operations in the same order. */
+#define D3_FWD_WIDTHS_1_8(FL, KV)                                                                 \
+    D3_FWD_KERNEL(FL, 1, KV, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 2, KV, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 3, KV, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 4, KV, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 5, KV, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 6, KV, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 7, KV, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 8, KV, 0)
 #define D3_FWD_KERNELS(FL)                                                                        \
+    D3_FWD_WIDTHS_1_8(FL, 1)                                                                      \
+    D3_FWD_WIDTHS_1_8(FL, 2)                                                                      \
+    D3_FWD_KERNEL(FL, 9, 1, 0)                                                                    \
+    D3_FWD_KERNEL(FL, 10, 1, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 11, 1, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 12, 1, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 13, 1, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 14, 1, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 15, 1, 0)                                                                   \
     D3_FWD_KERNEL(FL, 16, 1, 0)                                                                   \
-    D3_FWD_KERNEL(FL, 8, 1, 0)                                                                    \
-    D3_FWD_KERNEL(FL, 4, 1, 0)                                                                    \
-    D3_FWD_KERNEL(FL, 2, 1, 0)                                                                    \
-    D3_FWD_KERNEL(FL, 1, 1, 0)                                                                    \
-    D3_FWD_KERNEL(FL, 8, 2, 0)                                                                    \
-    D3_FWD_KERNEL(FL, 4, 2, 0)                                                                    \
-    D3_FWD_KERNEL(FL, 2, 2, 0)                                                                    \
-    D3_FWD_KERNEL(FL, 1, 2, 0)                                                                    \
     D3_FWD_KERNEL(FL, 16, 1, 16)                                                                  \
     D3_FWD_KERNEL(FL, 16, 1, 32)                                                                  \
     D3_FWD_KERNEL(FL, 16, 1, 64)                                                                  \
@@ -634,15 +646,20 @@ typedef void (*d3_fwd_fn)(const float *const *xr, int C, int cn, int W, int q0,
 D3_FWD_KERNELS(F32)
 D3_FWD_KERNELS(B16)
 
-/* [flavour][KV index: 1, 2][log2 MR]; the largest MR of each row keeps the tile within 32
- * zmm. Wider channel blocks (4 x 64 tiles) were tried: 12 weight loads per 48 FMAs instead of
- * 6 made them 5-15 % slower than 8 x 32 tiles from 64 channels up (bench/conv.c). */
+/* [flavour][KV index: 1, 2][MR]; the largest MR of each row keeps the tile within 32 zmm.
+ * Wider channel blocks (4 x 64 tiles) were tried: 12 weight loads per 48 FMAs instead of 6
+ * made them 5-15 % slower than 8 x 32 tiles from 64 channels up (bench/conv.c). */
+#define D3_FWD_MR_MAX(kvi) ((kvi) ? 8 : 16)
+#define D3_FWD_ROW_1_8(FL, KV)                                                                    \
+    NULL, d3_fwd_##FL##_1x##KV##_c0, d3_fwd_##FL##_2x##KV##_c0, d3_fwd_##FL##_3x##KV##_c0,        \
+        d3_fwd_##FL##_4x##KV##_c0, d3_fwd_##FL##_5x##KV##_c0, d3_fwd_##FL##_6x##KV##_c0,          \
+        d3_fwd_##FL##_7x##KV##_c0, d3_fwd_##FL##_8x##KV##_c0
 #define D3_FWD_TAB(FL)                                                                            \
-    {{d3_fwd_##FL##_1x1_c0, d3_fwd_##FL##_2x1_c0, d3_fwd_##FL##_4x1_c0, d3_fwd_##FL##_8x1_c0,     \
-      d3_fwd_##FL##_16x1_c0},                                                                     \
-     {d3_fwd_##FL##_1x2_c0, d3_fwd_##FL##_2x2_c0, d3_fwd_##FL##_4x2_c0, d3_fwd_##FL##_8x2_c0,     \
-      NULL}}
-static const d3_fwd_fn d3_fwd_tab[2][2][5] = {D3_FWD_TAB(F32), D3_FWD_TAB(B16)};
+    {{D3_FWD_ROW_1_8(FL, 1), d3_fwd_##FL##_9x1_c0, d3_fwd_##FL##_10x1_c0, d3_fwd_##FL##_11x1_c0,  \
+      d3_fwd_##FL##_12x1_c0, d3_fwd_##FL##_13x1_c0, d3_fwd_##FL##_14x1_c0,                        \
+      d3_fwd_##FL##_15x1_c0, d3_fwd_##FL##_16x1_c0},                                              \
+     {D3_FWD_ROW_1_8(FL, 2)}}
+static const d3_fwd_fn d3_fwd_tab[2][2][17] = {D3_FWD_TAB(F32), D3_FWD_TAB(B16)};
 
 /* [flavour][KV index][C = 16, 32, 64 units]: the widest tiles with C fixed */
 #define D3_FWD_CTAB(FL)                                                                           \
@@ -702,7 +719,7 @@ void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const 
                 const int left = K - k0, kvi = left > 16 ? 1 : 0, kv = 1 << kvi;
                 const __mmask16 mlast =
                     left <= 16 * kv ? tail_mask(left - 16 * (kv - 1)) : 0xffff;
-                const int lmax = kvi == 0 ? 4 : 3;
+                const int mr_max = D3_FWD_MR_MAX(kvi);
                 for (int64_t j = g0; j < g1; j++) {
                     const int64_t n = j / H;
                     const int p = (int)(j % H);
@@ -713,16 +730,14 @@ void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const 
                     }
                     float *yrow = y + j * W * K;
                     for (int q0 = 0; q0 < W;) {
-                        int l = lmax;
-                        while ((1 << l) > W - q0)
-                            l--;
-                        d3_fwd_fn f = d3_fwd_tab[bf16][kvi][l];
-                        if (l == lmax && ci >= 0)
+                        const int mr = W - q0 < mr_max ? W - q0 : mr_max;
+                        d3_fwd_fn f = d3_fwd_tab[bf16][kvi][mr];
+                        if (mr == mr_max && ci >= 0)
                             f = d3_fwd_ctab[bf16][kvi][ci];
                         f(xr, C, cn, W, q0, wt + (ptrdiff_t)c0 * Kp + k0, wsc, Kp,
                           yrow + (int64_t)q0 * K + k0, K, mlast, b && c0 == 0 ? b + k0 : NULL,
                           accum || c0 > 0);
-                        q0 += 1 << l;
+                        q0 += mr;
                     }
                 }
                 k0 += 16 * kv;
