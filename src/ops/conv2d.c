@@ -768,12 +768,21 @@ static size_t align64(size_t b)
  * pairs) at a time into the workspace: about this many bytes per copy, so the workspace does
  * not grow with the batch, and a chunk's copy is still in cache when the kernels read it. */
 #define OC_CONV_D3B_CHUNK_BYTES ((size_t)4 << 20)
+static size_t d3b_chunk_bytes = OC_CONV_D3B_CHUNK_BYTES;
+
+/* Test hook, no public API (tests/unit/test_bf16.c declares it): the chunk's byte budget (0:
+ * the default). Only ever lower it below the one a workspace was sized with. */
+void oc_conv2d_d3b_chunk_bytes(size_t bytes);
+void oc_conv2d_d3b_chunk_bytes(size_t bytes)
+{
+    d3b_chunk_bytes = bytes ? bytes : OC_CONV_D3B_CHUNK_BYTES;
+}
 
 /* Images (bf16 backward-weights: image pairs) per chunk, whose pixels take unit_bytes each. */
 static int d3b_chunk(const oc_conv_shape *s, size_t unit_bytes, int units)
 {
     size_t per = (size_t)s->H * s->W * unit_bytes;
-    size_t n = OC_CONV_D3B_CHUNK_BYTES / (per ? per : 1);
+    size_t n = d3b_chunk_bytes / (per ? per : 1);
     return n < 1 ? 1 : n > (size_t)units ? units : (int)n;
 }
 

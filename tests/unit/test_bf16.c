@@ -298,16 +298,16 @@ void oc_conv2d_allow_prepack(int allow); /* conv2d.c's test hook */
 
 /* bf16 convolutions through weights packed once per call and bf16 im2col rows (forward, fused
  * inference forward, backward-data, backward-weights) give the bits of the per-chunk oc_gemm
- * path they replace: odd R*S*C, stride 2, a direct-3x3 shape wide enough for the bf16 GEMM,
- * bias, several im2col chunks, 1 and 2 threads. */
+ * path they replace: odd R*S*C, stride 2, no padding, dilation (the 3x3 stride-1 pad-1 shapes
+ * take the direct kernels instead), bias, several im2col chunks, 1 and 2 threads. */
 static void conv_bf16_pre_is_plain(void)
 {
     static const oc_conv_shape conv_shapes[] = {
         /* N, H, W, C, K, R, S, P, Q, stride, pad, dil, groups */
-        {2, 9, 9, 64, 72, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1},
+        {2, 9, 9, 64, 72, 3, 3, 0, 0, 1, 1, 2, 2, 2, 2, 1},
         {3, 11, 9, 24, 70, 3, 3, 0, 0, 2, 2, 1, 1, 1, 1, 1},
         {2, 8, 10, 5, 33, 3, 3, 0, 0, 1, 1, 0, 1, 1, 1, 1},
-        {40, 7, 7, 128, 40, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1},
+        {40, 9, 9, 128, 40, 3, 3, 0, 0, 1, 1, 0, 0, 1, 1, 1},
     };
     int saved = oc_get_threads();
     if (!oc_bf16_supported()) {
@@ -396,6 +396,143 @@ static double check_bf16(const char *what, const float *got, const float *ref, c
         worst = err / b32 > worst ? err / b32 : worst;
     }
     return worst;
+}
+
+void oc_conv2d_d3b_chunk_bytes(size_t bytes); /* conv2d.c's test hook */
+
+/* got within the fp32 summation bound (terms + 4) u32 * mag of ref, elementwise. */
+static int within_f32(const char *what, const float *got, const float *ref, const float *mag,
+                      int64_t n, int64_t terms)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - (double)ref[i]);
+        double tol = (terms + 4) * U_F32 * (double)mag[i] + 1e-30;
+        if (!(err <= tol)) {
+            T_CHECK(0, "%s: [%lld] = %.9g, ref %.9g, |err| %.3g > tol %.3g", what, (long long)i,
+                    (double)got[i], (double)ref[i], err, tol);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static float *rounded_copy(const float *x, size_t n)
+{
+    float *r = malloc(n * sizeof *r);
+    for (size_t i = 0; i < n; i++)
+        r[i] = oc_bf16_round(x[i]);
+    return r;
+}
+
+/* The direct 3x3 kernels in bf16 math (vdpbf16ps on channel pairs, and on image pairs for the
+ * weight gradient) compute the products of the bf16-rounded operands with fp32 sums: each pass
+ * agrees with the fp32 oracle run on rounded x, w and dy to within the fp32 summation bound,
+ * far tighter than the bf16 one (and it must differ from the oracle on the unrounded inputs by
+ * more than that bound somewhere). Forward and backward-data give the same bits for 1 and 2
+ * threads and for any chunk of images rounded at a time (down to one image, or image pair);
+ * backward-weights the same bits for 1 and 2 threads. Odd channel counts (a pair's zero half),
+ * odd batches (a zero image in the last pair), every tile width (7, 15, 33 columns), two input
+ * chunks (130 channels), set and accumulated input gradients. */
+static void conv_bf16_direct_is_rounded_products(void)
+{
+    static const oc_conv_shape d3_shapes[] = {
+        /* N, H, W, C, K, R, S, P, Q, stride, pad, dil, groups */
+        {5, 7, 7, 24, 64, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1},
+        {4, 6, 15, 13, 40, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1},
+        {3, 5, 33, 32, 17, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1},
+        {2, 5, 9, 130, 20, 3, 3, 0, 0, 1, 1, 1, 1, 1, 1, 1},
+    };
+    int saved = oc_get_threads();
+    double worst_unrounded = 0;
+    if (!oc_bf16_supported()) {
+        oc_test_note("no AVX512_BF16: bf16 math takes the fp32 direct kernel or im2col");
+        return;
+    }
+    for (size_t ci = 0; ci < sizeof d3_shapes / sizeof d3_shapes[0]; ci++) {
+        oc_conv_shape s = d3_shapes[ci];
+        T_CHECK(oc_conv_shape_init(&s) == 0, "case %zu: bad shape", ci);
+        const int64_t nx = (int64_t)s.N * s.H * s.W * s.C, ny = (int64_t)s.N * s.P * s.Q * s.K;
+        const int64_t nw = (int64_t)s.K * 9 * s.C;
+        size_t wsb = oc_conv2d_fwd_workspace(&s), b2 = oc_conv2d_bwd_data_workspace(&s);
+        size_t b3 = oc_conv2d_bwd_weights_workspace(&s);
+        float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
+        float *dy = malloc(ny * sizeof *dy), *y[4], *dx[4], *dw[4];
+        float *yr = malloc(ny * sizeof *yr), *my = malloc(ny * sizeof *my);
+        float *dxr = calloc(nx, sizeof *dxr), *mdx = calloc(nx, sizeof *mdx);
+        float *dwr = calloc(nw, sizeof *dwr), *mdw = calloc(nw, sizeof *mdw);
+        float *dxs = malloc(nx * sizeof *dxs), *yu = malloc(ny * sizeof *yu);
+        float *rx, *rw, *rdy, *ax, *aw, *ady;
+        void *ws;
+        oc_rng r;
+        char what[96];
+        wsb = b2 > wsb ? b2 : wsb;
+        ws = oc_alloc(b3 > wsb ? b3 : wsb);
+        oc_rng_seed(&r, 700 + ci, 0);
+        fill(&r, x, nx);
+        fill(&r, w, nw);
+        fill(&r, dy, ny);
+        rx = rounded_copy(x, nx), rw = rounded_copy(w, nw), rdy = rounded_copy(dy, ny);
+        ax = fabs_copy(rx, nx), aw = fabs_copy(rw, nw), ady = fabs_copy(rdy, ny);
+        /* runs: (1 thread, 2 threads) x (default chunks, one image or image pair a chunk) */
+        for (int run = 0; run < 4; run++) {
+            y[run] = malloc(ny * sizeof *y[run]);
+            dx[run] = calloc(nx, sizeof *dx[run]);
+            dw[run] = calloc(nw, sizeof *dw[run]);
+            oc_set_threads(1 + run % 2);
+            oc_conv2d_d3b_chunk_bytes(run < 2 ? 0 : 1);
+            oc_math_set(OC_MATH_BF16);
+            oc_conv2d_fwd(&s, x, w, NULL, y[run], ws);
+            oc_conv2d_bwd_data(&s, dy, w, dx[run], ws);
+            oc_conv2d_bwd_weights(&s, x, dy, dw[run], NULL, ws);
+            oc_math_set(OC_MATH_F32);
+        }
+        oc_conv2d_d3b_chunk_bytes(0);
+        /* the set form: the bits of adding to zeros, whatever dx held */
+        for (int64_t i = 0; i < nx; i++)
+            dxs[i] = NAN;
+        oc_math_set(OC_MATH_BF16);
+        oc_conv2d_bwd_data_set(&s, dy, w, dxs, ws);
+        oc_math_set(OC_MATH_F32);
+        oc_conv2d_fwd_ref(&s, rx, rw, NULL, yr);
+        oc_conv2d_fwd_ref(&s, ax, aw, NULL, my);
+        oc_conv2d_fwd_ref(&s, x, w, NULL, yu);
+        oc_conv2d_bwd_data_ref(&s, rdy, rw, dxr);
+        oc_conv2d_bwd_data_ref(&s, ady, aw, mdx);
+        oc_conv2d_bwd_weights_ref(&s, rx, rdy, dwr, NULL);
+        oc_conv2d_bwd_weights_ref(&s, ax, ady, mdw, NULL);
+        snprintf(what, sizeof what, "case %zu forward", ci);
+        within_f32(what, y[0], yr, my, ny, 9 * s.C);
+        snprintf(what, sizeof what, "case %zu backward-data", ci);
+        within_f32(what, dx[0], dxr, mdx, nx, 9 * s.K);
+        snprintf(what, sizeof what, "case %zu backward-weights", ci);
+        within_f32(what, dw[0], dwr, mdw, nw, (int64_t)s.N * s.P * s.Q);
+        snprintf(what, sizeof what, "case %zu backward-weights, one image pair a chunk", ci);
+        within_f32(what, dw[2], dwr, mdw, nw, (int64_t)s.N * s.P * s.Q);
+        for (int run = 1; run < 4; run++) {
+            T_CHECK(!memcmp(y[run], y[0], ny * sizeof *y[0]), "case %zu run %d: forward bits",
+                    ci, run);
+            T_CHECK(!memcmp(dx[run], dx[0], nx * sizeof *dx[0]),
+                    "case %zu run %d: backward-data bits", ci, run);
+        }
+        T_CHECK(!memcmp(dw[1], dw[0], nw * sizeof *dw[0]) &&
+                    !memcmp(dw[3], dw[2], nw * sizeof *dw[0]),
+                "case %zu: backward-weights differs between 1 and 2 threads", ci);
+        T_CHECK(!memcmp(dxs, dx[0], nx * sizeof *dxs), "case %zu: set != added to zeros", ci);
+        for (int64_t i = 0; i < ny; i++) {
+            double e = fabs((double)y[0][i] - (double)yu[i]) /
+                       ((9 * s.C + 4) * U_F32 * (double)my[i] + 1e-30);
+            worst_unrounded = e > worst_unrounded ? e : worst_unrounded;
+        }
+        for (int run = 0; run < 4; run++)
+            free(y[run]), free(dx[run]), free(dw[run]);
+        free(x), free(w), free(dy), free(yr), free(my), free(dxr), free(mdx), free(dwr);
+        free(mdw), free(dxs), free(yu), free(rx), free(rw), free(rdy), free(ax), free(aw);
+        free(ady);
+        oc_free(ws);
+    }
+    oc_set_threads(saved);
+    oc_test_note("forward against the unrounded oracle: %.0f x the fp32 bound", worst_unrounded);
+    T_CHECK(worst_unrounded > 1.0, "the forward matches unrounded inputs: did it run bf16?");
 }
 
 typedef struct {
@@ -656,6 +793,7 @@ int main(int argc, char **argv)
         {"conv_bf16_pre_is_plain", conv_bf16_pre_is_plain},
         {"packed_b_by_pairs_and_without_scratch", packed_b_by_pairs_and_without_scratch},
         {"conv_bf16_vs_ref", conv_bf16_vs_ref},
+        {"conv_bf16_direct_is_rounded_products", conv_bf16_direct_is_rounded_products},
         {"dense_bf16_vs_ref", dense_bf16_vs_ref},
         {"model_precision_api", model_precision_api},
         {"training_bf16_like_fp32", training_bf16_like_fp32},
