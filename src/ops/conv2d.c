@@ -7,7 +7,9 @@
  *    the contiguous NHWC dimension; AVX-512 when the CPU has it (conv2d_avx512.c).
  *  - 3x3, stride 1, padding 1 up to 256 x 256 channels (where Winograd does not take them):
  *    direct register tiles (AVX-512), for forward, backward-data and, up to 128 x 128,
- *    backward-weights.
+ *    backward-weights; in bf16 math (AVX512_BF16) the same tiles on bf16 pairs of channels
+ *    (forward, backward-data) and of images (backward-weights), the inputs rounded a chunk of
+ *    images at a time into the workspace.
  *  - at most 4 input channels (stems), forward: direct register tiles for any kernel, stride
  *    and padding (AVX-512, fp32 math).
  *  - wider 3x3 stride-1 layers: Winograd F(2x2, 3x3) (winograd.c) in the fused inference
