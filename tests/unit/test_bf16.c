@@ -432,7 +432,8 @@ static float *rounded_copy(const float *x, size_t n)
  * threads and for any chunk of images rounded at a time (down to one image, or image pair);
  * backward-weights the same bits for 1 and 2 threads. Odd channel counts (a pair's zero half),
  * odd batches (a zero image in the last pair), every tile width (7, 15, 33 columns), two input
- * chunks (130 channels), set and accumulated input gradients. */
+ * chunks (130 channels), set and accumulated input gradients; the fused forward (bias, batch
+ * norm affine, residual, ReLU) is the plain forward then the epilogue, bit for bit. */
 static void conv_bf16_direct_is_rounded_products(void)
 {
     static const oc_conv_shape d3_shapes[] = {
@@ -461,6 +462,9 @@ static void conv_bf16_direct_is_rounded_products(void)
         float *dxr = calloc(nx, sizeof *dxr), *mdx = calloc(nx, sizeof *mdx);
         float *dwr = calloc(nw, sizeof *dwr), *mdw = calloc(nw, sizeof *mdw);
         float *dxs = malloc(nx * sizeof *dxs), *yu = malloc(ny * sizeof *yu);
+        float *yf = malloc(ny * sizeof *yf), *res = malloc(ny * sizeof *res);
+        float *pre = malloc(s.K * sizeof *pre), *sc = malloc(s.K * sizeof *sc);
+        float *sh = malloc(s.K * sizeof *sh);
         float *rx, *rw, *rdy, *ax, *aw, *ady;
         void *ws;
         oc_rng r;
@@ -471,6 +475,10 @@ static void conv_bf16_direct_is_rounded_products(void)
         fill(&r, x, nx);
         fill(&r, w, nw);
         fill(&r, dy, ny);
+        fill(&r, res, ny);
+        fill(&r, pre, s.K);
+        fill(&r, sc, s.K);
+        fill(&r, sh, s.K);
         rx = rounded_copy(x, nx), rw = rounded_copy(w, nw), rdy = rounded_copy(dy, ny);
         ax = fabs_copy(rx, nx), aw = fabs_copy(rw, nw), ady = fabs_copy(rdy, ny);
         /* runs: (1 thread, 2 threads) x (default chunks, one image or image pair a chunk) */
@@ -492,7 +500,13 @@ static void conv_bf16_direct_is_rounded_products(void)
             dxs[i] = NAN;
         oc_math_set(OC_MATH_BF16);
         oc_conv2d_bwd_data_set(&s, dy, w, dxs, ws);
-        oc_math_set(OC_MATH_F32);
+        {
+            oc_conv_epilogue e = {pre, sc, sh, res, OC_ACT_RELU, 0.0f, NULL};
+            oc_conv2d_fwd_fused(&s, x, w, &e, yf, ws);
+            oc_math_set(OC_MATH_F32);
+            oc_conv_epilogue_apply(&e, 0, (int64_t)s.N * s.P * s.Q, 0, s.K, s.K, y[0]);
+            T_CHECK(!memcmp(yf, y[0], ny * sizeof *yf), "case %zu: fused forward bits", ci);
+        }
         oc_conv2d_fwd_ref(&s, rx, rw, NULL, yr);
         oc_conv2d_fwd_ref(&s, ax, aw, NULL, my);
         oc_conv2d_fwd_ref(&s, x, w, NULL, yu);
@@ -501,16 +515,17 @@ static void conv_bf16_direct_is_rounded_products(void)
         oc_conv2d_bwd_weights_ref(&s, rx, rdy, dwr, NULL);
         oc_conv2d_bwd_weights_ref(&s, ax, ady, mdw, NULL);
         snprintf(what, sizeof what, "case %zu forward", ci);
-        within_f32(what, y[0], yr, my, ny, 9 * s.C);
+        within_f32(what, y[1], yr, my, ny, 9 * s.C);
         snprintf(what, sizeof what, "case %zu backward-data", ci);
         within_f32(what, dx[0], dxr, mdx, nx, 9 * s.K);
         snprintf(what, sizeof what, "case %zu backward-weights", ci);
         within_f32(what, dw[0], dwr, mdw, nw, (int64_t)s.N * s.P * s.Q);
         snprintf(what, sizeof what, "case %zu backward-weights, one image pair a chunk", ci);
         within_f32(what, dw[2], dwr, mdw, nw, (int64_t)s.N * s.P * s.Q);
-        for (int run = 1; run < 4; run++) {
-            T_CHECK(!memcmp(y[run], y[0], ny * sizeof *y[0]), "case %zu run %d: forward bits",
+        for (int run = 2; run < 4; run++) /* y[0] now holds the epilogue's result */
+            T_CHECK(!memcmp(y[run], y[1], ny * sizeof *y[1]), "case %zu run %d: forward bits",
                     ci, run);
+        for (int run = 1; run < 4; run++) {
             T_CHECK(!memcmp(dx[run], dx[0], nx * sizeof *dx[0]),
                     "case %zu run %d: backward-data bits", ci, run);
         }
@@ -519,7 +534,7 @@ static void conv_bf16_direct_is_rounded_products(void)
                 "case %zu: backward-weights differs between 1 and 2 threads", ci);
         T_CHECK(!memcmp(dxs, dx[0], nx * sizeof *dxs), "case %zu: set != added to zeros", ci);
         for (int64_t i = 0; i < ny; i++) {
-            double e = fabs((double)y[0][i] - (double)yu[i]) /
+            double e = fabs((double)y[1][i] - (double)yu[i]) /
                        ((9 * s.C + 4) * U_F32 * (double)my[i] + 1e-30);
             worst_unrounded = e > worst_unrounded ? e : worst_unrounded;
         }
@@ -527,7 +542,7 @@ static void conv_bf16_direct_is_rounded_products(void)
             free(y[run]), free(dx[run]), free(dw[run]);
         free(x), free(w), free(dy), free(yr), free(my), free(dxr), free(mdx), free(dwr);
         free(mdw), free(dxs), free(yu), free(rx), free(rw), free(rdy), free(ax), free(aw);
-        free(ady);
+        free(ady), free(yf), free(res), free(pre), free(sc), free(sh);
         oc_free(ws);
     }
     oc_set_threads(saved);
