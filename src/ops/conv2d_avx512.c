@@ -612,7 +612,8 @@ typedef void (*d3_fwd_fn)(const float *const *xr, int C, int cn, int W, int q0,
 /* Every tile of one flavour: each width MR up to the widest (16 columns by 16 channels, 8 by
  * 32), so a row's last tile covers the columns left in one pass (a 7-wide row, airnet's, is one
  * 7-wide tile rather than 4 + 2 + 1). The widest tile of each row comes again with the input
- * pixel stride C a constant, for the common C = 16, 32, 64 units: the input column offsets
+ * pixel stride C a constant, for the common C = 8, 16, 32, 64 units (bf16 pairs: 16 to 128
+ * channels): the input column offsets
  * (q0 + j - 1) * C become displacements of one base register instead of one index register per
  * column, which the 16-wide tile does not have enough of (gcc spilled them; 8 x 32 tiles at
  * C = 128, 256 gained nothing from it). The same operations in the same order. */
@@ -636,9 +637,11 @@ typedef void (*d3_fwd_fn)(const float *const *xr, int C, int cn, int W, int q0,
     D3_FWD_KERNEL(FL, 14, 1, 0)                                                                   \
     D3_FWD_KERNEL(FL, 15, 1, 0)                                                                   \
     D3_FWD_KERNEL(FL, 16, 1, 0)                                                                   \
+    D3_FWD_KERNEL(FL, 16, 1, 8)                                                                   \
     D3_FWD_KERNEL(FL, 16, 1, 16)                                                                  \
     D3_FWD_KERNEL(FL, 16, 1, 32)                                                                  \
     D3_FWD_KERNEL(FL, 16, 1, 64)                                                                  \
+    D3_FWD_KERNEL(FL, 8, 2, 8)                                                                    \
     D3_FWD_KERNEL(FL, 8, 2, 16)                                                                   \
     D3_FWD_KERNEL(FL, 8, 2, 32)                                                                   \
     D3_FWD_KERNEL(FL, 8, 2, 64)
@@ -661,19 +664,21 @@ D3_FWD_KERNELS(B16)
      {D3_FWD_ROW_1_8(FL, 2)}}
 static const d3_fwd_fn d3_fwd_tab[2][2][17] = {D3_FWD_TAB(F32), D3_FWD_TAB(B16)};
 
-/* [flavour][KV index][C = 16, 32, 64 units]: the widest tiles with C fixed */
+/* [flavour][KV index][C = 8, 16, 32, 64 units]: the widest tiles with C fixed */
 #define D3_FWD_CTAB(FL)                                                                           \
-    {{d3_fwd_##FL##_16x1_c16, d3_fwd_##FL##_16x1_c32, d3_fwd_##FL##_16x1_c64},                    \
-     {d3_fwd_##FL##_8x2_c16, d3_fwd_##FL##_8x2_c32, d3_fwd_##FL##_8x2_c64}}
-static const d3_fwd_fn d3_fwd_ctab[2][2][3] = {D3_FWD_CTAB(F32), D3_FWD_CTAB(B16)};
+    {{d3_fwd_##FL##_16x1_c8, d3_fwd_##FL##_16x1_c16, d3_fwd_##FL##_16x1_c32,                      \
+      d3_fwd_##FL##_16x1_c64},                                                                    \
+     {d3_fwd_##FL##_8x2_c8, d3_fwd_##FL##_8x2_c16, d3_fwd_##FL##_8x2_c32, d3_fwd_##FL##_8x2_c64}}
+static const d3_fwd_fn d3_fwd_ctab[2][2][4] = {D3_FWD_CTAB(F32), D3_FWD_CTAB(B16)};
 
 /* Index into d3_fwd_ctab's rows for pixel stride C, or -1. */
 static int d3_c_index(int C)
 {
     switch (C) {
-    case 16: return 0;
-    case 32: return 1;
-    case 64: return 2;
+    case 8: return 0;
+    case 16: return 1;
+    case 32: return 2;
+    case 64: return 3;
     default: return -1;
     }
 }
