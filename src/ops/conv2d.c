@@ -60,15 +60,16 @@ void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, c
 void oc_conv2d_dw_bwd_weights_row_avx512(const oc_conv_shape *s, const float *x, const float *dy,
                                          float *part, int n, int p);
 void oc_conv2d_add_avx512(float *d, const float *v, int64_t n);
-void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                  const float *b, float *y, int accum, int bf16, int64_t j0,
-                                  int64_t j1);
+void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, int64_t x_row0,
+                                  const float *wt, const float *b, float *y, int accum, int bf16,
+                                  int64_t j0, int64_t j1);
 int oc_conv2d_d3_fwd_group_rows(const oc_conv_shape *s);
 void oc_conv2d_sc_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
                                   const float *b, float *y, int64_t j0, int64_t j1);
-void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x,
-                                          const float *dy, float *part, int bf16, int64_t j0,
-                                          int64_t j1);
+int oc_conv2d_d3_bw_run_rows(const oc_conv_shape *s);
+void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x, int64_t x_row0,
+                                          const float *dy, int64_t dy_row0, float *part,
+                                          int bf16, int64_t j0, int64_t j1);
 void oc_conv2d_bf16_channel_pairs_avx512(const float *x, int64_t pixels, int C, uint32_t *dst);
 void oc_conv2d_bf16_image_pairs_avx512(const float *a, const float *b, int64_t n, uint32_t *dst);
 
@@ -766,68 +767,71 @@ static size_t align64(size_t b)
     return (b + 63) & ~(size_t)63;
 }
 
-/* The B16 kernels read bf16 copies of their inputs, made a chunk of whole images (image
- * pairs) at a time into the workspace: about this many bytes per copy, so the workspace does
- * not grow with the batch, and a chunk's copy is still in cache when the kernels read it. */
-#define OC_CONV_D3B_CHUNK_BYTES ((size_t)4 << 20)
-static size_t d3b_chunk_bytes = OC_CONV_D3B_CHUNK_BYTES;
+/* The B16 kernels read bf16 copies of their inputs, which each task makes in its own part of
+ * the workspace just before its tiles read them, a few rows at a time (so they stay in its L2):
+ * the input rows a group of output rows reads (forward, backward-data), or the x and dy rows
+ * of a run of rows (backward-weights, by image pairs). At most OC_CONV_D3B_TASKS tasks. */
+#define OC_CONV_D3B_TASKS OC_CONV_D3_BLOCKS
 
-/* Test hook, no public API (tests/unit/test_bf16.c declares it): the chunk's byte budget (0:
- * the default). Only ever lower it below the one a workspace was sized with. */
-void oc_conv2d_d3b_chunk_bytes(size_t bytes);
-void oc_conv2d_d3b_chunk_bytes(size_t bytes)
+/* The weight gradient's partials group its sums (which fixes its bits) by spans of whole image
+ * pairs of about this many bytes of x or dy, each span's rows cut into the blocks: the grouping
+ * the bf16 speed run was validated with (a function of the shape only). */
+#define OC_CONV_D3B_SPAN_BYTES ((size_t)4 << 20)
+static size_t d3b_span_bytes = OC_CONV_D3B_SPAN_BYTES;
+
+/* Test hook, no public API (tests/unit/test_bf16.c declares it): the span's byte budget (0:
+ * the default). */
+void oc_conv2d_d3b_span_bytes(size_t bytes);
+void oc_conv2d_d3b_span_bytes(size_t bytes)
 {
-    d3b_chunk_bytes = bytes ? bytes : OC_CONV_D3B_CHUNK_BYTES;
+    d3b_span_bytes = bytes ? bytes : OC_CONV_D3B_SPAN_BYTES;
 }
 
-/* Images (bf16 backward-weights: image pairs) per chunk, whose pixels take unit_bytes each. */
-static int d3b_chunk(const oc_conv_shape *s, size_t unit_bytes, int units)
+/* Image pairs per span. */
+static int d3b_span_pairs(const oc_conv_shape *s)
 {
-    size_t per = (size_t)s->H * s->W * unit_bytes;
-    size_t n = d3b_chunk_bytes / (per ? per : 1);
-    return n < 1 ? 1 : n > (size_t)units ? units : (int)n;
+    const int c = s->C > s->K ? s->C : s->K, pairs = (s->N + 1) / 2;
+    const size_t per = (size_t)s->H * s->W * c * sizeof(uint32_t);
+    const size_t n = d3b_span_bytes / per;
+    return n < 1 ? 1 : n > (size_t)pairs ? pairs : (int)n;
 }
 
-/* Forward (backward-data): images per chunk of the channel-pair copy of x (dy). */
-static int d3b_chunk_images(const oc_conv_shape *s, int cin)
-{
-    return d3b_chunk(s, (size_t)(cin + 1) / 2 * sizeof(uint32_t), s->N);
-}
-
-/* Backward-weights: image pairs per chunk of the image-pair copies of x and dy. */
-static int d3b_chunk_pairs(const oc_conv_shape *s)
-{
-    int c = s->C > s->K ? s->C : s->K;
-    return d3b_chunk(s, (size_t)c * sizeof(uint32_t), (s->N + 1) / 2);
-}
-
-/* The B16 forward's (backward-data's) workspace: the packed pairs of weights
- * [3][3][ceil(C/2)][pad16(K)] (flipped: [3][3][ceil(K/2)][pad16(C)]), then one chunk of the
- * input (dy) rounded to channel pairs. */
+/* The B16 forward's (backward-data's) packed pairs of weights [3][3][ceil(C/2)][pad16(K)]
+ * (flipped: [3][3][ceil(K/2)][pad16(C)]). */
 static size_t d3b_pack_bytes(const oc_conv_shape *s, int for_bwd_data)
 {
     const int cin = for_bwd_data ? s->K : s->C, cout = for_bwd_data ? s->C : s->K;
     return align64((size_t)9 * ((cin + 1) / 2) * pad16(cout) * sizeof(uint32_t));
 }
 
-static size_t d3b_bytes(const oc_conv_shape *s, int for_bwd_data)
+/* A forward task's input rows in channel pairs: a group of output rows and the two beside it,
+ * of t, the convolution the kernels run (backward-data: the transposed one). */
+static size_t d3b_task_words(const oc_conv_shape *t)
 {
-    const int cin = for_bwd_data ? s->K : s->C;
-    return d3b_pack_bytes(s, for_bwd_data) +
-           align64((size_t)d3b_chunk_images(s, cin) * s->H * s->W * ((cin + 1) / 2) *
-                   sizeof(uint32_t));
+    const size_t rows = (size_t)oc_conv2d_d3_fwd_group_rows(t) + 2;
+    return align64(rows * t->W * ((t->C + 1) / 2) * sizeof(uint32_t)) / sizeof(uint32_t);
 }
 
-/* The B16 backward-weights' chunk of x and dy by image pairs, after the partials. */
-static size_t d3b_bw_x_bytes(const oc_conv_shape *s)
+static size_t d3b_bytes(const oc_conv_shape *s, int for_bwd_data)
 {
-    return align64((size_t)d3b_chunk_pairs(s) * s->H * s->W * s->C * sizeof(uint32_t));
+    oc_conv_shape t = *s;
+    if (for_bwd_data)
+        t.C = s->K, t.K = s->C;
+    return d3b_pack_bytes(s, for_bwd_data) +
+           OC_CONV_D3B_TASKS * d3b_task_words(&t) * sizeof(uint32_t);
+}
+
+/* A backward-weights task's x rows of a run and the two beside it, then the run's dy rows, by
+ * image pairs. */
+static size_t d3b_bw_task_words(const oc_conv_shape *s)
+{
+    const size_t run = (size_t)oc_conv2d_d3_bw_run_rows(s);
+    return align64(((run + 2) * s->C + run * s->K) * s->W * sizeof(uint32_t)) / sizeof(uint32_t);
 }
 
 static size_t d3b_bw_bytes(const oc_conv_shape *s)
 {
-    return d3b_bw_x_bytes(s) +
-           align64((size_t)d3b_chunk_pairs(s) * s->H * s->W * s->K * sizeof(uint32_t));
+    return OC_CONV_D3B_TASKS * d3b_bw_task_words(s) * sizeof(uint32_t);
 }
 
 /* Packs w [K][R][S][C] as the direct kernels read it: forward (also the few-channel kernel)
@@ -898,51 +902,17 @@ static void d3b_pack(const oc_conv_shape *s, const float *w, uint32_t *wt, int f
         }
 }
 
-typedef struct {
-    const float *x;
-    uint32_t *dst;
-    int64_t pixels, image; /* image: floats of one image (image pairs) */
-    int C, images;         /* C: channels per pixel (channel pairs); images: the batch */
-} b16_cvt_ctx;
-
-static void b16_channel_pairs_task(void *ctx, int tid, int nt)
+/* Rows [r0, r1) of image pairs (row m*H + h: row h of images 2m and 2m+1, the second zero
+ * past the batch) of x[N][H][row] into dst, one bf16 pair per value. */
+static void b16_pair_rows(const float *x, int N, int H, int64_t row, int64_t r0, int64_t r1,
+                          uint32_t *dst)
 {
-    const b16_cvt_ctx *c = ctx;
-    int64_t a, e;
-    oc_split_range(c->pixels, tid, nt, &a, &e);
-    if (e > a)
-        oc_conv2d_bf16_channel_pairs_avx512(c->x + a * c->C, e - a, c->C,
-                                            c->dst + a * ((c->C + 1) / 2));
-}
-
-/* x[N][H][W][C] -> dst[N][H][W][ceil(C/2)] channel pairs, split over the threads. */
-static void b16_channel_pairs(const float *x, int64_t pixels, int C, uint32_t *dst)
-{
-    b16_cvt_ctx c = {x, dst, pixels, 0, C, 0};
-    oc_parallel_n(b16_channel_pairs_task, &c, (int)(pixels * C / 65536 + 1));
-}
-
-static void b16_image_pairs_task(void *ctx, int tid, int nt)
-{
-    const b16_cvt_ctx *c = ctx;
-    const int64_t pairs = (c->images + 1) / 2, total = pairs * c->image;
-    int64_t a, e;
-    oc_split_range(total, tid, nt, &a, &e);
-    while (a < e) { /* runs within one image pair */
-        const int64_t m = a / c->image, off = a % c->image;
-        const int64_t n = e - a < c->image - off ? e - a : c->image - off;
-        const float *x0 = c->x + 2 * m * c->image + off;
-        oc_conv2d_bf16_image_pairs_avx512(x0, 2 * m + 1 < c->images ? x0 + c->image : NULL, n,
-                                          c->dst + a);
-        a += n;
+    for (int64_t r = r0; r < r1; r++) {
+        const int64_t m = r / H, h = r % H;
+        const float *a = x + (2 * m * H + h) * row;
+        oc_conv2d_bf16_image_pairs_avx512(a, 2 * m + 1 < N ? a + H * row : NULL, row,
+                                          dst + (r - r0) * row);
     }
-}
-
-/* x[N][image] -> dst[ceil(N/2)][image] pairs of images (2m, 2m+1), split over the threads. */
-static void b16_image_pairs(const float *x, int N, int64_t image, uint32_t *dst)
-{
-    b16_cvt_ctx c = {x, dst, 0, image, 0, N};
-    oc_parallel_n(b16_image_pairs_task, &c, (int)(((N + 1) / 2) * image / 65536 + 1));
 }
 
 typedef struct {
@@ -952,8 +922,65 @@ typedef struct {
     int accum, blocks;
     const oc_conv_epilogue *epi; /* fused forward */
     int small_c;                 /* fused forward: the few-channel kernel */
-    int bf16;                    /* the B16 kernels: x, wt (and dy) hold bf16 pairs */
+    int bf16;                    /* the B16 kernels: wt holds bf16 pairs */
+    uint32_t *bufs;              /* B16: the tasks' bf16 rows, task_words apart */
+    size_t task_words;
 } d3_ctx;
+
+/* B16 forward: each task's output rows in groups; per group, the input rows it reads rounded
+ * to channel pairs into the task's buffer, then the tiles. */
+static void d3b_fwd_task(void *ctx, int tid, int nt)
+{
+    const d3_ctx *c = ctx;
+    const oc_conv_shape *t = c->s;
+    const int64_t rows = (int64_t)t->N * t->H, group = oc_conv2d_d3_fwd_group_rows(t);
+    const int64_t row = (int64_t)t->W * t->C;
+    uint32_t *buf = c->bufs + (size_t)tid * c->task_words;
+    int64_t a, e;
+    oc_split_range(rows, tid, nt, &a, &e);
+    for (int64_t g0 = a; g0 < e; g0 += group) {
+        const int64_t g1 = g0 + group < e ? g0 + group : e;
+        const int64_t x0 = g0 > 0 ? g0 - 1 : 0, x1 = g1 < rows ? g1 + 1 : rows;
+        oc_conv2d_bf16_channel_pairs_avx512(c->x + x0 * row, (x1 - x0) * t->W, t->C, buf);
+        oc_conv2d_d3_fwd_rows_avx512(t, (const float *)buf, x0, c->wt, c->b, c->y, c->accum, 1,
+                                     g0, g1);
+    }
+}
+
+/* B16 backward-weights: each task's blocks; a block's rows in every span (d3b_span_pairs) in
+ * span order, in runs; per run, its x and dy rows rounded to image pairs into the task's
+ * buffer, then the tiles. Rows count image pairs: m*H + p. */
+static void d3b_bw_task(void *ctx, int tid, int nt)
+{
+    const d3_ctx *c = ctx;
+    const oc_conv_shape *s = c->s;
+    const size_t pf = d3_part_floats(s);
+    const int64_t H = s->H, pair_rows = (int64_t)(s->N + 1) / 2 * H;
+    const int64_t span = (int64_t)d3b_span_pairs(s) * H, run = oc_conv2d_d3_bw_run_rows(s);
+    const int64_t xrow = (int64_t)s->W * s->C, dyrow = (int64_t)s->W * s->K;
+    uint32_t *xb = c->bufs + (size_t)tid * c->task_words, *dyb = xb + (run + 2) * xrow;
+    oc_conv_shape u = *s; /* the kernels' view: N image pairs */
+    int64_t b0, b1;
+    u.N = (s->N + 1) / 2;
+    oc_split_range(c->blocks, tid, nt, &b0, &b1);
+    for (int64_t blk = b0; blk < b1; blk++) {
+        float *part = c->part + blk * pf;
+        memset(part, 0, pf * sizeof(float));
+        for (int64_t s0 = 0; s0 < pair_rows; s0 += span) {
+            int64_t j0, j1;
+            oc_split_range(pair_rows - s0 < span ? pair_rows - s0 : span, (int)blk, c->blocks,
+                           &j0, &j1);
+            for (int64_t q0 = s0 + j0; q0 < s0 + j1; q0 += run) {
+                const int64_t q1 = q0 + run < s0 + j1 ? q0 + run : s0 + j1;
+                const int64_t x0 = q0 > 0 ? q0 - 1 : 0, x1 = q1 < pair_rows ? q1 + 1 : pair_rows;
+                b16_pair_rows(c->x, s->N, s->H, xrow, x0, x1, xb);
+                b16_pair_rows(c->dy, s->N, s->H, dyrow, q0, q1, dyb);
+                oc_conv2d_d3_bwd_weights_rows_avx512(&u, (const float *)xb, x0,
+                                                     (const float *)dyb, q0, part, 1, q0, q1);
+            }
+        }
+    }
+}
 
 static void d3_fwd_task(void *ctx, int tid, int nt)
 {
@@ -961,7 +988,7 @@ static void d3_fwd_task(void *ctx, int tid, int nt)
     int64_t a, e;
     oc_split_range((int64_t)c->s->N * c->s->H, tid, nt, &a, &e);
     if (e > a)
-        oc_conv2d_d3_fwd_rows_avx512(c->s, c->x, c->wt, c->b, c->y, c->accum, c->bf16, a, e);
+        oc_conv2d_d3_fwd_rows_avx512(c->s, c->x, 0, c->wt, c->b, c->y, c->accum, 0, a, e);
 }
 
 static void d3_bw_task(void *ctx, int tid, int nt)
@@ -974,9 +1001,8 @@ static void d3_bw_task(void *ctx, int tid, int nt)
         float *part = c->part + blk * pf;
         int64_t j0, j1;
         oc_split_range((int64_t)c->s->N * c->s->P, (int)blk, c->blocks, &j0, &j1);
-        if (c->accum == 0) /* the first pass over the rows starts the partials */
-            memset(part, 0, pf * sizeof(float));
-        oc_conv2d_d3_bwd_weights_rows_avx512(c->s, c->x, c->dy, part, c->bf16, j0, j1);
+        memset(part, 0, pf * sizeof(float));
+        oc_conv2d_d3_bwd_weights_rows_avx512(c->s, c->x, 0, c->dy, 0, part, 0, j0, j1);
     }
 }
 
@@ -1008,31 +1034,24 @@ static void d3_bw_combine_task(void *ctx, int tid, int nt)
 }
 
 /* The direct forward of s (backward-data: of its transpose t, with w packed flipped) into y.
- * In bf16 the weights are packed as pairs and the input (cin channels) is rounded to channel
- * pairs a chunk of images at a time (d3b_chunk_images), the kernels running on each chunk. */
+ * In bf16 the weights are packed as pairs and each task rounds the input rows it reads
+ * (d3b_fwd_task). */
 static void d3_run(const oc_conv_shape *s, const oc_conv_shape *t, const float *x,
                    const float *w, const float *b, float *y, int accum, int for_bwd_data,
                    void *ws)
 {
-    d3_ctx c = {t, x, ws, b, NULL, y, NULL, NULL, accum, 0, NULL, 0, d3_kind_of(s) == D3_BF16};
+    d3_ctx c = {t, x, ws, b, NULL, y, NULL, NULL, accum, 0, NULL, 0, d3_kind_of(s) == D3_BF16,
+                NULL, 0};
+    const int64_t rows = (int64_t)t->N * t->H;
     if (!c.bf16) {
         d3_pack(s, w, ws, for_bwd_data);
-        oc_parallel_n(d3_fwd_task, &c, t->N * t->H);
+        oc_parallel_n(d3_fwd_task, &c, (int)rows);
         return;
     }
-    const int cin = t->C, nb = d3b_chunk_images(s, cin);
-    const int64_t pix = (int64_t)t->H * t->W;
-    uint32_t *xb = (uint32_t *)((char *)ws + d3b_pack_bytes(s, for_bwd_data));
-    oc_conv_shape u = *t;
     d3b_pack(s, w, ws, for_bwd_data);
-    c.s = &u;
-    c.x = (const float *)xb; /* bf16 pairs in 4-byte units, as the kernels read them */
-    for (int n0 = 0; n0 < t->N; n0 += nb) {
-        u.N = t->N - n0 < nb ? t->N - n0 : nb;
-        b16_channel_pairs(x + n0 * pix * cin, u.N * pix, cin, xb);
-        c.y = y + n0 * pix * t->K;
-        oc_parallel_n(d3_fwd_task, &c, u.N * u.H);
-    }
+    c.bufs = (uint32_t *)((char *)ws + d3b_pack_bytes(s, for_bwd_data));
+    c.task_words = d3b_task_words(t);
+    oc_parallel_n(d3b_fwd_task, &c, rows < OC_CONV_D3B_TASKS ? (int)rows : OC_CONV_D3B_TASKS);
 }
 
 static void d3_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
@@ -1050,36 +1069,19 @@ static void d3_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
     d3_run(s, &t, dy, w, NULL, dx, !set, 1, ws);
 }
 
-/* Per-block partials over the rows, then their sum in block order. bf16 sums image pairs: x
- * and dy interleaved by pairs a chunk at a time (d3b_chunk_pairs) after the partials, each
- * chunk's rows (over image pairs) cut into the same blocks, which add to their partials. */
+/* Per-block partials over the rows, then their sum in block order. bf16 sums image pairs, the
+ * blocks cutting spans of image pairs (d3b_bw_task). */
 static void d3_bwd_weights(const oc_conv_shape *s, const float *x, const float *dy, float *dw,
                            void *ws)
 {
     d3_ctx c = {s, x, NULL, NULL, dy, NULL, ws, dw, 0, d3_blocks(s), NULL, 0,
-                d3_kind_of(s) == D3_BF16};
-    if (!c.bf16) {
-        oc_parallel_n(d3_bw_task, &c, c.blocks);
-    } else {
-        const int64_t pix = (int64_t)s->H * s->W, pairs = (s->N + 1) / 2;
-        const int nb = d3b_chunk_pairs(s);
-        char *base = (char *)ws + align64((size_t)c.blocks * d3_part_floats(s) * sizeof(float));
-        uint32_t *xb = (uint32_t *)base, *dyb = (uint32_t *)(base + d3b_bw_x_bytes(s));
-        oc_conv_shape u = *s;
-        c.s = &u;
-        c.x = (const float *)xb;
-        c.dy = (const float *)dyb;
-        for (int64_t m0 = 0; m0 < pairs; m0 += nb) {
-            const int m = pairs - m0 < nb ? (int)(pairs - m0) : nb; /* pairs in the chunk */
-            const int images = s->N - 2 * (int)m0 < 2 * m ? s->N - 2 * (int)m0 : 2 * m;
-            b16_image_pairs(x + 2 * m0 * pix * s->C, images, pix * s->C, xb);
-            b16_image_pairs(dy + 2 * m0 * pix * s->K, images, pix * s->K, dyb);
-            u.N = m;
-            c.accum = m0 > 0;
-            oc_parallel_n(d3_bw_task, &c, c.blocks);
-        }
+                d3_kind_of(s) == D3_BF16, NULL, 0};
+    if (c.bf16) {
+        c.bufs = (uint32_t *)((char *)ws +
+                              align64((size_t)c.blocks * d3_part_floats(s) * sizeof(float)));
+        c.task_words = d3b_bw_task_words(s);
     }
-    c.s = s;
+    oc_parallel_n(c.bf16 ? d3b_bw_task : d3_bw_task, &c, c.blocks);
     oc_parallel_n(d3_bw_combine_task, &c, (int)((int64_t)9 * s->C * s->K / 4096 + 1));
 }
 
@@ -1297,7 +1299,7 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
         return;
     }
     if (use_smallc(s)) {
-        d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL, 0, 0};
+        d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL, 0, 0, NULL, 0};
         d3_pack(s, w, ws, 0);
         oc_parallel_n(sc_fwd_task, &c, s->N * s->P);
         return;
@@ -1488,7 +1490,7 @@ static void direct_fused_task(void *ctx, int tid, int nt)
         if (c->small_c)
             oc_conv2d_sc_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, j, j1);
         else
-            oc_conv2d_d3_fwd_rows_avx512(s, c->x, c->wt, NULL, c->y, 0, c->bf16, j, j1);
+            oc_conv2d_d3_fwd_rows_avx512(s, c->x, 0, c->wt, NULL, c->y, 0, 0, j, j1);
         oc_conv_epilogue_apply(c->epi, j * s->Q, j1 * s->Q, 0, s->K, s->K, c->y);
     }
 }
@@ -1592,7 +1594,7 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
             return;
         }
         d3_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, 0, e, !use_direct3(s),
-                    0};
+                    0, NULL, 0};
         if (!kept)
             d3_pack(s, w, ws, 0);
         oc_parallel_n(direct_fused_task, &c, s->N * s->P);

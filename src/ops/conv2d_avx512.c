@@ -683,9 +683,9 @@ static int d3_c_index(int C)
     }
 }
 
-void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                  const float *b, float *y, int accum, int bf16, int64_t j0,
-                                  int64_t j1);
+void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, int64_t x_row0,
+                                  const float *wt, const float *b, float *y, int accum, int bf16,
+                                  int64_t j0, int64_t j1);
 
 /* Input units summed per pass: wider inputs are summed in chunks (added into y), so that
  * the packed weights of one chunk and one block of 16*KV output channels (at most 9 * 64 * 32
@@ -704,13 +704,14 @@ int oc_conv2d_d3_fwd_group_rows(const oc_conv_shape *s)
 }
 
 /* Output rows j = n*H + p in [j0, j1) of y[N][H][W][K] (+= with accum) from x[N][H][W][C]
- * (bf16: x[N][H][W][ceil(C/2)] pairs), in groups of oc_conv2d_d3_fwd_group_rows rows; within a
+ * (bf16: x[N][H][W][ceil(C/2)] pairs) whose first row in memory is row x_row0 (x holds the rows
+ * the outputs read from there on), in groups of oc_conv2d_d3_fwd_group_rows rows; within a
  * group, the (chunk, block) pairs outside and the rows inside, so each pair's weights are read
  * from memory once per group rather than once per row. Every output sums its chunks in order,
  * r, c and s within each: the grouping and the tile shapes do not change a bit of the result. */
-void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const float *wt,
-                                  const float *b, float *y, int accum, int bf16, int64_t j0,
-                                  int64_t j1)
+void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, int64_t x_row0,
+                                  const float *wt, const float *b, float *y, int accum, int bf16,
+                                  int64_t j0, int64_t j1)
 {
     const int C = bf16 ? (s->C + 1) / 2 : s->C, K = s->K, H = s->H, W = s->W;
     const int Kp = (K + 15) & ~15;
@@ -731,7 +732,7 @@ void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const 
                     const float *xr[3];
                     for (int r = 0; r < 3; r++) {
                         int h = p - 1 + r;
-                        xr[r] = h >= 0 && h < H ? x + (n * H + h) * W * C + c0 : NULL;
+                        xr[r] = h >= 0 && h < H ? x + (n * H + h - x_row0) * W * C + c0 : NULL;
                     }
                     float *yrow = y + j * W * K;
                     for (int q0 = 0; q0 < W;) {
@@ -761,6 +762,7 @@ void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, const 
  * the rows here run over image pairs and each vdpbf16ps adds both images' products. */
 typedef struct {
     const float *x, *dy;
+    int64_t x_row0, dy_row0; /* the rows x and dy start at */
     int C, K, H, W, Kp;
     ptrdiff_t psc; /* C*Kp floats between taps s in part */
 } d3_bw_args;
@@ -785,8 +787,8 @@ typedef void (*d3_bw_fn)(const d3_bw_args *a, int64_t j0, int64_t j1, int r, int
             const int h = (int)(j % H) - 1 + r;                                                   \
             if (h < 0 || h >= H)                                                                  \
                 continue;                                                                         \
-            const float *xrow = a->x + (n * H + h) * W * C + c0;                                  \
-            const float *dyrow = a->dy + j * W * K + k0;                                          \
+            const float *xrow = a->x + (n * H + h - a->x_row0) * W * C + c0;                      \
+            const float *dyrow = a->dy + (j - a->dy_row0) * W * K + k0;                           \
             _Pragma("GCC unroll 4") for (int v = 0; v < KV; v++)                                  \
             {                                                                                     \
                 __mmask16 m = v == KV - 1 ? mlast : (__mmask16)0xffff;                            \
@@ -844,21 +846,28 @@ static const d3_bw_fn d3_bw_tab[2][2][4] = {D3_BW_TAB(F32), D3_BW_TAB(B16)};
  * block) tile sweeps it (tuned on the Zen 5 dev VM, ResNet-20 shapes). */
 #define D3_BW_RUN_BYTES (64 << 10)
 
-void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x,
-                                          const float *dy, float *part, int bf16, int64_t j0,
-                                          int64_t j1);
+int oc_conv2d_d3_bw_run_rows(const oc_conv_shape *s);
+void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x, int64_t x_row0,
+                                          const float *dy, int64_t dy_row0, float *part,
+                                          int bf16, int64_t j0, int64_t j1);
+
+/* Output rows per run: the tiles sweep a run's x and dy rows, D3_BW_RUN_BYTES of them. */
+int oc_conv2d_d3_bw_run_rows(const oc_conv_shape *s)
+{
+    int64_t run = D3_BW_RUN_BYTES / ((int64_t)s->W * (s->C + s->K) * (int64_t)sizeof(float));
+    return run < 1 ? 1 : (int)run;
+}
 
 /* part[3][3][C][Kp] += the weight gradient of output rows j = n*H + p in [j0, j1) (bf16: n
- * counts image pairs, s->N of them). */
-void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x,
-                                          const float *dy, float *part, int bf16, int64_t j0,
-                                          int64_t j1)
+ * counts image pairs, s->N of them), x and dy starting at rows x_row0 and dy_row0 (holding the
+ * rows these outputs read from there on). */
+void oc_conv2d_d3_bwd_weights_rows_avx512(const oc_conv_shape *s, const float *x, int64_t x_row0,
+                                          const float *dy, int64_t dy_row0, float *part,
+                                          int bf16, int64_t j0, int64_t j1)
 {
-    d3_bw_args a = {x, dy, s->C, s->K, s->H, s->W, (s->K + 15) & ~15, 0};
-    int64_t run = D3_BW_RUN_BYTES / ((int64_t)s->W * (s->C + s->K) * (int64_t)sizeof(float));
+    d3_bw_args a = {x, dy, x_row0, dy_row0, s->C, s->K, s->H, s->W, (s->K + 15) & ~15, 0};
+    const int64_t run = oc_conv2d_d3_bw_run_rows(s);
     a.psc = (ptrdiff_t)a.C * a.Kp;
-    if (run < 1)
-        run = 1;
     for (int64_t r0 = j0; r0 < j1; r0 += run) {
         int64_t r1 = r0 + run < j1 ? r0 + run : j1;
         for (int r = 0; r < 3; r++) {

@@ -398,7 +398,7 @@ static double check_bf16(const char *what, const float *got, const float *ref, c
     return worst;
 }
 
-void oc_conv2d_d3b_chunk_bytes(size_t bytes); /* conv2d.c's test hook */
+void oc_conv2d_d3b_span_bytes(size_t bytes); /* conv2d.c's test hook */
 
 /* got within the fp32 summation bound (terms + 4) u32 * mag of ref, elementwise. */
 static int within_f32(const char *what, const float *got, const float *ref, const float *mag,
@@ -429,8 +429,8 @@ static float *rounded_copy(const float *x, size_t n)
  * agrees with the fp32 oracle run on rounded x, w and dy to within the fp32 summation bound,
  * far tighter than the bf16 one (and it must differ from the oracle on the unrounded inputs by
  * more than that bound somewhere). Forward and backward-data give the same bits for 1 and 2
- * threads and for any chunk of images rounded at a time (down to one image, or image pair);
- * backward-weights the same bits for 1 and 2 threads. Odd channel counts (a pair's zero half),
+ * threads (tasks rounding different rows) and any span of image pairs; backward-weights the
+ * same bits for 1 and 2 threads at a given span (which groups its sums: down to one pair). Odd channel counts (a pair's zero half),
  * odd batches (a zero image in the last pair), every tile width (7, 15, 33 columns), two input
  * chunks (130 channels), set and accumulated input gradients; the fused forward (bias, batch
  * norm affine, residual, ReLU) is the plain forward then the epilogue, bit for bit. */
@@ -481,20 +481,20 @@ static void conv_bf16_direct_is_rounded_products(void)
         fill(&r, sh, s.K);
         rx = rounded_copy(x, nx), rw = rounded_copy(w, nw), rdy = rounded_copy(dy, ny);
         ax = fabs_copy(rx, nx), aw = fabs_copy(rw, nw), ady = fabs_copy(rdy, ny);
-        /* runs: (1 thread, 2 threads) x (default chunks, one image or image pair a chunk) */
+        /* runs: (1 thread, 2 threads) x (default spans, one image pair a span) */
         for (int run = 0; run < 4; run++) {
             y[run] = malloc(ny * sizeof *y[run]);
             dx[run] = calloc(nx, sizeof *dx[run]);
             dw[run] = calloc(nw, sizeof *dw[run]);
             oc_set_threads(1 + run % 2);
-            oc_conv2d_d3b_chunk_bytes(run < 2 ? 0 : 1);
+            oc_conv2d_d3b_span_bytes(run < 2 ? 0 : 1);
             oc_math_set(OC_MATH_BF16);
             oc_conv2d_fwd(&s, x, w, NULL, y[run], ws);
             oc_conv2d_bwd_data(&s, dy, w, dx[run], ws);
             oc_conv2d_bwd_weights(&s, x, dy, dw[run], NULL, ws);
             oc_math_set(OC_MATH_F32);
         }
-        oc_conv2d_d3b_chunk_bytes(0);
+        oc_conv2d_d3b_span_bytes(0);
         /* the set form: the bits of adding to zeros, whatever dx held */
         for (int64_t i = 0; i < nx; i++)
             dxs[i] = NAN;
@@ -520,7 +520,7 @@ static void conv_bf16_direct_is_rounded_products(void)
         within_f32(what, dx[0], dxr, mdx, nx, 9 * s.K);
         snprintf(what, sizeof what, "case %zu backward-weights", ci);
         within_f32(what, dw[0], dwr, mdw, nw, (int64_t)s.N * s.P * s.Q);
-        snprintf(what, sizeof what, "case %zu backward-weights, one image pair a chunk", ci);
+        snprintf(what, sizeof what, "case %zu backward-weights, one image pair a span", ci);
         within_f32(what, dw[2], dwr, mdw, nw, (int64_t)s.N * s.P * s.Q);
         for (int run = 2; run < 4; run++) /* y[0] now holds the epilogue's result */
             T_CHECK(!memcmp(y[run], y[1], ny * sizeof *y[1]), "case %zu run %d: forward bits",
