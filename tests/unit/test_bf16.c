@@ -28,12 +28,23 @@ static void fill(oc_rng *r, float *x, size_t n)
         x[i] = 2.0f * oc_rng_uniform(r) - 1.0f;
 }
 
-static float *fabs_copy(const float *x, size_t n)
+/* A copy of x[0..n) with f applied to each value. */
+static float *map_copy(const float *x, size_t n, float (*f)(float))
 {
     float *a = malloc(n * sizeof *a);
     for (size_t i = 0; i < n; i++)
-        a[i] = fabsf(x[i]);
+        a[i] = f(x[i]);
     return a;
+}
+
+static float abs_value(float v)
+{
+    return fabsf(v);
+}
+
+static float *fabs_copy(const float *x, size_t n)
+{
+    return map_copy(x, n, abs_value);
 }
 
 static void rounding(void)
@@ -418,10 +429,7 @@ static int within_f32(const char *what, const float *got, const float *ref, cons
 
 static float *rounded_copy(const float *x, size_t n)
 {
-    float *r = malloc(n * sizeof *r);
-    for (size_t i = 0; i < n; i++)
-        r[i] = oc_bf16_round(x[i]);
-    return r;
+    return map_copy(x, n, oc_bf16_round);
 }
 
 /* The direct 3x3 kernels in bf16 math (vdpbf16ps on channel pairs, and on image pairs for the
@@ -430,10 +438,11 @@ static float *rounded_copy(const float *x, size_t n)
  * far tighter than the bf16 one (and it must differ from the oracle on the unrounded inputs by
  * more than that bound somewhere). Forward and backward-data give the same bits for 1 and 2
  * threads (tasks rounding different rows) and any span of image pairs; backward-weights the
- * same bits for 1 and 2 threads at a given span (which groups its sums: down to one pair). Odd channel counts (a pair's zero half),
- * odd batches (a zero image in the last pair), every tile width (7, 15, 33 columns), two input
- * chunks (130 channels), set and accumulated input gradients; the fused forward (bias, batch
- * norm affine, residual, ReLU) is the plain forward then the epilogue, bit for bit. */
+ * same bits for 1 and 2 threads at a given span (which groups its sums: down to one pair).
+ * Odd channel counts (a pair's zero half), odd batches (a zero image in the last pair), every
+ * tile width (7, 15, 33 columns), two input chunks (130 channels), set and accumulated input
+ * gradients; the fused forward (bias, batch norm affine, residual, ReLU) is the plain forward
+ * then the epilogue, bit for bit. */
 static void conv_bf16_direct_is_rounded_products(void)
 {
     static const oc_conv_shape d3_shapes[] = {
