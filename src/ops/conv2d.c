@@ -8,8 +8,8 @@
  *  - 3x3, stride 1, padding 1 up to 256 x 256 channels (where Winograd does not take them):
  *    direct register tiles (AVX-512), for forward, backward-data and, up to 128 x 128,
  *    backward-weights; in bf16 math (AVX512_BF16) the same tiles on bf16 pairs of channels
- *    (forward, backward-data) and of images (backward-weights), the inputs rounded a chunk of
- *    images at a time into the workspace.
+ *    (forward, backward-data) and of images (backward-weights), each task rounding the input
+ *    rows it is about to read into its part of the workspace.
  *  - at most 4 input channels (stems), forward: direct register tiles for any kernel, stride
  *    and padding (AVX-512, fp32 math).
  *  - wider 3x3 stride-1 layers: Winograd F(2x2, 3x3) (winograd.c) in the fused inference
@@ -710,7 +710,7 @@ static int is_direct3_bw(const oc_conv_shape *s)
 }
 
 /* In bf16 math mode the direct kernels run in bf16 (their B16 flavour, conv2d_avx512.c) on a
- * CPU with AVX512_BF16: x (or dy) rounded to bf16 once per call into the workspace, then
+ * CPU with AVX512_BF16: x (or dy) rounded to bf16 by each task a few rows at a time, then
  * vdpbf16ps tiles, fp32 sums. Without AVX512_BF16, bf16 math keeps the fp32 direct kernel for
  * layers below this C * K and takes im2col + the (portable) bf16 GEMM from there. */
 #define OC_CONV_D3_BF16_MIN_CK (64 * 64)
@@ -1587,7 +1587,7 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
         return;
     }
     if (use_direct3(s) || use_smallc(s)) { /* both read the direct packing */
-        if (!kept && d3_kind_of(s) == D3_BF16) { /* the bf16 chunks, then one epilogue pass */
+        if (!kept && d3_kind_of(s) == D3_BF16) { /* the bf16 kernels, then one epilogue pass */
             epi_ctx ec = {e, y, 0, rows, s->K};
             d3_fwd(s, x, w, NULL, y, ws);
             oc_parallel_n(epi_task, &ec, (int)(rows * s->K / 65536 + 1));
