@@ -922,13 +922,13 @@ typedef struct {
     int accum, blocks;
     const oc_conv_epilogue *epi; /* fused forward */
     int small_c;                 /* fused forward: the few-channel kernel */
-    int bf16;                    /* the B16 kernels: wt holds bf16 pairs */
     uint32_t *bufs;              /* B16: the tasks' bf16 rows, task_words apart */
     size_t task_words;
 } d3_ctx;
 
 /* B16 forward: each task's output rows in groups; per group, the input rows it reads rounded
- * to channel pairs into the task's buffer, then the tiles. */
+ * to channel pairs into the task's buffer, then the tiles, then (fused forward) the epilogue
+ * while the group's output is in cache. */
 static void d3b_fwd_task(void *ctx, int tid, int nt)
 {
     const d3_ctx *c = ctx;
@@ -944,6 +944,8 @@ static void d3b_fwd_task(void *ctx, int tid, int nt)
         oc_conv2d_bf16_channel_pairs_avx512(c->x + x0 * row, (x1 - x0) * t->W, t->C, buf);
         oc_conv2d_d3_fwd_rows_avx512(t, (const float *)buf, x0, c->wt, c->b, c->y, c->accum, 1,
                                      g0, g1);
+        if (c->epi)
+            oc_conv_epilogue_apply(c->epi, g0 * t->W, g1 * t->W, 0, t->K, t->K, c->y);
     }
 }
 
@@ -1035,15 +1037,15 @@ static void d3_bw_combine_task(void *ctx, int tid, int nt)
 
 /* The direct forward of s (backward-data: of its transpose t, with w packed flipped) into y.
  * In bf16 the weights are packed as pairs and each task rounds the input rows it reads
- * (d3b_fwd_task). */
+ * (d3b_fwd_task), and applies epi (NULL: none; the fused forward's, bf16 only) to them. */
 static void d3_run(const oc_conv_shape *s, const oc_conv_shape *t, const float *x,
                    const float *w, const float *b, float *y, int accum, int for_bwd_data,
-                   void *ws)
+                   void *ws, const oc_conv_epilogue *epi)
 {
-    d3_ctx c = {t, x, ws, b, NULL, y, NULL, NULL, accum, 0, NULL, 0, d3_kind_of(s) == D3_BF16,
-                NULL, 0};
+    d3_ctx c = {t, x, ws, b, NULL, y, NULL, NULL, accum, 0, epi, 0, NULL, 0};
     const int64_t rows = (int64_t)t->N * t->H;
-    if (!c.bf16) {
+    OC_ASSERT(!epi || d3_kind_of(s) == D3_BF16);
+    if (d3_kind_of(s) != D3_BF16) {
         d3_pack(s, w, ws, for_bwd_data);
         oc_parallel_n(d3_fwd_task, &c, (int)rows);
         return;
@@ -1057,7 +1059,7 @@ static void d3_run(const oc_conv_shape *s, const oc_conv_shape *t, const float *
 static void d3_fwd(const oc_conv_shape *s, const float *x, const float *w, const float *b,
                    float *y, void *ws)
 {
-    d3_run(s, s, x, w, b, y, 0, 0, ws);
+    d3_run(s, s, x, w, b, y, 0, 0, ws, NULL);
 }
 
 static void d3_bwd_data(const oc_conv_shape *s, const float *dy, const float *w, float *dx,
@@ -1066,7 +1068,7 @@ static void d3_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
     oc_conv_shape t = *s; /* the transposed convolution: dy (K channels) -> dx (C channels) */
     t.C = s->K;
     t.K = s->C;
-    d3_run(s, &t, dy, w, NULL, dx, !set, 1, ws);
+    d3_run(s, &t, dy, w, NULL, dx, !set, 1, ws, NULL);
 }
 
 /* Per-block partials over the rows, then their sum in block order. bf16 sums image pairs, the
@@ -1074,14 +1076,14 @@ static void d3_bwd_data(const oc_conv_shape *s, const float *dy, const float *w,
 static void d3_bwd_weights(const oc_conv_shape *s, const float *x, const float *dy, float *dw,
                            void *ws)
 {
-    d3_ctx c = {s, x, NULL, NULL, dy, NULL, ws, dw, 0, d3_blocks(s), NULL, 0,
-                d3_kind_of(s) == D3_BF16, NULL, 0};
-    if (c.bf16) {
+    d3_ctx c = {s, x, NULL, NULL, dy, NULL, ws, dw, 0, d3_blocks(s), NULL, 0, NULL, 0};
+    const int bf16 = d3_kind_of(s) == D3_BF16;
+    if (bf16) {
         c.bufs = (uint32_t *)((char *)ws +
                               align64((size_t)c.blocks * d3_part_floats(s) * sizeof(float)));
         c.task_words = d3b_bw_task_words(s);
     }
-    oc_parallel_n(c.bf16 ? d3b_bw_task : d3_bw_task, &c, c.blocks);
+    oc_parallel_n(bf16 ? d3b_bw_task : d3_bw_task, &c, c.blocks);
     oc_parallel_n(d3_bw_combine_task, &c, (int)((int64_t)9 * s->C * s->K / 4096 + 1));
 }
 
@@ -1299,7 +1301,7 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
         return;
     }
     if (use_smallc(s)) {
-        d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL, 0, 0, NULL, 0};
+        d3_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, 0, NULL, 0, NULL, 0};
         d3_pack(s, w, ws, 0);
         oc_parallel_n(sc_fwd_task, &c, s->N * s->P);
         return;
@@ -1587,14 +1589,12 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
         return;
     }
     if (use_direct3(s) || use_smallc(s)) { /* both read the direct packing */
-        if (!kept && d3_kind_of(s) == D3_BF16) { /* the bf16 kernels, then one epilogue pass */
-            epi_ctx ec = {e, y, 0, rows, s->K};
-            d3_fwd(s, x, w, NULL, y, ws);
-            oc_parallel_n(epi_task, &ec, (int)(rows * s->K / 65536 + 1));
+        if (!kept && d3_kind_of(s) == D3_BF16) { /* the tasks apply it per group */
+            d3_run(s, s, x, w, NULL, y, 0, 0, ws, e);
             return;
         }
         d3_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, 0, e, !use_direct3(s),
-                    0, NULL, 0};
+                    NULL, 0};
         if (!kept)
             d3_pack(s, w, ws, 0);
         oc_parallel_n(direct_fused_task, &c, s->N * s->P);

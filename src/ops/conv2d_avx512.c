@@ -908,23 +908,31 @@ static inline __m512i interleave_pairs(const float *a, const float *b, int n)
 void oc_conv2d_bf16_channel_pairs_avx512(const float *x, int64_t pixels, int C, uint32_t *dst);
 void oc_conv2d_bf16_image_pairs_avx512(const float *a, const float *b, int64_t n, uint32_t *dst);
 
-/* pixels x C floats -> pixels x ceil(C/2) pairs of neighbouring channels (an odd C's last
- * pair has a zero high half). */
+/* x[0..n) -> dst[0..ceil(n/2)) pairs of neighbours (x[2i], x[2i+1]), an odd n's last high
+ * half zero. */
+static void channel_pairs_run(const float *x, int64_t n, uint32_t *dst)
+{
+    for (int64_t i = 0; i < n; i += 32) {
+        const int left = n - i < 32 ? (int)(n - i) : 32;
+        __m512 lo = _mm512_maskz_loadu_ps(tail_mask(left), x + i);
+        __m512 hi = left > 16 ? _mm512_maskz_loadu_ps(tail_mask(left - 16), x + i + 16)
+                              : _mm512_setzero_ps();
+        _mm512_mask_storeu_epi32(dst + i / 2, tail_mask((left + 1) / 2),
+                                 (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+}
+
+/* pixels x C floats -> pixels x ceil(C/2) pairs of neighbouring channels: with C even the
+ * pairs never straddle two pixels, so all of it is one run; with C odd each pixel's last pair
+ * gets a zero high half. */
 void oc_conv2d_bf16_channel_pairs_avx512(const float *x, int64_t pixels, int C, uint32_t *dst)
 {
-    const int64_t n = C % 2 ? C : pixels * C; /* odd C: pixel by pixel */
-    for (int64_t px = 0; px < (C % 2 ? pixels : 1); px++) {
-        const float *src = x + px * C;
-        uint32_t *d = dst + px * ((C + 1) / 2);
-        for (int64_t i = 0; i < n; i += 32) {
-            const int left = n - i < 32 ? (int)(n - i) : 32;
-            __m512 lo = _mm512_maskz_loadu_ps(tail_mask(left), src + i);
-            __m512 hi = left > 16 ? _mm512_maskz_loadu_ps(tail_mask(left - 16), src + i + 16)
-                                  : _mm512_setzero_ps();
-            _mm512_mask_storeu_epi32(d + i / 2, tail_mask((left + 1) / 2),
-                                     (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-        }
+    if (C % 2 == 0) {
+        channel_pairs_run(x, pixels * C, dst);
+        return;
     }
+    for (int64_t px = 0; px < pixels; px++)
+        channel_pairs_run(x + px * C, C, dst + px * ((C + 1) / 2));
 }
 
 /* dst[i] = the pair (a[i], b[i]) (b NULL: zero high halves), i < n. */
