@@ -474,7 +474,7 @@ static void bn_bwd(oc_model *m, oc_node *nd, int n)
     const oc_node *out = nd->fuse_act != OC_ACT_IDENTITY ? nd + 1 : nd;
     (nd->sets_dx ? oc_batchnorm_act_bwd_set : oc_batchnorm_act_bwd)(
         M, nd->C, oc_nn_in(m, nd, 0), oc_nn_param(m, nd, 0), oc_nn_param(m, nd, 1),
-        nd->save_mean, nd->save_invstd, nd->fuse_act, out->y, out->dy, oc_nn_din(m, nd, 0),
+        nd->save_mean, nd->save_invstd, nd->fuse_act, out->dy, oc_nn_din(m, nd, 0),
         oc_nn_grad(m, nd, 0), oc_nn_grad(m, nd, 1));
 }
 

@@ -14,10 +14,13 @@
  *
  * The _act variants fuse a following ReLU, ReLU6 or GELU (oc_batchnorm_act_fusable): forward
  * applies it in the normalising pass; backward gets the activation's derivative inside both
- * passes over dy, for ReLU / ReLU6 from the fused output y (y > 0, 0 < y < 6, exactly the
- * input tests act.c uses), for GELU from the normalised value, recomputed from x with the
- * forward's own per-channel coefficients and expression. Neither the normalised tensor nor its
- * gradient is ever written, and the results are bitwise those of the separate ops. */
+ * passes over dy, from the normalised value z recomputed from x with the forward's own
+ * per-channel coefficients and expression (bitwise the forward's z). For ReLU and ReLU6 the
+ * tests z > 0 and 0 < z < 6 are the tests act.c makes on the output y (y > 0 holds exactly
+ * when z > 0, NaN and -0 included; 0 < y < 6 exactly when 0 < z < 6), so backward reads x and
+ * dy only, not the fused output as well: a third less memory traffic. Neither the normalised
+ * tensor nor its gradient is ever written, and the results are bitwise those of the separate
+ * ops. */
 
 /* See act.c: lets GCC vectorise these loops at -O2 (no reassociation, so results are the same
  * as the plain scalar loops). */
@@ -54,10 +57,10 @@
 typedef struct {
     int64_t M;
     int C, c0, ct;                 /* the tile: channels [c0, c0 + ct) */
-    oc_act act;                    /* backward: fused activation, its derivative read from ya */
-    const float *x, *dy, *ya;
-    const float *fa, *fb;          /* GELU: the forward's a and b (bn_affine_loop) for the
-                                      channels from fa_c0 on */
+    oc_act act;                    /* backward: fused activation, its derivative at z */
+    const float *x, *dy;
+    const float *fa, *fb;          /* fused activation: the forward's a and b (bn_affine_loop)
+                                      for the channels from fa_c0 on, to recompute z */
     int fa_c0;
     const float *center;           /* [C]: x[0][c] (forward) or the saved mean (backward) */
     double (*part)[2][BN_TILE];    /* [nthreads][2][BN_TILE] */
@@ -108,22 +111,21 @@ BN_CLONES static void bn_stats_rows(const bn_reduce_job *j, int64_t m0, int64_t 
 }
 
 /* The normalised value as the forward pass computed it (bn_affine_loop: same operands, same
- * order, no contraction under -std=c11), for GELU's derivative. */
+ * order, no contraction under -std=c11), for the fused activation's derivative. */
 static inline __attribute__((always_inline)) float bn_z(float x, float mu, float a, float b)
 {
     return (x - mu) * a + b;
 }
 
-/* The gradient reaching the normalised value through the fused activation `act` (a constant
- * after inlining): ReLU / ReLU6 pass dy where their output y says so, else 0; GELU scales it
- * by its derivative at the normalised value z. */
-static inline __attribute__((always_inline)) float bn_act_grad(oc_act act, float y, float z,
-                                                              float g)
+/* The gradient reaching the normalised value z through the fused activation `act` (a constant
+ * after inlining): ReLU / ReLU6 pass dy where z is in their linear range, else 0; GELU scales
+ * it by its derivative at z. */
+static inline __attribute__((always_inline)) float bn_act_grad(oc_act act, float z, float g)
 {
     if (act == OC_ACT_RELU)
-        return y > 0.0f ? g : 0.0f;
+        return z > 0.0f ? g : 0.0f;
     if (act == OC_ACT_RELU6)
-        return ((y > 0.0f) & (y < 6.0f)) ? g : 0.0f;
+        return ((z > 0.0f) & (z < 6.0f)) ? g : 0.0f;
     if (act == OC_ACT_GELU)
         return oc_gelu_grad(z, g);
     return g;
@@ -137,18 +139,17 @@ static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_
 {
     const int ct = j->ct;
     const float *restrict mean = j->center + j->c0;
-    const float *restrict fa = act == OC_ACT_GELU ? j->fa + (j->c0 - j->fa_c0) : mean;
-    const float *restrict fb = act == OC_ACT_GELU ? j->fb + (j->c0 - j->fa_c0) : mean;
+    const float *restrict fa = j->fa + (j->c0 - j->fa_c0);
+    const float *restrict fb = j->fb + (j->c0 - j->fa_c0);
     double s[BN_TILE], sx[BN_TILE];
     for (int c = 0; c < ct; c++)
         s[c] = sx[c] = 0.0;
     for (int64_t m = m0; m < m1; m++) {
         const float *restrict xr = j->x + m * j->C + j->c0;
         const float *restrict gr = j->dy + m * j->C + j->c0;
-        const float *restrict yr = act == OC_ACT_GELU ? gr : j->ya + m * j->C + j->c0;
         for (int c = 0; c < ct; c++) {
-            float z = act == OC_ACT_GELU ? bn_z(xr[c], mean[c], fa[c], fb[c]) : 0.0f;
-            double g = (double)bn_act_grad(act, yr[c], z, gr[c]);
+            float z = bn_z(xr[c], mean[c], fa[c], fb[c]);
+            double g = (double)bn_act_grad(act, z, gr[c]);
             s[c] += g;
             sx[c] += g * ((double)xr[c] - (double)mean[c]);
         }
@@ -259,8 +260,8 @@ static void bn_reduce(bn_reduce_job *j, oc_parallel_fn fn, double *s, double *s2
 typedef struct {
     int64_t M;
     int C;
-    oc_act act;       /* fused activation (forward: applied; backward: derivative from ya) */
-    const float *x, *dy, *ya;
+    oc_act act;       /* fused activation (forward: applied; backward: derivative at z) */
+    const float *x, *dy;
     float *out;
     /* forward: per-channel a and b come from mean, gamma, beta and either invstd (training)
      * or var and eps (inference: each thread takes the C square roots itself, since there is
@@ -271,7 +272,7 @@ typedef struct {
      * k[i] for channel c0 + i */
     int c0, cn;
     const float *k, *kx, *k0;
-    const float *fa, *fb; /* backward with GELU: the forward's a and b, like k: [cn] */
+    const float *fa, *fb; /* backward with an activation: the forward's a and b, like k: [cn] */
     int set; /* backward: dx = 0 + ... rather than dx += ... (oc_batchnorm_act_bwd_set) */
 } bn_apply_job;
 
@@ -354,25 +355,22 @@ static inline __attribute__((always_inline)) void bn_dx_loop(const bn_apply_job 
 {
     const float *restrict k = j->k, *restrict kx = j->kx, *restrict k0 = j->k0;
     const float *restrict mean = j->mean + j->c0;
-    const float *restrict fa = act == OC_ACT_GELU ? j->fa : mean;
-    const float *restrict fb = act == OC_ACT_GELU ? j->fb : mean;
+    const float *restrict fa = act == OC_ACT_IDENTITY ? mean : j->fa;
+    const float *restrict fb = act == OC_ACT_IDENTITY ? mean : j->fb;
     for (int64_t m = m0; m < m1; m++) {
         const float *restrict xr = j->x + m * j->C + j->c0;
         const float *restrict gr = j->dy + m * j->C + j->c0;
-        const float *restrict yr =
-            act == OC_ACT_IDENTITY || act == OC_ACT_GELU ? gr : j->ya + m * j->C + j->c0;
         float *restrict dr = j->out + m * j->C + j->c0;
         if (set)
             for (int c = 0; c < cn; c++) {
-                float z = act == OC_ACT_GELU ? bn_z(xr[c], mean[c], fa[c], fb[c]) : 0.0f;
-                dr[c] = 0.0f + (k[c] * bn_act_grad(act, yr[c], z, gr[c]) +
-                                kx[c] * (xr[c] - mean[c]) + k0[c]);
+                float z = act == OC_ACT_IDENTITY ? 0.0f : bn_z(xr[c], mean[c], fa[c], fb[c]);
+                dr[c] = 0.0f + (k[c] * bn_act_grad(act, z, gr[c]) + kx[c] * (xr[c] - mean[c]) +
+                                k0[c]);
             }
         else
             for (int c = 0; c < cn; c++) {
-                float z = act == OC_ACT_GELU ? bn_z(xr[c], mean[c], fa[c], fb[c]) : 0.0f;
-                dr[c] += k[c] * bn_act_grad(act, yr[c], z, gr[c]) + kx[c] * (xr[c] - mean[c]) +
-                         k0[c];
+                float z = act == OC_ACT_IDENTITY ? 0.0f : bn_z(xr[c], mean[c], fa[c], fb[c]);
+                dr[c] += k[c] * bn_act_grad(act, z, gr[c]) + kx[c] * (xr[c] - mean[c]) + k0[c];
             }
     }
 }
@@ -554,32 +552,31 @@ void oc_batchnorm_bwd(int64_t M, int C, const float *x, const float *gamma, cons
                       const float *save_invstd, const float *dy, float *dx, float *dgamma,
                       float *dbeta)
 {
-    oc_batchnorm_act_bwd(M, C, x, gamma, NULL, save_mean, save_invstd, OC_ACT_IDENTITY, NULL, dy,
-                         dx, dgamma, dbeta);
+    oc_batchnorm_act_bwd(M, C, x, gamma, NULL, save_mean, save_invstd, OC_ACT_IDENTITY, dy, dx,
+                         dgamma, dbeta);
 }
 
 static void bn_bwd(int64_t M, int C, const float *x, const float *gamma, const float *beta,
-                   const float *save_mean, const float *save_invstd, oc_act act, const float *y,
+                   const float *save_mean, const float *save_invstd, oc_act act,
                    const float *dy, float *dx, float *dgamma, float *dbeta, int set);
 
 void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
                           const float *beta, const float *save_mean, const float *save_invstd,
-                          oc_act act, const float *y, const float *dy, float *dx, float *dgamma,
-                          float *dbeta)
+                          oc_act act, const float *dy, float *dx, float *dgamma, float *dbeta)
 {
-    bn_bwd(M, C, x, gamma, beta, save_mean, save_invstd, act, y, dy, dx, dgamma, dbeta, 0);
+    bn_bwd(M, C, x, gamma, beta, save_mean, save_invstd, act, dy, dx, dgamma, dbeta, 0);
 }
 
 void oc_batchnorm_act_bwd_set(int64_t M, int C, const float *x, const float *gamma,
                               const float *beta, const float *save_mean,
-                              const float *save_invstd, oc_act act, const float *y,
-                              const float *dy, float *dx, float *dgamma, float *dbeta)
+                              const float *save_invstd, oc_act act, const float *dy, float *dx,
+                              float *dgamma, float *dbeta)
 {
-    bn_bwd(M, C, x, gamma, beta, save_mean, save_invstd, act, y, dy, dx, dgamma, dbeta, 1);
+    bn_bwd(M, C, x, gamma, beta, save_mean, save_invstd, act, dy, dx, dgamma, dbeta, 1);
 }
 
 static void bn_bwd(int64_t M, int C, const float *x, const float *gamma, const float *beta,
-                   const float *save_mean, const float *save_invstd, oc_act act, const float *y,
+                   const float *save_mean, const float *save_invstd, oc_act act,
                    const float *dy, float *dx, float *dgamma, float *dbeta, int set)
 {
     double s[BN_TILE], sx[BN_TILE];
@@ -591,18 +588,16 @@ static void bn_bwd(int64_t M, int C, const float *x, const float *gamma, const f
         return;
     rj.M = M;
     rj.C = C;
-    if ((!y && act != OC_ACT_GELU) || !oc_batchnorm_act_fusable(act))
+    if (!oc_batchnorm_act_fusable(act))
         act = OC_ACT_IDENTITY;
     rj.x = x;
     rj.dy = dy;
-    rj.ya = y;
     rj.act = act;
     rj.center = save_mean;
     aj.M = M;
     aj.C = C;
     aj.x = x;
     aj.dy = dy;
-    aj.ya = y;
     aj.act = act;
     aj.out = dx;
     aj.mean = save_mean;
@@ -616,7 +611,7 @@ static void bn_bwd(int64_t M, int C, const float *x, const float *gamma, const f
         aj.c0 = cc;
         aj.cn = C - cc < BN_CHUNK ? C - cc : BN_CHUNK;
         rj.fa_c0 = cc;
-        if (act == OC_ACT_GELU) /* exactly as bn_affine_rows forms them in training */
+        if (act != OC_ACT_IDENTITY) /* exactly as bn_affine_rows forms them in training */
             for (int c = 0; c < aj.cn; c++) {
                 float g = gamma ? gamma[cc + c] : 1.0f;
                 fa[c] = save_invstd[cc + c] * g;

@@ -303,18 +303,19 @@ void oc_batchnorm_act_fwd_infer(int64_t M, int C, const float *x, const float *g
 void oc_batchnorm_act_apply(int64_t M, int C, const float *x, const float *gamma,
                             const float *beta, const float *save_mean, const float *save_invstd,
                             oc_act act, float *y);
+/* Backward of oc_batchnorm_act_fwd_train from x and the statistics it saved: the activation's
+ * derivative comes from the normalised value recomputed from x, so its output is not needed. */
 void oc_batchnorm_act_bwd(int64_t M, int C, const float *x, const float *gamma,
                           const float *beta, const float *save_mean, const float *save_invstd,
-                          oc_act act, const float *y, const float *dy, float *dx, float *dgamma,
-                          float *dbeta);
+                          oc_act act, const float *dy, float *dx, float *dgamma, float *dbeta);
 
 /* oc_batchnorm_act_bwd that writes dx instead of accumulating into it: dx = 0 + (...), bitwise
  * what accumulating onto a zeroed dx gives, so a caller that would zero dx first skips that
  * pass (and dx's old contents, NaNs included, are never read). */
 void oc_batchnorm_act_bwd_set(int64_t M, int C, const float *x, const float *gamma,
                               const float *beta, const float *save_mean,
-                              const float *save_invstd, oc_act act, const float *y,
-                              const float *dy, float *dx, float *dgamma, float *dbeta);
+                              const float *save_invstd, oc_act act, const float *dy, float *dx,
+                              float *dgamma, float *dbeta);
 
 /* y = act(a + b) (any act in the forward); backward (act: identity, ReLU or ReLU6) from the
  * fused OUTPUT y: da += act'(.) * dy and db += act'(.) * dy (either may be NULL; da may be

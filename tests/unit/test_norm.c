@@ -383,10 +383,10 @@ static void bn_optional_pointers(void)
 /* The fused batch norm + activation against batch norm, then oc_act_fwd / oc_act_bwd: the same
  * bits (forward output, running statistics, dx accumulated onto a non-zero dx, dgamma, dbeta,
  * the output rebuilt by oc_batchnorm_act_apply, dx set by oc_batchnorm_act_bwd_set), for
- * ReLU, ReLU6 and GELU (the latter with y not passed to backward), with 1 and 2 threads, over
+ * ReLU, ReLU6 and GELU (backward from x alone, its output never passed), with 1 and 2 threads, over
  * channel counts that take the 16-wide, generic
- * and chunked (> 1024 channels) loops. x is scaled so the normalised values cross 0 and 6 and
- * some land exactly on 0 (constant channel). */
+ * and chunked (> 1024 channels) loops. x is scaled so the normalised values cross 0 and 6, and
+ * two constant channels land exactly on 0 and on 6. */
 static void bn_act_fused_matches_separate(void)
 {
     static const struct { int64_t M; int C; } shapes[] = {{4096, 16}, {701, 150}, {37, 1100}};
@@ -412,8 +412,11 @@ static void bn_act_fused_matches_separate(void)
                     rm1[c] = rm2[c] = 0.1f * (float)c;
                     rv1[c] = rv2[c] = 1.0f + 0.01f * (float)c;
                 }
+                /* constant channels normalise to exactly beta: 0 (ReLU's edge) and 6 (ReLU6's) */
+                beta[3] = 0.0f;
+                beta[5] = 6.0f;
                 for (int64_t i = 0; i < n; i++) {
-                    x[i] = i % C == 3 ? 1.5f : oc_rng_normal(&r); /* channel 3 constant */
+                    x[i] = i % C == 3 ? 1.5f : i % C == 5 ? -2.25f : oc_rng_normal(&r);
                     g[i] = oc_rng_normal(&r);
                     dx1[i] = dx2[i] = 0.25f * oc_rng_normal(&r);
                 }
@@ -427,8 +430,7 @@ static void bn_act_fused_matches_separate(void)
                 /* fused */
                 oc_batchnorm_act_fwd_train(M, C, x, gamma, beta, 1e-5f, 0.1f, rm2, rv2, mean2,
                                            inv2, act, y2);
-                oc_batchnorm_act_bwd(M, C, x, gamma, beta, mean2, inv2, act,
-                                     act == OC_ACT_GELU ? NULL : y2, g, dx2, dg2, db2);
+                oc_batchnorm_act_bwd(M, C, x, gamma, beta, mean2, inv2, act, g, dx2, dg2, db2);
                 T_CHECK(memcmp(y1, y2, (size_t)n * sizeof(float)) == 0,
                         "M=%lld C=%d act %d threads %d: fused forward differs", (long long)M, C,
                         (int)act, threads);
@@ -444,11 +446,10 @@ static void bn_act_fused_matches_separate(void)
                 /* dx written rather than accumulated: the bits of accumulating onto zeros,
                  * without reading dx (NaN there) */
                 memset(dt, 0, (size_t)n * sizeof(float));
-                oc_batchnorm_act_bwd(M, C, x, gamma, beta, mean2, inv2, act, y2, g, dt, NULL, NULL);
+                oc_batchnorm_act_bwd(M, C, x, gamma, beta, mean2, inv2, act, g, dt, NULL, NULL);
                 for (int64_t i = 0; i < n; i++)
                     y1[i] = NAN;
-                oc_batchnorm_act_bwd_set(M, C, x, gamma, beta, mean2, inv2, act, y2, g, y1, NULL,
-                                         NULL);
+                oc_batchnorm_act_bwd_set(M, C, x, gamma, beta, mean2, inv2, act, g, y1, NULL, NULL);
                 T_CHECK(memcmp(dt, y1, (size_t)n * sizeof(float)) == 0,
                         "M=%lld C=%d act %d threads %d: dx set differs from dx added to zeros",
                         (long long)M, C, (int)act, threads);
