@@ -863,35 +863,14 @@ static oc_status shortcut_infer(oc_model *m, oc_node *nd)
 static void shortcut_fwd(oc_model *m, oc_node *nd, int n, int training)
 {
     const oc_node *x = input_node(m, nd, 0);
-    const int lo = (nd->C - x->C) / 2, hi = nd->C - x->C - lo;
-    float *y = nd->y;
-    for (int i = 0; i < n; i++)
-        for (int p = 0; p < nd->H; p++)
-            for (int q = 0; q < nd->W; q++) {
-                const float *src =
-                    x->y + (((int64_t)i * x->H + (int64_t)p * nd->sh) * x->W +
-                            (int64_t)q * nd->sw) * x->C;
-                memset(y, 0, (size_t)lo * sizeof *y);
-                memcpy(y + lo, src, (size_t)x->C * sizeof *y);
-                memset(y + lo + x->C, 0, (size_t)hi * sizeof *y);
-                y += nd->C;
-            }
+    oc_shortcut_pad_fwd(n, x->H, x->W, x->C, nd->sh, nd->C, x->y, nd->y);
 }
 
 static void shortcut_bwd(oc_model *m, oc_node *nd, int n)
 {
     const oc_node *x = input_node(m, nd, 0);
-    const int lo = (nd->C - x->C) / 2;
-    const float *dy = nd->dy;
-    for (int i = 0; i < n; i++)
-        for (int p = 0; p < nd->H; p++)
-            for (int q = 0; q < nd->W; q++) {
-                float *dst = x->dy + (((int64_t)i * x->H + (int64_t)p * nd->sh) * x->W +
-                                      (int64_t)q * nd->sw) * x->C;
-                for (int c = 0; c < x->C; c++)
-                    dst[c] += dy[lo + c];
-                dy += nd->C;
-            }
+    oc_shortcut_pad_bwd(n, x->H, x->W, x->C, nd->sh, nd->C, nd->dy, oc_nn_din(m, nd, 0),
+                        nd->sets_dx);
 }
 
 /* ------------------------------------------------------------------ the table */

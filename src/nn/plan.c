@@ -268,6 +268,7 @@ static int can_set_dx(const oc_node *nd)
     case OC_OP_CONV2D:
     case OC_OP_DROPOUT:
     case OC_OP_FLATTEN:
+    case OC_OP_SHORTCUT_PAD:
     case OC_OP_IDENTITY: return 1;
     case OC_OP_RELU:
     case OC_OP_RELU6:

@@ -1,5 +1,6 @@
 /* Elementwise and structural ops: dropout with a given mask, add, gradient accumulation,
- * channel concatenation and its split, and the channel-wise multiply of squeeze-and-excitation.
+ * the option-A ResNet shortcut, channel concatenation and its split, and the channel-wise
+ * multiply of squeeze-and-excitation.
  *
  * All are single passes over memory. Large ones split their outer dimension over the thread
  * pool; none reduces across threads, so results do not depend on the thread count.
@@ -18,6 +19,14 @@
 
 /* Elements per thread below which one thread is faster than waking the pool. */
 #define EW_GRAIN 32768
+
+/* The loops in AVX-512, AVX2 and baseline builds, chosen at load time (the library's baseline
+ * is SSE2): the same operations per element in each, so the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define EW_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define EW_CLONES
+#endif
 
 static int ew_threads(int64_t work)
 {
@@ -39,7 +48,8 @@ typedef struct {
 
 /* No restrict: callers may run these in place (dropout or add with y == x); GCC versions the
  * loops with a run-time overlap check instead. */
-static void ew_range(ew_kind kind, int64_t n, const float *a, const float *b, float *out)
+EW_CLONES static void ew_range(ew_kind kind, int64_t n, const float *a, const float *b,
+                               float *out)
 {
     switch (kind) {
     case EW_MUL:
@@ -145,7 +155,15 @@ static inline __attribute__((always_inline)) void add_act_fwd_range(const add_ac
     }
 }
 
-/* set_a, set_b are constants too: a set gradient is never read. */
+/* The gradient through the fused activation, from its output y. */
+static inline __attribute__((always_inline)) float add_act_grad(oc_act act, float y, float g)
+{
+    return act == OC_ACT_RELU6 ? (((y > 0.0f) & (y < 6.0f)) ? g : 0.0f) : (y > 0.0f ? g : 0.0f);
+}
+
+/* set_a, set_b are constants too: a set gradient is never read. With both outputs, the loop
+ * whose pointers may overlap (da == db for x + x, a gradient written in place over dy) stays
+ * scalar: gcc does not version a loop with two stores for overlap. */
 static inline __attribute__((always_inline)) void add_act_bwd_range(const add_act_job *j,
                                                                     int64_t i0, int64_t i1,
                                                                     const oc_act act,
@@ -153,9 +171,7 @@ static inline __attribute__((always_inline)) void add_act_bwd_range(const add_ac
                                                                     const int set_b)
 {
     for (int64_t i = i0; i < i1; i++) {
-        float y = j->y[i], g = j->dy[i];
-        float v = act == OC_ACT_RELU6 ? (((y > 0.0f) & (y < 6.0f)) ? g : 0.0f)
-                                      : (y > 0.0f ? g : 0.0f);
+        float v = add_act_grad(act, j->y[i], j->dy[i]);
         if (j->da)
             j->da[i] = (set_a ? 0.0f : j->da[i]) + v;
         if (j->db)
@@ -163,11 +179,44 @@ static inline __attribute__((always_inline)) void add_act_bwd_range(const add_ac
     }
 }
 
+/* add_act_bwd_range with both outputs, none overlapping another array (add_act_bwd_rows checks):
+ * vectorised. The same operations per element. */
+static inline __attribute__((always_inline)) void
+add_act_bwd_range2(const float *restrict y, const float *restrict dy, float *restrict da,
+                   float *restrict db, int64_t i0, int64_t i1, const oc_act act, const int set_a,
+                   const int set_b)
+{
+    for (int64_t i = i0; i < i1; i++) {
+        float v = add_act_grad(act, y[i], dy[i]);
+        da[i] = (set_a ? 0.0f : da[i]) + v;
+        db[i] = (set_b ? 0.0f : db[i]) + v;
+    }
+}
+
+/* Whether [p, p + n) and [q, q + n) floats share no element. */
+static int ew_disjoint(const float *p, const float *q, int64_t n)
+{
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)q, bytes = (uintptr_t)n * sizeof(float);
+    return a + bytes <= b || b + bytes <= a;
+}
+
 static inline __attribute__((always_inline)) void add_act_bwd_sets(const add_act_job *j,
                                                                    int64_t i0, int64_t i1,
                                                                    const oc_act act)
 {
-    if (j->set_a && j->set_b)
+    const int64_t n = i1 - i0;
+    if (j->da && j->db && ew_disjoint(j->da + i0, j->db + i0, n) &&
+        ew_disjoint(j->da + i0, j->y + i0, n) && ew_disjoint(j->da + i0, j->dy + i0, n) &&
+        ew_disjoint(j->db + i0, j->y + i0, n) && ew_disjoint(j->db + i0, j->dy + i0, n)) {
+        if (j->set_a && j->set_b)
+            add_act_bwd_range2(j->y, j->dy, j->da, j->db, i0, i1, act, 1, 1);
+        else if (j->set_a)
+            add_act_bwd_range2(j->y, j->dy, j->da, j->db, i0, i1, act, 1, 0);
+        else if (j->set_b)
+            add_act_bwd_range2(j->y, j->dy, j->da, j->db, i0, i1, act, 0, 1);
+        else
+            add_act_bwd_range2(j->y, j->dy, j->da, j->db, i0, i1, act, 0, 0);
+    } else if (j->set_a && j->set_b)
         add_act_bwd_range(j, i0, i1, act, 1, 1);
     else if (j->set_a)
         add_act_bwd_range(j, i0, i1, act, 1, 0);
@@ -177,15 +226,28 @@ static inline __attribute__((always_inline)) void add_act_bwd_sets(const add_act
         add_act_bwd_range(j, i0, i1, act, 0, 0);
 }
 
+EW_CLONES static void add_act_fwd_rows(const add_act_job *j, int64_t b, int64_t e)
+{
+    if (j->act == OC_ACT_RELU6)
+        add_act_fwd_range(j, b, e, OC_ACT_RELU6);
+    else
+        add_act_fwd_range(j, b, e, OC_ACT_RELU);
+}
+
+EW_CLONES static void add_act_bwd_rows(const add_act_job *j, int64_t b, int64_t e)
+{
+    if (j->act == OC_ACT_RELU6)
+        add_act_bwd_sets(j, b, e, OC_ACT_RELU6);
+    else
+        add_act_bwd_sets(j, b, e, OC_ACT_RELU);
+}
+
 static void add_act_fwd_task(void *ctx, int tid, int nt)
 {
     const add_act_job *j = ctx;
     int64_t b, e;
     oc_split_range(j->n, tid, nt, &b, &e);
-    if (j->act == OC_ACT_RELU6)
-        add_act_fwd_range(j, b, e, OC_ACT_RELU6);
-    else
-        add_act_fwd_range(j, b, e, OC_ACT_RELU);
+    add_act_fwd_rows(j, b, e);
 }
 
 static void add_act_bwd_task(void *ctx, int tid, int nt)
@@ -193,10 +255,7 @@ static void add_act_bwd_task(void *ctx, int tid, int nt)
     const add_act_job *j = ctx;
     int64_t b, e;
     oc_split_range(j->n, tid, nt, &b, &e);
-    if (j->act == OC_ACT_RELU6)
-        add_act_bwd_sets(j, b, e, OC_ACT_RELU6);
-    else
-        add_act_bwd_sets(j, b, e, OC_ACT_RELU);
+    add_act_bwd_rows(j, b, e);
 }
 
 void oc_add_act_fwd(int64_t n, const float *a, const float *b, oc_act act, float *y)
@@ -231,6 +290,87 @@ void oc_add_act_bwd_set(int64_t n, oc_act act, const float *y, const float *dy, 
     OC_ASSERT(act == OC_ACT_RELU || act == OC_ACT_RELU6);
     if (n > 0 && (da || db))
         oc_parallel_n(add_act_bwd_task, &j, ew_threads(n));
+}
+
+/* ---- option-A shortcut: strided sampling and zero channel padding ---- */
+
+typedef struct {
+    int N, H, W, C, stride, Co, Ho, Wo, set;
+    const float *x; /* forward input, or backward dy */
+    float *y;       /* forward output, or backward dx */
+} shortcut_job;
+
+/* Output rows (n, p) of the forward. */
+static void shortcut_fwd_task(void *ctx, int tid, int nt)
+{
+    const shortcut_job *j = ctx;
+    const int lo = (j->Co - j->C) / 2, C = j->C, Co = j->Co;
+    int64_t a, e;
+    oc_split_range((int64_t)j->N * j->Ho, tid, nt, &a, &e);
+    for (int64_t r = a; r < e; r++) {
+        const int64_t n = r / j->Ho, h = r % j->Ho * j->stride;
+        const float *xr = j->x + (n * j->H + h) * j->W * C;
+        float *restrict y = j->y + r * j->Wo * Co;
+        for (int q = 0; q < j->Wo; q++, y += Co) {
+            const float *restrict src = xr + (int64_t)q * j->stride * C;
+            for (int c = 0; c < lo; c++)
+                y[c] = 0.0f;
+            for (int c = 0; c < C; c++)
+                y[lo + c] = src[c];
+            for (int c = lo + C; c < Co; c++)
+                y[c] = 0.0f;
+        }
+    }
+}
+
+/* Input rows (n, h) of the backward: a sampled row takes dy at its sampled pixels; with set,
+ * every other value of the row becomes 0. */
+static void shortcut_bwd_task(void *ctx, int tid, int nt)
+{
+    const shortcut_job *j = ctx;
+    const int lo = (j->Co - j->C) / 2, C = j->C, s = j->stride;
+    int64_t a, e;
+    oc_split_range((int64_t)j->N * j->H, tid, nt, &a, &e);
+    for (int64_t r = a; r < e; r++) {
+        const int64_t n = r / j->H, h = r % j->H;
+        float *restrict dx = j->y + r * j->W * C;
+        if (h % s) {
+            if (j->set)
+                memset(dx, 0, (size_t)j->W * C * sizeof *dx);
+            continue;
+        }
+        const float *dyr = j->x + (n * j->Ho + h / s) * j->Wo * j->Co + lo;
+        for (int w = 0; w < j->W; w++, dx += C) {
+            const float *restrict g = dyr + (int64_t)(w / s) * j->Co;
+            if (w % s) {
+                if (j->set)
+                    for (int c = 0; c < C; c++)
+                        dx[c] = 0.0f;
+            } else if (j->set) {
+                for (int c = 0; c < C; c++)
+                    dx[c] = 0.0f + g[c];
+            } else {
+                for (int c = 0; c < C; c++)
+                    dx[c] += g[c];
+            }
+        }
+    }
+}
+
+void oc_shortcut_pad_fwd(int N, int H, int W, int C, int stride, int Co, const float *x,
+                         float *y)
+{
+    shortcut_job j = {N, H, W, C, stride, Co, (H + stride - 1) / stride,
+                      (W + stride - 1) / stride, 0, x, y};
+    oc_parallel_n(shortcut_fwd_task, &j, ew_threads((int64_t)N * j.Ho * j.Wo * Co));
+}
+
+void oc_shortcut_pad_bwd(int N, int H, int W, int C, int stride, int Co, const float *dy,
+                         float *dx, int set)
+{
+    shortcut_job j = {N, H, W, C, stride, Co, (H + stride - 1) / stride,
+                      (W + stride - 1) / stride, set, dy, dx};
+    oc_parallel_n(shortcut_bwd_task, &j, ew_threads((int64_t)N * H * W * C));
 }
 
 /* ---- concat over channels ---- */

@@ -371,6 +371,15 @@ void oc_accumulate(int64_t n, const float *dy, float *dx);
  * it. */
 void oc_accumulate_set(int64_t n, const float *dy, float *dx);
 
+/* Option-A ResNet shortcut: y[N][Ho][Wo][Co] = x[N][H][W][C] sampled every `stride` rows and
+ * columns (Ho = ceil(H / stride)), its channels at [lo, lo + C) with lo = (Co - C) / 2 and zeros
+ * around them. Backward adds dy's channels [lo, lo + C) into the sampled pixels of dx; with
+ * set, it writes all of dx instead (zeros elsewhere): the bits of adding onto a zeroed dx. */
+void oc_shortcut_pad_fwd(int N, int H, int W, int C, int stride, int Co, const float *x,
+                         float *y);
+void oc_shortcut_pad_bwd(int N, int H, int W, int C, int stride, int Co, const float *dy,
+                         float *dx, int set);
+
 /* Concatenate along channels: inputs k has shape [M][Ck]; y is [M][sum Ck]. */
 void oc_concat_fwd(int64_t M, int n_in, const int *C_in, const float *const *x, float *y);
 void oc_concat_bwd(int64_t M, int n_in, const int *C_in, const float *dy, float *const *dx);

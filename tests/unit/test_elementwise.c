@@ -360,6 +360,68 @@ static void large_matches_plain_loops(void)
     free(dparts[1]);
 }
 
+/* The option-A shortcut against plain loops over y's and dx's indices, stride 2 on even and
+ * odd sizes (an odd H keeps its last row) and stride 1, one padded side empty (lo = 0 when
+ * Co - C = 1), with 1 and 2 threads: the forward exactly; backward added onto a random dx
+ * exactly dx + dy at sampled pixels and dx elsewhere; set (dx full of NaN) the bits of adding
+ * onto zeros, -0 gradients included. */
+static void shortcut_pad_matches_plain_loops(void)
+{
+    static const struct { int N, H, W, C, s, Co; } cases[] = {
+        {64, 32, 32, 16, 2, 32}, {3, 7, 5, 6, 2, 12}, {2, 5, 6, 5, 1, 6}, {4, 9, 9, 3, 3, 8}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int threads = 1; threads <= 2; threads++) {
+            const int N = cases[ci].N, H = cases[ci].H, W = cases[ci].W, C = cases[ci].C;
+            const int st = cases[ci].s, Co = cases[ci].Co, lo = (Co - C) / 2;
+            const int Ho = (H + st - 1) / st, Wo = (W + st - 1) / st;
+            const int64_t nx = (int64_t)N * H * W * C, ny = (int64_t)N * Ho * Wo * Co;
+            oc_rng r;
+            int ok_y = 1, ok_add = 1, ok_set = 1;
+            oc_rng_seed(&r, 12, ci);
+            float *x = rand_f(&r, nx), *g = rand_f(&r, ny), *dx = rand_f(&r, nx);
+            float *dx0 = alloc_f(nx), *y = alloc_f(ny), *ds = alloc_f(nx), *dz = alloc_f(nx);
+            for (int64_t i = 0; i < ny; i += 5)
+                g[i] = -0.0f;
+            memcpy(dx0, dx, (size_t)nx * sizeof(float));
+            oc_set_threads(threads);
+            oc_shortcut_pad_fwd(N, H, W, C, st, Co, x, y);
+            oc_shortcut_pad_bwd(N, H, W, C, st, Co, g, dx, 0);
+            for (int64_t i = 0; i < nx; i++) {
+                ds[i] = NAN;
+                dz[i] = 0.0f;
+            }
+            oc_shortcut_pad_bwd(N, H, W, C, st, Co, g, ds, 1);
+            oc_shortcut_pad_bwd(N, H, W, C, st, Co, g, dz, 0);
+            for (int n = 0; n < N; n++)
+                for (int p = 0; p < Ho; p++)
+                    for (int q = 0; q < Wo; q++)
+                        for (int c = 0; c < Co; c++) {
+                            int64_t yi = (((int64_t)n * Ho + p) * Wo + q) * Co + c;
+                            int64_t xi = (((int64_t)n * H + p * st) * W + q * st) * C + c - lo;
+                            int in = c >= lo && c < lo + C;
+                            ok_y &= in ? y[yi] == x[xi] : y[yi] == 0.0f && !signbit(y[yi]);
+                        }
+            for (int n = 0; n < N; n++)
+                for (int h = 0; h < H; h++)
+                    for (int w = 0; w < W; w++)
+                        for (int c = 0; c < C; c++) {
+                            int64_t xi = (((int64_t)n * H + h) * W + w) * C + c;
+                            int sampled = h % st == 0 && w % st == 0;
+                            float gv = sampled ? g[(((int64_t)n * Ho + h / st) * Wo + w / st) * Co +
+                                                   lo + c]
+                                               : 0.0f;
+                            ok_add &= dx[xi] == (sampled ? dx0[xi] + gv : dx0[xi]);
+                        }
+            ok_set = memcmp(ds, dz, (size_t)nx * sizeof(float)) == 0;
+            T_CHECK(ok_y, "case %zu threads %d: forward differs", ci, threads);
+            T_CHECK(ok_add, "case %zu threads %d: backward added differs", ci, threads);
+            T_CHECK(ok_set, "case %zu threads %d: backward set differs from added onto zeros",
+                    ci, threads);
+            free(x), free(g), free(dx), free(dx0), free(y), free(ds), free(dz);
+        }
+    oc_set_threads(0);
+}
+
 /* A NULL gradient output means "not wanted": skipped, and the other outputs unchanged. */
 static void null_gradients_are_skipped(void)
 {
@@ -486,6 +548,7 @@ int main(int argc, char **argv)
         {"large_matches_plain_loops", large_matches_plain_loops},
         {"null_gradients_are_skipped", null_gradients_are_skipped},
         {"add_act_fused_matches_separate", add_act_fused_matches_separate},
+        {"shortcut_pad_matches_plain_loops", shortcut_pad_matches_plain_loops},
     };
     return oc_test_main(argc, argv, cases, (int)(sizeof cases / sizeof cases[0]));
 }
