@@ -62,6 +62,8 @@ typedef struct {
     const float *fa, *fb;          /* fused activation: the forward's a and b (bn_affine_loop)
                                       for the channels from fa_c0 on, to recompute z */
     int fa_c0;
+    float *gz;                     /* GELU with dx set: dx, where each gradient through the
+                                      GELU is stored for the dx pass (bn_bwd); else NULL */
     const float *center;           /* [C]: x[0][c] (forward) or the saved mean (backward) */
     double (*part)[2][BN_TILE];    /* [nthreads][2][BN_TILE] */
     int nt_used;                   /* threads the pool really ran (it may give fewer) */
@@ -131,11 +133,13 @@ static inline __attribute__((always_inline)) float bn_act_grad(oc_act act, float
     return g;
 }
 
-/* bn_dstats_rows with a fused activation between the normalisation and dy. */
+/* bn_dstats_rows with a fused activation between the normalisation and dy; with store, each
+ * gradient through it also goes to j->gz. */
 static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_job *j,
                                                                 int64_t m0, int64_t m1,
                                                                 double *out_s, double *out_sx,
-                                                                const oc_act act)
+                                                                const oc_act act,
+                                                                const int store)
 {
     const int ct = j->ct;
     const float *restrict mean = j->center + j->c0;
@@ -147,9 +151,13 @@ static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_
     for (int64_t m = m0; m < m1; m++) {
         const float *restrict xr = j->x + m * j->C + j->c0;
         const float *restrict gr = j->dy + m * j->C + j->c0;
+        float *restrict gzr = store ? j->gz + m * j->C + j->c0 : NULL;
         for (int c = 0; c < ct; c++) {
             float z = bn_z(xr[c], mean[c], fa[c], fb[c]);
-            double g = (double)bn_act_grad(act, z, gr[c]);
+            float ga = bn_act_grad(act, z, gr[c]);
+            double g = (double)ga;
+            if (store)
+                gzr[c] = ga;
             s[c] += g;
             sx[c] += g * ((double)xr[c] - (double)mean[c]);
         }
@@ -164,15 +172,18 @@ BN_CLONES static void bn_dstats_rows(const bn_reduce_job *j, int64_t m0, int64_t
 {
     const int ct = j->ct;
     if (j->act == OC_ACT_RELU) {
-        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_RELU);
+        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_RELU, 0);
         return;
     }
     if (j->act == OC_ACT_RELU6) {
-        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_RELU6);
+        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_RELU6, 0);
         return;
     }
     if (j->act == OC_ACT_GELU) {
-        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_GELU);
+        if (j->gz)
+            bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_GELU, 1);
+        else
+            bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_GELU, 0);
         return;
     }
     const float *restrict mean = j->center + j->c0;
@@ -274,6 +285,7 @@ typedef struct {
     const float *k, *kx, *k0;
     const float *fa, *fb; /* backward with an activation: the forward's a and b, like k: [cn] */
     int set; /* backward: dx = 0 + ... rather than dx += ... (oc_batchnorm_act_bwd_set) */
+    int gz_stored; /* backward, GELU, set: dx holds the gradients through the GELU already */
 } bn_apply_job;
 
 /* The row loops of the elementwise passes for a channel count `cn` that is a compile-time
@@ -348,10 +360,12 @@ BN_CLONES static void bn_affine_rows(const bn_apply_job *j, int64_t m0, int64_t 
 }
 
 /* set: dx = 0 + ... instead of dx += ...: the bits of accumulating onto a zeroed dx (0 + v
- * is v, and +0 for v = -0), without reading dx or zeroing it first. */
+ * is v, and +0 for v = -0), without reading dx or zeroing it first. stored (with set): dx
+ * holds the gradient through the activation, which the dstats pass computed and stored. */
 static inline __attribute__((always_inline)) void bn_dx_loop(const bn_apply_job *j, int64_t m0,
                                                              int64_t m1, const int cn,
-                                                             const oc_act act, const int set)
+                                                             const oc_act act, const int set,
+                                                             const int stored)
 {
     const float *restrict k = j->k, *restrict kx = j->kx, *restrict k0 = j->k0;
     const float *restrict mean = j->mean + j->c0;
@@ -361,7 +375,10 @@ static inline __attribute__((always_inline)) void bn_dx_loop(const bn_apply_job 
         const float *restrict xr = j->x + m * j->C + j->c0;
         const float *restrict gr = j->dy + m * j->C + j->c0;
         float *restrict dr = j->out + m * j->C + j->c0;
-        if (set)
+        if (stored)
+            for (int c = 0; c < cn; c++)
+                dr[c] = 0.0f + (k[c] * dr[c] + kx[c] * (xr[c] - mean[c]) + k0[c]);
+        else if (set)
             for (int c = 0; c < cn; c++) {
                 float z = act == OC_ACT_IDENTITY ? 0.0f : bn_z(xr[c], mean[c], fa[c], fb[c]);
                 dr[c] = 0.0f + (k[c] * bn_act_grad(act, z, gr[c]) + kx[c] * (xr[c] - mean[c]) +
@@ -380,13 +397,15 @@ static inline __attribute__((always_inline)) void bn_dx_act(const bn_apply_job *
                                                             const int set)
 {
     if (j->act == OC_ACT_RELU)
-        bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU, set);
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU, set, 0);
     else if (j->act == OC_ACT_RELU6)
-        bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU6, set);
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_RELU6, set, 0);
+    else if (j->act == OC_ACT_GELU && set && j->gz_stored)
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_GELU, 1, 1);
     else if (j->act == OC_ACT_GELU)
-        bn_dx_loop(j, m0, m1, cn, OC_ACT_GELU, set);
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_GELU, set, 0);
     else
-        bn_dx_loop(j, m0, m1, cn, OC_ACT_IDENTITY, set);
+        bn_dx_loop(j, m0, m1, cn, OC_ACT_IDENTITY, set, 0);
 }
 
 static inline __attribute__((always_inline)) void bn_dx_set(const bn_apply_job *j, int64_t m0,
@@ -575,6 +594,13 @@ void oc_batchnorm_act_bwd_set(int64_t M, int C, const float *x, const float *gam
     bn_bwd(M, C, x, gamma, beta, save_mean, save_invstd, act, dy, dx, dgamma, dbeta, 1);
 }
 
+/* Whether [p, p + n) and [q, q + n) floats share no element. */
+static int bn_apart(const float *p, const float *q, int64_t n)
+{
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)q, bytes = (uintptr_t)n * sizeof(float);
+    return a + bytes <= b || b + bytes <= a;
+}
+
 static void bn_bwd(int64_t M, int C, const float *x, const float *gamma, const float *beta,
                    const float *save_mean, const float *save_invstd, oc_act act,
                    const float *dy, float *dx, float *dgamma, float *dbeta, int set)
@@ -607,6 +633,11 @@ static void bn_bwd(int64_t M, int C, const float *x, const float *gamma, const f
     aj.fa = rj.fa = fa;
     aj.fb = rj.fb = fb;
     aj.set = set;
+    /* GELU's derivative costs more than the memory it reads: with dx set (never read) and apart
+     * from x and dy, the dstats pass stores each gradient through the GELU in dx and the dx
+     * pass reads it back instead of computing it again. The same floats, so the same bits. */
+    if (act == OC_ACT_GELU && set && dx && bn_apart(dx, x, M * C) && bn_apart(dx, dy, M * C))
+        rj.gz = dx, aj.gz_stored = 1;
     for (int cc = 0; cc < C; cc += BN_CHUNK) {
         aj.c0 = cc;
         aj.cn = C - cc < BN_CHUNK ? C - cc : BN_CHUNK;
