@@ -105,6 +105,23 @@ static void max_window(int C, int W, const float *xn, int h0, int h1, int w0, in
         }
 }
 
+/* The forward's input usually comes straight from a convolution too large for the caches, and
+ * the hardware prefetcher runs too little ahead of the window's two row streams: each window
+ * fetches two pixels of each of its rows MAXPOOL_AHEAD columns past its end (two stride-2
+ * windows ahead); past a row's end that continues into the rows below, where the next row of
+ * windows starts; never past the image. airnet's 64-channel 31 x 31 pool: 8.5 -> 5.8 ms per
+ * 256 images, 1 thread. A macro: gcc drops calls to a function of prefetches alone. */
+#define MAXPOOL_AHEAD 4
+#define POOL_PREFETCH(xn, H, W, C, h0, h1, w)                                                     \
+    do {                                                                                          \
+        for (int h_ = (h0); h_ < (h1); h_++) {                                                    \
+            const int64_t o_ = ((int64_t)h_ * (W) + (w)) * (C);                                   \
+            if (o_ + 2 * (C) <= (int64_t)(H) * (W) * (C))                                         \
+                for (int b_ = 0; b_ < 2 * (C) * (int)sizeof(float); b_ += 64)                     \
+                    __builtin_prefetch((const char *)((xn) + o_) + b_);                           \
+        }                                                                                         \
+    } while (0)
+
 static void maxpool_fwd_task(void *ctx, int tid, int nt)
 {
     const pool_ctx *c = ctx;
@@ -120,6 +137,7 @@ static void maxpool_fwd_task(void *ctx, int tid, int nt)
             int32_t *restrict ap = c->argmax + (j * s->Q + q) * C;
             int h0, h1, w0, w1;
             window(s, p, q, &h0, &h1, &w0, &w1);
+            POOL_PREFETCH(xn, s->H, s->W, C, h0, h1, w1 + MAXPOOL_AHEAD);
             max_window(C, s->W, xn, h0, h1, w0, w1, yp, ap);
         }
     }
