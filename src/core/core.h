@@ -48,6 +48,14 @@ static inline bool oc_mul_ok(size_t a, size_t b, size_t *out)
     return true;
 }
 
+/* Whether the n floats at p and the n floats at q share no element (a kernel may then treat
+ * them as restrict). */
+static inline bool oc_floats_apart(const float *p, const float *q, int64_t n)
+{
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)q, bytes = (uintptr_t)n * sizeof(float);
+    return a + bytes <= b || b + bytes <= a;
+}
+
 /* A bump allocator over one block allocated once. Memory is 64-byte aligned. Reset makes all
  * of it reusable without freeing; release frees the block. */
 typedef struct {

@@ -179,8 +179,8 @@ static inline __attribute__((always_inline)) void add_act_bwd_range(const add_ac
     }
 }
 
-/* add_act_bwd_range with both outputs, none overlapping another array (add_act_bwd_rows checks):
- * vectorised. The same operations per element. */
+/* add_act_bwd_range with both outputs, none overlapping another array (add_act_bwd_sets
+ * checks): vectorised. The same operations per element. */
 static inline __attribute__((always_inline)) void
 add_act_bwd_range2(const float *restrict y, const float *restrict dy, float *restrict da,
                    float *restrict db, int64_t i0, int64_t i1, const oc_act act, const int set_a,
@@ -193,21 +193,16 @@ add_act_bwd_range2(const float *restrict y, const float *restrict dy, float *res
     }
 }
 
-/* Whether [p, p + n) and [q, q + n) floats share no element. */
-static int ew_disjoint(const float *p, const float *q, int64_t n)
-{
-    uintptr_t a = (uintptr_t)p, b = (uintptr_t)q, bytes = (uintptr_t)n * sizeof(float);
-    return a + bytes <= b || b + bytes <= a;
-}
-
 static inline __attribute__((always_inline)) void add_act_bwd_sets(const add_act_job *j,
                                                                    int64_t i0, int64_t i1,
                                                                    const oc_act act)
 {
     const int64_t n = i1 - i0;
-    if (j->da && j->db && ew_disjoint(j->da + i0, j->db + i0, n) &&
-        ew_disjoint(j->da + i0, j->y + i0, n) && ew_disjoint(j->da + i0, j->dy + i0, n) &&
-        ew_disjoint(j->db + i0, j->y + i0, n) && ew_disjoint(j->db + i0, j->dy + i0, n)) {
+    if (j->da && j->db && oc_floats_apart(j->da + i0, j->db + i0, n) &&
+        oc_floats_apart(j->da + i0, j->y + i0, n) &&
+        oc_floats_apart(j->da + i0, j->dy + i0, n) &&
+        oc_floats_apart(j->db + i0, j->y + i0, n) &&
+        oc_floats_apart(j->db + i0, j->dy + i0, n)) {
         if (j->set_a && j->set_b)
             add_act_bwd_range2(j->y, j->dy, j->da, j->db, i0, i1, act, 1, 1);
         else if (j->set_a)

@@ -594,13 +594,6 @@ void oc_batchnorm_act_bwd_set(int64_t M, int C, const float *x, const float *gam
     bn_bwd(M, C, x, gamma, beta, save_mean, save_invstd, act, dy, dx, dgamma, dbeta, 1);
 }
 
-/* Whether [p, p + n) and [q, q + n) floats share no element. */
-static int bn_apart(const float *p, const float *q, int64_t n)
-{
-    uintptr_t a = (uintptr_t)p, b = (uintptr_t)q, bytes = (uintptr_t)n * sizeof(float);
-    return a + bytes <= b || b + bytes <= a;
-}
-
 static void bn_bwd(int64_t M, int C, const float *x, const float *gamma, const float *beta,
                    const float *save_mean, const float *save_invstd, oc_act act,
                    const float *dy, float *dx, float *dgamma, float *dbeta, int set)
@@ -636,7 +629,8 @@ static void bn_bwd(int64_t M, int C, const float *x, const float *gamma, const f
     /* GELU's derivative costs more than the memory it reads: with dx set (never read) and apart
      * from x and dy, the dstats pass stores each gradient through the GELU in dx and the dx
      * pass reads it back instead of computing it again. The same floats, so the same bits. */
-    if (act == OC_ACT_GELU && set && dx && bn_apart(dx, x, M * C) && bn_apart(dx, dy, M * C))
+    if (act == OC_ACT_GELU && set && dx && oc_floats_apart(dx, x, M * C) &&
+        oc_floats_apart(dx, dy, M * C))
         rj.gz = dx, aj.gz_stored = 1;
     for (int cc = 0; cc < C; cc += BN_CHUNK) {
         aj.c0 = cc;
