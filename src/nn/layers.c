@@ -825,8 +825,8 @@ static void cmul_bwd(oc_model *m, oc_node *nd, int n)
 /* ------------------------------------------------------------------ shortcut_pad */
 
 /* Option-A ResNet shortcut (He et al. 2016, the CIFAR "LambdaLayer"):
- * y = F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, lo, hi)) with lo = (channels - C) / 2. A pure data
- * movement op without parameters, so it lives here rather than in ops/. */
+ * y = F.pad(x[:, :, ::s, ::s], (0, 0, 0, 0, lo, hi)) with lo = (channels - C) / 2; the data
+ * movement itself is oc_shortcut_pad_fwd / _bwd (ops/elementwise.c). */
 static const char *const shortcut_attrs[] = {"channels", "stride", NULL};
 
 static oc_status shortcut_parse(oc_node *nd, const cJSON *j)
