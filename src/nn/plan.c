@@ -225,7 +225,9 @@ static oc_status plan_requests(const oc_model *m, int max_batch, int training, o
         for (int k = 0; k < nd->n_in; k++)
             if (oc_nn_op(nd->op)->bwd_reads_inputs && !nd->fused)
                 note_reader(&r[3 * T + nd->in[k]], c);
-        if (nd->fuse_act != OC_ACT_IDENTITY) /* the activation's derivative from its output */
+        /* an add's fused activation takes its derivative from its output (a batch norm's
+         * recomputes the normalised value from its input instead: norm.c) */
+        if (nd->fuse_act != OC_ACT_IDENTITY && nd->op != OC_OP_BATCHNORM)
             note_reader(&r[3 * T + c + 1], c);
     }
     /* A batch norm's output (with its fused activation) is cheap to rebuild from the batch
@@ -507,8 +509,6 @@ oc_status oc_model_backward(oc_model *m, const float *dlogits)
         for (int k = 0; k < nd->n_in; k++)
             if (m->nodes[nd->in[k]].recompute_at == i)
                 rebuild(m, &m->nodes[nd->in[k]], n);
-        if (nd->fuse_act != OC_ACT_IDENTITY && nd[1].recompute_at == i)
-            rebuild(m, &nd[1], n);
         for (int k = 0; k < nd->n_in; k++) {
             oc_node *in = &m->nodes[nd->in[k]];
             if (in->dy && in->dy_zero_at == i && !(nd->sets_dx >> k & 1))
