@@ -134,11 +134,20 @@ else
     fail "1000 slow connections" "$(tail -3 "$TMP/slow.out")"
 fi
 
-# --- graceful shutdown: a request in flight when SIGTERM arrives still gets its answer
+# --- graceful shutdown: a request in flight when SIGTERM arrives still gets its answer. The
+# upload (1.3 MB) is slowed to ~5 s, and SIGTERM waits until the server holds the connection
+# (an ESTABLISHED socket on its port): a fixed sleep lost the race on a busy machine.
 curl -s -o "$TMP/inflight" -w '%{http_code}' -X POST -H 'Content-Type: image/jpeg' \
+    --limit-rate 256k \
     --data-binary @"$PHOTOS/awkward_large_4638x3072_horses_upscaled.jpg" "$URL/predictions/cifar" > "$TMP/inflight.code" &
 CURL_PID=$!
-sleep 0.15
+port_hex=$(printf ':%04X' "$PORT")
+for _ in $(seq 1 100); do
+    awk -v p="$port_hex" '$2 ~ p"$" && $4 == "01" {up = 1} END {exit !up}' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null && break
+    sleep 0.05
+done
+sleep 0.2
 kill -TERM $SERVER_PID
 wait $CURL_PID
 [ "$(cat "$TMP/inflight.code")" = 200 ] && pass "request in flight at SIGTERM completes" || fail "request in flight at SIGTERM completes" "got $(cat "$TMP/inflight.code")"
