@@ -705,16 +705,17 @@ int oc_conv2d_d3_fwd_group_rows(const oc_conv_shape *s)
 
 /* Accumulating into y that an earlier pass left in memory, a tile's first instructions wait
  * for its outputs (on a 16-channel layer, 16 lines per ~300 ns of FMAs; the hardware prefetcher
- * runs too few lines ahead): the next tile's mr pixels (kv lines each, from yn on; rows are
- * contiguous, so past a row's end they are the next row's first pixels) are fetched while this
- * one computes. The loads themselves stay where they are, so no result changes. A macro, not a
- * function: gcc finds a function of prefetches alone free of side effects and drops its calls. */
-#define D3_PREFETCH_NEXT(yn, mr, kv, K, yend)                                                     \
+ * runs too few lines ahead): the next tile's mr pixels (kv lines each, from offset off of y on;
+ * rows are contiguous, so past a row's end they are the next row's first pixels; none from
+ * `end` on) are fetched while this one computes. The loads themselves stay where they are, so
+ * no result changes. A macro, not a function: gcc deems a function of prefetches alone free of
+ * side effects and drops the call wherever it does not inline it (it did here). */
+#define D3_PREFETCH_NEXT(y, off, end, mr, kv, K)                                                  \
     do {                                                                                          \
-        const float *yp_ = (yn);                                                                  \
-        for (int i_ = 0; i_ < (mr) && yp_ < (yend); i_++, yp_ += (K))                             \
+        int64_t o_ = (off);                                                                       \
+        for (int i_ = 0; i_ < (mr) && o_ < (end); i_++, o_ += (K))                                \
             for (int v_ = 0; v_ < (kv); v_++)                                                     \
-                _mm_prefetch((const char *)(yp_ + 16 * v_), _MM_HINT_T0);                         \
+                _mm_prefetch((const char *)((y) + o_ + 16 * v_), _MM_HINT_T0);                    \
     } while (0)
 
 /* Output rows j = n*H + p in [j0, j1) of y[N][H][W][K] (+= with accum) from x[N][H][W][C]
@@ -755,8 +756,8 @@ void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, int64_
                         if (mr == mr_max && ci >= 0)
                             f = d3_fwd_ctab[bf16][kvi][ci];
                         if (accum && c0 == 0)
-                            D3_PREFETCH_NEXT(yrow + (int64_t)(q0 + mr) * K + k0, mr, kv, K,
-                                             y + j1 * W * K);
+                            D3_PREFETCH_NEXT(y, (j * W + q0 + mr) * K + k0, j1 * W * K, mr, kv,
+                                             K);
                         f(xr, C, cn, W, q0, wt + (ptrdiff_t)c0 * Kp + k0, wsc, Kp,
                           yrow + (int64_t)q0 * K + k0, K, mlast, b && c0 == 0 ? b + k0 : NULL,
                           accum || c0 > 0);
