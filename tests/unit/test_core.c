@@ -46,6 +46,20 @@ static void arena_bumps_and_resets(void)
     oc_arena_release(&a);
 }
 
+/* oc_floats_apart: ranges that touch end to start are apart, any shared float is not, in
+ * either order; an empty range shares nothing. */
+static void floats_apart_at_the_edges(void)
+{
+    float buf[64];
+    T_CHECK(oc_floats_apart(buf, buf + 16, 16) && oc_floats_apart(buf + 16, buf, 16),
+            "ranges that touch are apart");
+    T_CHECK(!oc_floats_apart(buf, buf + 15, 16) && !oc_floats_apart(buf + 15, buf, 16),
+            "ranges sharing one float overlap");
+    T_CHECK(!oc_floats_apart(buf, buf, 16) && !oc_floats_apart(buf + 3, buf, 40),
+            "the same or a nested start overlaps");
+    T_CHECK(oc_floats_apart(buf, buf, 0), "empty ranges share nothing");
+}
+
 static void rng_streams_are_reproducible_and_distinct(void)
 {
     oc_rng a, b, c;
@@ -207,6 +221,7 @@ int main(int argc, char **argv)
         {"tensor_new_and_free", tensor_new_and_free},
         {"tensor_rejects_bad_shapes", tensor_rejects_bad_shapes},
         {"arena_bumps_and_resets", arena_bumps_and_resets},
+        {"floats_apart_at_the_edges", floats_apart_at_the_edges},
         {"rng_streams_are_reproducible_and_distinct", rng_streams_are_reproducible_and_distinct},
         {"dropout_mask_matches_uniform_draws", dropout_mask_matches_uniform_draws},
         {"parallel_runs_each_thread_once", parallel_runs_each_thread_once},
