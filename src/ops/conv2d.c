@@ -56,7 +56,7 @@ void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const f
                                  const float *b, const oc_conv_epilogue *e, float *y, int n,
                                  int p);
 void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, const float *wt,
-                                      float *dx, int n, int h);
+                                      float *dx, int n, int h, int set);
 void oc_conv2d_dw_bwd_weights_row_avx512(const oc_conv_shape *s, const float *x, const float *dy,
                                          float *part, int n, int p);
 void oc_conv2d_add_avx512(float *d, const float *v, int64_t n);
@@ -571,11 +571,13 @@ static void dw_fwd_row(const oc_conv_shape *s, const float *x, const float *wt, 
 }
 
 static void dw_bwd_data_row(const oc_conv_shape *s, const float *dy, const float *wt, float *dx,
-                            int n, int h)
+                            int n, int h, int set)
 {
     const int C = s->C;
     for (int ww = 0; ww < s->W; ww++) {
         float *restrict dxp = dx + (((int64_t)n * s->H + h) * s->W + ww) * C;
+        if (set)
+            memset(dxp, 0, (size_t)C * sizeof(float));
         for (int r = 0; r < s->R; r++) {
             int tp = h + s->pad_h - r * s->dil_h;
             if (tp < 0 || tp % s->stride_h || tp / s->stride_h >= s->P)
@@ -628,6 +630,7 @@ typedef struct {
     float *y, *dx, *part;
     int blocks;
     const oc_conv_epilogue *epi; /* fused forward */
+    int set;                     /* backward-data writes dx instead of adding to it */
 } dw_ctx;
 
 static void dw_fwd_task(void *ctx, int tid, int nt)
@@ -654,9 +657,9 @@ static void dw_bwd_data_task(void *ctx, int tid, int nt)
     for (int64_t i = a; i < e; i++) {
         int n = (int)(i / c->s->H), h = (int)(i % c->s->H);
         if (avx)
-            oc_conv2d_dw_bwd_data_row_avx512(c->s, c->dy, c->w, c->dx, n, h);
+            oc_conv2d_dw_bwd_data_row_avx512(c->s, c->dy, c->w, c->dx, n, h, c->set);
         else
-            dw_bwd_data_row(c->s, c->dy, c->w, c->dx, n, h);
+            dw_bwd_data_row(c->s, c->dy, c->w, c->dx, n, h, c->set);
     }
 }
 
@@ -1278,7 +1281,7 @@ void oc_conv2d_fwd(const oc_conv_shape *s, const float *x, const float *w, const
 {
     const int G = s->groups, Cg = s->C / G, Kg = s->K / G;
     if (is_depthwise(s)) {
-        dw_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, NULL};
+        dw_ctx c = {s, x, ws, b, NULL, y, NULL, NULL, 0, NULL, 0};
         dw_transpose(s, w, ws);
         oc_parallel_n(dw_fwd_task, &c, s->N * s->P);
         return;
@@ -1577,7 +1580,7 @@ void oc_conv2d_fwd_fused(const oc_conv_shape *s, const float *x, const float *w,
     }
     const int64_t rows = (int64_t)s->N * s->P * s->Q;
     if (is_depthwise(s)) {
-        dw_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, e};
+        dw_ctx c = {s, x, kept ? kept : ws, NULL, NULL, y, NULL, NULL, 0, e, 0};
         if (!kept)
             dw_transpose(s, w, ws);
         oc_parallel_n(dw_fused_task, &c, s->N * s->P);
@@ -1650,10 +1653,10 @@ static void bwd_data(const oc_conv_shape *s, const float *dy, const float *w, fl
         oc_wino_bwd_data(s, dy, w, dx, ws, set);
         return;
     }
-    if (set && !(is_pointwise(s) && !is_depthwise(s)) && !use_direct3(s))
+    if (set && !is_pointwise(s) && !is_depthwise(s) && !use_direct3(s))
         memset(dx, 0, (size_t)s->N * s->H * s->W * s->C * sizeof(float));
     if (is_depthwise(s)) {
-        dw_ctx c = {s, NULL, ws, NULL, dy, NULL, dx, NULL, 0, NULL};
+        dw_ctx c = {s, NULL, ws, NULL, dy, NULL, dx, NULL, 0, NULL, set};
         dw_transpose(s, w, ws);
         oc_parallel_n(dw_bwd_data_task, &c, s->N * s->H);
         return;
@@ -1758,7 +1761,7 @@ void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *
     if (is_depthwise(s)) {
         const int RS = s->R * s->S, C = s->C;
         const int64_t part_floats = (int64_t)(RS + 1) * C;
-        dw_ctx c = {s, x, NULL, NULL, dy, NULL, NULL, ws, red_blocks((int64_t)s->N * s->P), NULL};
+        dw_ctx c = {s, x, NULL, NULL, dy, NULL, NULL, ws, red_blocks((int64_t)s->N * s->P), NULL, 0};
         oc_parallel_n(dw_bwd_weights_task, &c, c.blocks);
         for (int blk = 0; blk < c.blocks; blk++) {
             const float *part = c.part + blk * part_floats;

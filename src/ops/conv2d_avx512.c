@@ -12,7 +12,7 @@ void oc_conv2d_dw_fwd_row_avx512(const oc_conv_shape *s, const float *x, const f
                                  const float *b, const oc_conv_epilogue *e, float *y, int n,
                                  int p);
 void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, const float *wt,
-                                      float *dx, int n, int h);
+                                      float *dx, int n, int h, int set);
 void oc_conv2d_dw_bwd_weights_row_avx512(const oc_conv_shape *s, const float *x, const float *dy,
                                          float *part, int n, int p);
 void oc_conv2d_add_avx512(float *d, const float *v, int64_t n);
@@ -255,7 +255,7 @@ static __mmask16 block_mask(int left)
  * (masked lanes past C load zeros and store nothing). Any stride, padding and dilation; the
  * row's border columns and the shapes dw_bwd_tab lacks come here. */
 static void dw_bwd_data_cols(const oc_conv_shape *s, const float *dy, const float *wt, float *dx,
-                             int n, int h, int w0, int w1)
+                             int n, int h, int w0, int w1, int set)
 {
     const int C = s->C;
     for (int ww = w0; ww < w1; ww++) {
@@ -263,10 +263,13 @@ static void dw_bwd_data_cols(const oc_conv_shape *s, const float *dy, const floa
         for (int c = 0; c < C; c += 64) {
             __mmask16 m0 = block_mask(C - c), m1 = block_mask(C - c - 16);
             __mmask16 m2 = block_mask(C - c - 32), m3 = block_mask(C - c - 48);
-            __m512 a0 = _mm512_maskz_loadu_ps(m0, dxp + c);
-            __m512 a1 = _mm512_maskz_loadu_ps(m1, dxp + c + 16);
-            __m512 a2 = _mm512_maskz_loadu_ps(m2, dxp + c + 32);
-            __m512 a3 = _mm512_maskz_loadu_ps(m3, dxp + c + 48);
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            if (!set) {
+                a0 = _mm512_maskz_loadu_ps(m0, dxp + c);
+                a1 = _mm512_maskz_loadu_ps(m1, dxp + c + 16);
+                a2 = _mm512_maskz_loadu_ps(m2, dxp + c + 32);
+                a3 = _mm512_maskz_loadu_ps(m3, dxp + c + 48);
+            }
             for (int r = 0; r < s->R; r++) {
                 int tp = h + s->pad_h - r * s->dil_h;
                 if (tp < 0 || tp % s->stride_h || tp / s->stride_h >= s->P)
@@ -310,18 +313,20 @@ static void dw_bwd_data_cols(const oc_conv_shape *s, const float *dy, const floa
  * channel; wts = sw*C floats between the class's taps, os = sw*C between the tile's dx columns. */
 typedef void (*dw_bwd_fn)(const float *const *rows, const float *const *wrows, int nr,
                           ptrdiff_t off, ptrdiff_t wo, ptrdiff_t wts, ptrdiff_t os, int C,
-                          float *dxp, __mmask16 mlast);
+                          float *dxp, __mmask16 mlast, int set);
 
 #define DW_BWD_KERNEL(KS, QB, V)                                                                  \
     static void dw_bwd_##KS##_##QB##x##V(const float *const *rows, const float *const *wrows,    \
                                          int nr, ptrdiff_t off, ptrdiff_t wo, ptrdiff_t wts,      \
-                                         ptrdiff_t os, int C, float *dxp, __mmask16 mlast)        \
+                                         ptrdiff_t os, int C, float *dxp, __mmask16 mlast,        \
+                                         int set)                                                 \
     {                                                                                             \
         __m512 acc[QB][V];                                                                        \
         _Pragma("GCC unroll 8") for (int i = 0; i < QB; i++)                                      \
             _Pragma("GCC unroll 2") for (int v = 0; v < V; v++)                                   \
-                acc[i][v] = _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,         \
-                                                  dxp + i * os + 16 * v);                         \
+                acc[i][v] = set ? _mm512_setzero_ps()                                             \
+                                : _mm512_maskz_loadu_ps(v == V - 1 ? mlast : (__mmask16)0xffff,   \
+                                                        dxp + i * os + 16 * v);                   \
         for (int k = 0; k < nr; k++) {                                                            \
             const float *d = rows[k] + off, *wr = wrows[k] + wo;                                  \
             __m512 w[KS][V];                                                                      \
@@ -381,14 +386,15 @@ static const dw_bwd_fn dw_bwd_tab[4][2][4] = {
 /* One input row (n, h) of dx: per residue class of the column mod stride_w, the columns where
  * every tap of the class lands inside dy's row go through the register tiles above (3x3 and
  * 5x5, column stride 1 or 2; 8, 4, 2, 1 columns by 32 channels, then a masked block), the other
- * columns and other shapes through dw_bwd_data_cols. */
+ * columns and other shapes through dw_bwd_data_cols. With set, the row is written, not added
+ * to: the sums start from zero instead of loading dx (the same bits as adding into zeros). */
 void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, const float *wt,
-                                      float *dx, int n, int h)
+                                      float *dx, int n, int h, int set)
 {
     const int C = s->C, S = s->S, sw = s->stride_w, pad = s->pad_w;
     if (!((S == 3 || S == 5) && (sw == 1 || sw == 2) && s->dil_w == 1 &&
           s->R <= DW_BWD_MAX_R)) {
-        dw_bwd_data_cols(s, dy, wt, dx, n, h, 0, s->W);
+        dw_bwd_data_cols(s, dy, wt, dx, n, h, 0, s->W, set);
         return;
     }
     const float *rows[DW_BWD_MAX_R], *wrows[DW_BWD_MAX_R];
@@ -427,7 +433,7 @@ void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, c
                 int left = C - c, v = left > 16 ? 2 : 1;
                 __mmask16 mlast = tail_mask(left - 16 * (v - 1));
                 tab[v - 1][l](rows, wrows, nr, off + c, (ptrdiff_t)t0 * C + c, wts, wts, C,
-                              dxrow + (int64_t)ww * C + c, mlast);
+                              dxrow + (int64_t)ww * C + c, mlast, set);
             }
             ww += sw << l;
         }
@@ -436,7 +442,7 @@ void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, c
         int e = ww;
         while (e < s->W && !(e >= lo[e % sw] && e <= hi[e % sw]))
             e++;
-        dw_bwd_data_cols(s, dy, wt, dx, n, h, ww, e);
+        dw_bwd_data_cols(s, dy, wt, dx, n, h, ww, e, set);
         ww = e + 1;
     }
 }

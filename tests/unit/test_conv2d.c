@@ -988,17 +988,25 @@ static void winograd_matches_direct(void)
 }
 
 /* oc_conv2d_bwd_data_set over a dx full of NaN gives the bits of oc_conv2d_bwd_data adding
- * into zeros, for every method: direct 3x3, 1x1 GEMM, im2col, depthwise, grouped. */
+ * into zeros, for every method: direct 3x3, 1x1 GEMM, im2col, depthwise (its register tiles,
+ * border columns and portable loops: strides 1 and 2, 3x3 and 5x5, dilated, 1x1 stride 2, which
+ * leaves rows and columns of dx that no tap reaches), grouped. */
 static void bwd_data_set_is_bitwise(void)
 {
     const oc_conv_shape shapes[] = {
-        mk(2, 9, 10, 16, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1),  /* direct 3x3 */
-        mk(2, 7, 5, 33, 19, 1, 1, 1, 1, 0, 0, 1, 1, 1),   /* 1x1 */
-        mk(2, 15, 13, 8, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1),  /* im2col */
-        mk(2, 11, 9, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 24), /* depthwise */
-        mk(2, 8, 9, 12, 20, 3, 3, 1, 1, 1, 1, 1, 1, 4),   /* grouped */
+        mk(2, 9, 10, 16, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1),   /* direct 3x3 */
+        mk(2, 7, 5, 33, 19, 1, 1, 1, 1, 0, 0, 1, 1, 1),    /* 1x1 */
+        mk(2, 15, 13, 8, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1),   /* im2col */
+        mk(2, 11, 9, 24, 24, 3, 3, 1, 1, 1, 1, 1, 1, 24),  /* depthwise */
+        mk(2, 13, 19, 40, 40, 3, 3, 2, 2, 1, 1, 1, 1, 40), /* depthwise, stride 2 */
+        mk(1, 9, 14, 20, 20, 5, 5, 1, 2, 2, 2, 1, 1, 20),  /* depthwise 5x5, column stride 2 */
+        mk(2, 9, 9, 16, 16, 3, 3, 1, 1, 2, 2, 2, 2, 16),   /* depthwise, dilated */
+        mk(2, 7, 7, 24, 24, 1, 1, 2, 2, 0, 0, 1, 1, 24),   /* depthwise 1x1, stride 2 */
+        mk(2, 8, 9, 12, 20, 3, 3, 1, 1, 1, 1, 1, 1, 4),    /* grouped */
     };
-    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+    for (size_t i = 0; i < 2 * sizeof shapes / sizeof shapes[0]; i++) {
+        const size_t c = i / 2;
+        oc_conv2d_allow_simd((int)(i % 2));
         oc_conv_shape s = shapes[c];
         T_CHECK(oc_conv_shape_init(&s) == 0, "shape %zu", c);
         oc_rng r;
@@ -1007,14 +1015,16 @@ static void bwd_data_set_is_bitwise(void)
         float *dy = randv(&r, y_numel(&s), 1.0f), *w = randv(&r, w_numel(&s), 0.3f);
         float *want = calloc((size_t)nx, sizeof(float)), *got = malloc((size_t)nx * sizeof(float));
         void *ws = oc_alloc(oc_conv2d_bwd_data_workspace(&s) + 64);
-        for (int64_t i = 0; i < nx; i++)
-            got[i] = NAN;
+        for (int64_t j = 0; j < nx; j++)
+            got[j] = NAN;
         oc_conv2d_bwd_data(&s, dy, w, want, ws);
         oc_conv2d_bwd_data_set(&s, dy, w, got, ws);
-        T_CHECK(!memcmp(got, want, (size_t)nx * sizeof(float)), "shape %zu: set differs", c);
+        T_CHECK(!memcmp(got, want, (size_t)nx * sizeof(float)), "shape %zu (simd %zu): set differs",
+                c, i % 2);
         free(dy), free(w), free(want), free(got);
         oc_free(ws);
     }
+    oc_conv2d_allow_simd(1);
 }
 
 int main(int argc, char **argv)
