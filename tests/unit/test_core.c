@@ -46,6 +46,28 @@ static void arena_bumps_and_resets(void)
     oc_arena_release(&a);
 }
 
+/* Small blocks are 64-byte aligned; blocks of 4 MiB and more start on a 2 MiB boundary, the
+ * only place the kernel can back them with huge pages, and are writable to their last byte;
+ * a size near SIZE_MAX fails cleanly. */
+static void alloc_aligns_small_and_huge(void)
+{
+    static const size_t sizes[] = {1, 100, (size_t)4 << 20, ((size_t)5 << 20) + 3};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = oc_alloc(sizes[i]);
+        uintptr_t align = sizes[i] >= ((size_t)4 << 20) ? ((uintptr_t)2 << 20) : 64;
+        T_CHECK(p != NULL, "size %zu: NULL", sizes[i]);
+        T_CHECK((uintptr_t)p % align == 0, "size %zu: %p not %zu-aligned", sizes[i], (void *)p,
+                (size_t)align);
+        p[0] = 1, p[sizes[i] - 1] = 2;
+        oc_free(p);
+    }
+    T_CHECK(oc_alloc(SIZE_MAX - 10) == NULL, "SIZE_MAX - 10 bytes allocated");
+    oc_arena a;
+    T_CHECK(oc_arena_init(&a, (size_t)6 << 20) == OC_OK, "init");
+    T_CHECK((uintptr_t)oc_arena_alloc(&a, 10) % ((uintptr_t)2 << 20) == 0, "arena not aligned");
+    oc_arena_release(&a);
+}
+
 /* oc_floats_apart: ranges that touch end to start are apart, any shared float is not, in
  * either order; an empty range shares nothing. */
 static void floats_apart_at_the_edges(void)
@@ -221,6 +243,7 @@ int main(int argc, char **argv)
         {"tensor_new_and_free", tensor_new_and_free},
         {"tensor_rejects_bad_shapes", tensor_rejects_bad_shapes},
         {"arena_bumps_and_resets", arena_bumps_and_resets},
+        {"alloc_aligns_small_and_huge", alloc_aligns_small_and_huge},
         {"floats_apart_at_the_edges", floats_apart_at_the_edges},
         {"rng_streams_are_reproducible_and_distinct", rng_streams_are_reproducible_and_distinct},
         {"dropout_mask_matches_uniform_draws", dropout_mask_matches_uniform_draws},
