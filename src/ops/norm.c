@@ -146,6 +146,30 @@ static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_
     const float *restrict fa = j->fa + (j->c0 - j->fa_c0);
     const float *restrict fb = j->fb + (j->c0 - j->fa_c0);
     double s[BN_TILE], sx[BN_TILE];
+    if (ct % BN_VEC == 0) { /* as in bn_stats_rows: the sums stay in registers */
+        for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
+            double vs[BN_VEC], vsx[BN_VEC];
+            for (int c = 0; c < BN_VEC; c++)
+                vs[c] = vsx[c] = 0.0;
+            for (int64_t m = m0; m < m1; m++) {
+                const float *restrict xr = j->x + m * j->C + j->c0 + c0;
+                const float *restrict gr = j->dy + m * j->C + j->c0 + c0;
+                float *restrict gzr = store ? j->gz + m * j->C + j->c0 + c0 : NULL;
+                for (int c = 0; c < BN_VEC; c++) {
+                    float z = bn_z(xr[c], mean[c0 + c], fa[c0 + c], fb[c0 + c]);
+                    float ga = bn_act_grad(act, z, gr[c]);
+                    double g = (double)ga;
+                    if (store)
+                        gzr[c] = ga;
+                    vs[c] += g;
+                    vsx[c] += g * ((double)xr[c] - (double)mean[c0 + c]);
+                }
+            }
+            memcpy(out_s + c0, vs, sizeof vs);
+            memcpy(out_sx + c0, vsx, sizeof vsx);
+        }
+        return;
+    }
     for (int c = 0; c < ct; c++)
         s[c] = sx[c] = 0.0;
     for (int64_t m = m0; m < m1; m++) {
