@@ -47,6 +47,14 @@
 #define BN_GRAIN 16384
 /* Channels per register-resident block of the reductions (16 doubles: two AVX-512 vectors). */
 #define BN_VEC 16
+/* Rows per block of the register-resident reductions: every 16-channel block of the tile sums
+ * these rows before the next rows are read, so the tile's part of them (at most 64 rows x 64
+ * channels, 16 KiB of x and as much of dy) is read from memory once, in address order, and
+ * from L1 by the tile's other channel blocks. Sweeping all rows once per 16-channel block
+ * instead reads every row's cache lines in as many strided passes; from DRAM that ran at
+ * half the memory's bandwidth (bench/norm.c). Each channel still adds its rows in row order,
+ * so the sums are bitwise those of one sweep. */
+#define BN_ROWS 64
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define BN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -80,22 +88,30 @@ BN_CLONES static void bn_stats_rows(const bn_reduce_job *j, int64_t m0, int64_t 
     double s[BN_TILE], ss[BN_TILE];
     if (ct % BN_VEC == 0) {
         /* whole vectors of channels: BN_VEC-wide constant loops keep the sums in registers
-         * (the same per-channel order of additions as the generic loop below) */
-        for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
-            double vs[BN_VEC], vss[BN_VEC];
-            for (int c = 0; c < BN_VEC; c++)
-                vs[c] = vss[c] = 0.0;
-            for (int64_t m = m0; m < m1; m++) {
-                const float *restrict xr = j->x + m * j->C + j->c0 + c0;
-                for (int c = 0; c < BN_VEC; c++) {
-                    double d = (double)xr[c] - (double)ctr[c0 + c];
-                    vs[c] += d;
-                    vss[c] += d * d;
+         * across a block of BN_ROWS rows (the same per-channel order of additions as the
+         * generic loop below) */
+        for (int c = 0; c < ct; c++)
+            s[c] = ss[c] = 0.0;
+        for (int64_t b0 = m0; b0 < m1; b0 += BN_ROWS) {
+            const int64_t b1 = m1 - b0 < BN_ROWS ? m1 : b0 + BN_ROWS;
+            for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
+                double vs[BN_VEC], vss[BN_VEC];
+                memcpy(vs, s + c0, sizeof vs);
+                memcpy(vss, ss + c0, sizeof vss);
+                for (int64_t m = b0; m < b1; m++) {
+                    const float *restrict xr = j->x + m * j->C + j->c0 + c0;
+                    for (int c = 0; c < BN_VEC; c++) {
+                        double d = (double)xr[c] - (double)ctr[c0 + c];
+                        vs[c] += d;
+                        vss[c] += d * d;
+                    }
                 }
+                memcpy(s + c0, vs, sizeof vs);
+                memcpy(ss + c0, vss, sizeof vss);
             }
-            memcpy(out_s + c0, vs, sizeof vs);
-            memcpy(out_ss + c0, vss, sizeof vss);
         }
+        memcpy(out_s, s, (size_t)ct * sizeof *s);
+        memcpy(out_ss, ss, (size_t)ct * sizeof *ss);
         return;
     }
     for (int c = 0; c < ct; c++)
@@ -146,32 +162,37 @@ static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_
     const float *restrict fa = j->fa + (j->c0 - j->fa_c0);
     const float *restrict fb = j->fb + (j->c0 - j->fa_c0);
     double s[BN_TILE], sx[BN_TILE];
-    if (ct % BN_VEC == 0) { /* as in bn_stats_rows: the sums stay in registers */
-        for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
-            double vs[BN_VEC], vsx[BN_VEC];
-            for (int c = 0; c < BN_VEC; c++)
-                vs[c] = vsx[c] = 0.0;
-            for (int64_t m = m0; m < m1; m++) {
-                const float *restrict xr = j->x + m * j->C + j->c0 + c0;
-                const float *restrict gr = j->dy + m * j->C + j->c0 + c0;
-                float *restrict gzr = store ? j->gz + m * j->C + j->c0 + c0 : NULL;
-                for (int c = 0; c < BN_VEC; c++) {
-                    float z = bn_z(xr[c], mean[c0 + c], fa[c0 + c], fb[c0 + c]);
-                    float ga = bn_act_grad(act, z, gr[c]);
-                    double g = (double)ga;
-                    if (store)
-                        gzr[c] = ga;
-                    vs[c] += g;
-                    vsx[c] += g * ((double)xr[c] - (double)mean[c0 + c]);
-                }
-            }
-            memcpy(out_s + c0, vs, sizeof vs);
-            memcpy(out_sx + c0, vsx, sizeof vsx);
-        }
-        return;
-    }
     for (int c = 0; c < ct; c++)
         s[c] = sx[c] = 0.0;
+    if (ct % BN_VEC == 0) { /* as in bn_stats_rows: the sums stay in registers */
+        for (int64_t b0 = m0; b0 < m1; b0 += BN_ROWS) {
+            const int64_t b1 = m1 - b0 < BN_ROWS ? m1 : b0 + BN_ROWS;
+            for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
+                double vs[BN_VEC], vsx[BN_VEC];
+                memcpy(vs, s + c0, sizeof vs);
+                memcpy(vsx, sx + c0, sizeof vsx);
+                for (int64_t m = b0; m < b1; m++) {
+                    const float *restrict xr = j->x + m * j->C + j->c0 + c0;
+                    const float *restrict gr = j->dy + m * j->C + j->c0 + c0;
+                    float *restrict gzr = store ? j->gz + m * j->C + j->c0 + c0 : NULL;
+                    for (int c = 0; c < BN_VEC; c++) {
+                        float z = bn_z(xr[c], mean[c0 + c], fa[c0 + c], fb[c0 + c]);
+                        float ga = bn_act_grad(act, z, gr[c]);
+                        double g = (double)ga;
+                        if (store)
+                            gzr[c] = ga;
+                        vs[c] += g;
+                        vsx[c] += g * ((double)xr[c] - (double)mean[c0 + c]);
+                    }
+                }
+                memcpy(s + c0, vs, sizeof vs);
+                memcpy(sx + c0, vsx, sizeof vsx);
+            }
+        }
+        memcpy(out_s, s, (size_t)ct * sizeof *s);
+        memcpy(out_sx, sx, (size_t)ct * sizeof *sx);
+        return;
+    }
     for (int64_t m = m0; m < m1; m++) {
         const float *restrict xr = j->x + m * j->C + j->c0;
         const float *restrict gr = j->dy + m * j->C + j->c0;
@@ -212,27 +233,32 @@ BN_CLONES static void bn_dstats_rows(const bn_reduce_job *j, int64_t m0, int64_t
     }
     const float *restrict mean = j->center + j->c0;
     double s[BN_TILE], sx[BN_TILE];
-    if (ct % BN_VEC == 0) { /* as in bn_stats_rows */
-        for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
-            double vs[BN_VEC], vsx[BN_VEC];
-            for (int c = 0; c < BN_VEC; c++)
-                vs[c] = vsx[c] = 0.0;
-            for (int64_t m = m0; m < m1; m++) {
-                const float *restrict xr = j->x + m * j->C + j->c0 + c0;
-                const float *restrict gr = j->dy + m * j->C + j->c0 + c0;
-                for (int c = 0; c < BN_VEC; c++) {
-                    double g = (double)gr[c];
-                    vs[c] += g;
-                    vsx[c] += g * ((double)xr[c] - (double)mean[c0 + c]);
-                }
-            }
-            memcpy(out_s + c0, vs, sizeof vs);
-            memcpy(out_sx + c0, vsx, sizeof vsx);
-        }
-        return;
-    }
     for (int c = 0; c < ct; c++)
         s[c] = sx[c] = 0.0;
+    if (ct % BN_VEC == 0) { /* as in bn_stats_rows */
+        for (int64_t b0 = m0; b0 < m1; b0 += BN_ROWS) {
+            const int64_t b1 = m1 - b0 < BN_ROWS ? m1 : b0 + BN_ROWS;
+            for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
+                double vs[BN_VEC], vsx[BN_VEC];
+                memcpy(vs, s + c0, sizeof vs);
+                memcpy(vsx, sx + c0, sizeof vsx);
+                for (int64_t m = b0; m < b1; m++) {
+                    const float *restrict xr = j->x + m * j->C + j->c0 + c0;
+                    const float *restrict gr = j->dy + m * j->C + j->c0 + c0;
+                    for (int c = 0; c < BN_VEC; c++) {
+                        double g = (double)gr[c];
+                        vs[c] += g;
+                        vsx[c] += g * ((double)xr[c] - (double)mean[c0 + c]);
+                    }
+                }
+                memcpy(s + c0, vs, sizeof vs);
+                memcpy(sx + c0, vsx, sizeof vsx);
+            }
+        }
+        memcpy(out_s, s, (size_t)ct * sizeof *s);
+        memcpy(out_sx, sx, (size_t)ct * sizeof *sx);
+        return;
+    }
     for (int64_t m = m0; m < m1; m++) {
         const float *restrict xr = j->x + m * j->C + j->c0;
         const float *restrict gr = j->dy + m * j->C + j->c0;
