@@ -518,6 +518,55 @@ static void depthwise_avx512_matches_fma_order(void)
                     C, H, W, k, k, s.stride_h, st, pad, s.dil_h, dil, (long long)bad,
                     bad < 0 ? 0.0 : (double)dx[bad], bad < 0 ? 0.0 : (double)wantx[bad]);
             cases++;
+            /* backward-weights onto old contents, in its documented order: the rows (n, p) in
+             * min(N*P, 32) blocks (OC_CONV_RED_BLOCKS in conv2d.c) as oc_split_range splits
+             * them; per block each tap's sum starts at 0 and adds x * dy by FMA over the
+             * block's rows and, in a row, over q ascending (the bias: plain adds of dy); each
+             * block's sums are then added to dw and db in block order */
+            float *dw = randv(&rng, nw, 1.0f), *db = randv(&rng, C, 1.0f);
+            float *wantw = copyv(dw, nw), *wantb = copyv(db, C);
+            const int64_t rows = (int64_t)s.N * s.P;
+            const int blocks = rows < 32 ? (int)rows : 32;
+            for (int blk = 0; blk < blocks; blk++) {
+                int64_t j0, j1;
+                oc_split_range(rows, blk, blocks, &j0, &j1);
+                for (int c = 0; c < C; c++) {
+                    float sb = 0.0f;
+                    for (int64_t j = j0; j < j1; j++)
+                        for (int q = 0; q < s.Q; q++)
+                            sb += y[(j * s.Q + q) * C + c];
+                    wantb[c] += sb;
+                    for (int r = 0; r < k; r++)
+                        for (int t = 0; t < k; t++) {
+                            float acc = 0.0f;
+                            for (int64_t j = j0; j < j1; j++) {
+                                const int n = (int)(j / s.P), p = (int)(j % s.P);
+                                const int h = p * s.stride_h - pad + r * s.dil_h;
+                                if (h < 0 || h >= H)
+                                    continue;
+                                for (int q = 0; q < s.Q; q++) {
+                                    const int ww = q * st - pad + t * dil;
+                                    if (ww >= 0 && ww < W)
+                                        acc = fmaf(x[(((int64_t)n * H + h) * W + ww) * C + c],
+                                                   y[(j * s.Q + q) * C + c], acc);
+                                }
+                            }
+                            wantw[((int64_t)c * k + r) * k + t] += acc;
+                        }
+                }
+            }
+            bwd_weights(1, &s, x, y, dw, db);
+            bad = first_diff(dw, wantw, nw);
+            T_CHECK(bad < 0,
+                    "depthwise bwd-weights C%d %dx%d %dx%d s%d/%d p%d d%d/%d: dw[%lld] = %.9g, "
+                    "the documented order gives %.9g",
+                    C, H, W, k, k, s.stride_h, st, pad, s.dil_h, dil, (long long)bad,
+                    bad < 0 ? 0.0 : (double)dw[bad], bad < 0 ? 0.0 : (double)wantw[bad]);
+            bad = first_diff(db, wantb, C);
+            T_CHECK(bad < 0, "depthwise bwd-weights C%d: db[%lld] = %.9g, the order gives %.9g", C,
+                    (long long)bad, bad < 0 ? 0.0 : (double)db[bad],
+                    bad < 0 ? 0.0 : (double)wantb[bad]);
+            cases++;
             free(x);
             free(w);
             free(b);
@@ -526,10 +575,14 @@ static void depthwise_avx512_matches_fma_order(void)
             free(dx0);
             free(dx);
             free(wantx);
+            free(dw);
+            free(db);
+            free(wantw);
+            free(wantb);
         }
     oc_set_threads(0);
-    oc_test_note("depthwise AVX-512 forward, fused forward and backward-data bitwise equal to the "
-                 "fma order in %d cases",
+    oc_test_note("depthwise AVX-512 forward, fused forward, backward-data and backward-weights "
+                 "bitwise equal to their documented order in %d cases",
                  cases);
 }
 
