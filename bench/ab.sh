@@ -16,7 +16,13 @@ for bin in "$A" "$B"; do
     [ -x "$bin" ] || { echo "ab.sh: $bin is not an executable" >&2; exit 2; }
 done
 
-p50() { "$1" bench "${@:2}" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_ms"]["p50"])'; }
+# ocelot's output is parsed after it exits: a python started alongside it (a pipe) would take a
+# core from its timed steps while starting up.
+p50() {
+    local out
+    out=$("$1" bench "${@:2}" --json)
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_ms"]["p50"])' <<<"$out"
+}
 
 a=() b=()
 for i in $(seq 1 "$REPS"); do

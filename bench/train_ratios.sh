@@ -17,9 +17,12 @@ MODELS=("$@")
 [ -x "$OCELOT" ] || { echo "train_ratios.sh: $OCELOT not found: run make first" >&2; exit 2; }
 
 p50() { # model threads precision
-    "$OCELOT" bench "$1" --train --threads "$2" --precision "$3" --iters "${ITERS:-4}" \
-        --warmup 1 --json |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_ms"]["p50"])'
+    # the output is parsed after ocelot exits: a python started alongside it (a pipe) takes a
+    # core from its timed steps while it starts up (cnn's bf16 step came out 1.8x slower)
+    local out
+    out=$("$OCELOT" bench "$1" --train --threads "$2" --precision "$3" --iters "${ITERS:-4}" \
+        --warmup 1 --json)
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["latency_ms"]["p50"])' <<<"$out"
 }
 med() { # the median of the arguments
     printf '%s\n' "$@" | sort -n |
