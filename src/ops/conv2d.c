@@ -1761,7 +1761,8 @@ void oc_conv2d_bwd_weights(const oc_conv_shape *s, const float *x, const float *
     if (is_depthwise(s)) {
         const int RS = s->R * s->S, C = s->C;
         const int64_t part_floats = (int64_t)(RS + 1) * C;
-        dw_ctx c = {s, x, NULL, NULL, dy, NULL, NULL, ws, red_blocks((int64_t)s->N * s->P), NULL, 0};
+        dw_ctx c = {s, x, NULL, NULL, dy, NULL, NULL, ws, red_blocks((int64_t)s->N * s->P),
+                    NULL, 0};
         oc_parallel_n(dw_bwd_weights_task, &c, c.blocks);
         for (int blk = 0; blk < c.blocks; blk++) {
             const float *part = c.part + blk * part_floats;

@@ -163,18 +163,20 @@ static inline __attribute__((always_inline)) float bn_act_grad(oc_act act, float
     return g;
 }
 
-/* bn_dstats_rows with a fused activation between the normalisation and dy; with store, each
- * gradient through it also goes to j->gz. */
+/* The backward reduction for one fused activation `act` (a constant after inlining):
+ * s[c] = sum g, sx[c] = sum g * (x - mean), g the gradient reaching the normalised value (dy
+ * itself for OC_ACT_IDENTITY, else bn_act_grad of z recomputed from x); with store, each g also
+ * goes to j->gz. */
 static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_job *j,
                                                                 int64_t m0, int64_t m1,
                                                                 double *out_s, double *out_sx,
                                                                 const oc_act act,
                                                                 const int store)
 {
-    const int ct = j->ct;
+    const int ct = j->ct, fused = act != OC_ACT_IDENTITY;
     const float *restrict mean = j->center + j->c0;
-    const float *restrict fa = j->fa + (j->c0 - j->fa_c0);
-    const float *restrict fb = j->fb + (j->c0 - j->fa_c0);
+    const float *restrict fa = fused ? j->fa + (j->c0 - j->fa_c0) : NULL;
+    const float *restrict fb = fused ? j->fb + (j->c0 - j->fa_c0) : NULL;
     double s[BN_TILE], sx[BN_TILE];
     for (int c = 0; c < ct; c++)
         s[c] = sx[c] = 0.0;
@@ -194,7 +196,8 @@ static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_
                     }
                     float *restrict gzr = store ? j->gz + m * j->C + j->c0 + c0 : NULL;
                     for (int c = 0; c < BN_VEC; c++) {
-                        float z = bn_z(xr[c], mean[c0 + c], fa[c0 + c], fb[c0 + c]);
+                        float z =
+                            fused ? bn_z(xr[c], mean[c0 + c], fa[c0 + c], fb[c0 + c]) : 0.0f;
                         float ga = bn_act_grad(act, z, gr[c]);
                         double g = (double)ga;
                         if (store)
@@ -216,7 +219,7 @@ static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_
         const float *restrict gr = j->dy + m * j->C + j->c0;
         float *restrict gzr = store ? j->gz + m * j->C + j->c0 : NULL;
         for (int c = 0; c < ct; c++) {
-            float z = bn_z(xr[c], mean[c], fa[c], fb[c]);
+            float z = fused ? bn_z(xr[c], mean[c], fa[c], fb[c]) : 0.0f;
             float ga = bn_act_grad(act, z, gr[c]);
             double g = (double)ga;
             if (store)
@@ -229,69 +232,20 @@ static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_
     memcpy(out_sx, sx, (size_t)ct * sizeof *sx);
 }
 
-/* Backward: s[c] = sum dy, sx[c] = sum dy * (x - mean). */
+/* Backward: s[c] = sum dy, sx[c] = sum dy * (x - mean), dy taken through the fused activation. */
 BN_CLONES static void bn_dstats_rows(const bn_reduce_job *j, int64_t m0, int64_t m1,
                                      double *out_s, double *out_sx)
 {
-    const int ct = j->ct;
-    if (j->act == OC_ACT_RELU) {
+    if (j->act == OC_ACT_RELU)
         bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_RELU, 0);
-        return;
-    }
-    if (j->act == OC_ACT_RELU6) {
+    else if (j->act == OC_ACT_RELU6)
         bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_RELU6, 0);
-        return;
-    }
-    if (j->act == OC_ACT_GELU) {
-        if (j->gz)
-            bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_GELU, 1);
-        else
-            bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_GELU, 0);
-        return;
-    }
-    const float *restrict mean = j->center + j->c0;
-    double s[BN_TILE], sx[BN_TILE];
-    for (int c = 0; c < ct; c++)
-        s[c] = sx[c] = 0.0;
-    if (ct % BN_VEC == 0) { /* as in bn_stats_rows */
-        for (int64_t b0 = m0; b0 < m1; b0 += BN_ROWS) {
-            const int64_t b1 = m1 - b0 < BN_ROWS ? m1 : b0 + BN_ROWS;
-            for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
-                double vs[BN_VEC], vsx[BN_VEC];
-                memcpy(vs, s + c0, sizeof vs);
-                memcpy(vsx, sx + c0, sizeof vsx);
-                for (int64_t m = b0; m < b1; m++) {
-                    const float *restrict xr = j->x + m * j->C + j->c0 + c0;
-                    const float *restrict gr = j->dy + m * j->C + j->c0 + c0;
-                    if (c0 == 0 && m + BN_ROWS < m1) {
-                        BN_PREFETCH_ROW(j->x, m + BN_ROWS, j->C, j->c0, ct);
-                        BN_PREFETCH_ROW(j->dy, m + BN_ROWS, j->C, j->c0, ct);
-                    }
-                    for (int c = 0; c < BN_VEC; c++) {
-                        double g = (double)gr[c];
-                        vs[c] += g;
-                        vsx[c] += g * ((double)xr[c] - (double)mean[c0 + c]);
-                    }
-                }
-                memcpy(s + c0, vs, sizeof vs);
-                memcpy(sx + c0, vsx, sizeof vsx);
-            }
-        }
-        memcpy(out_s, s, (size_t)ct * sizeof *s);
-        memcpy(out_sx, sx, (size_t)ct * sizeof *sx);
-        return;
-    }
-    for (int64_t m = m0; m < m1; m++) {
-        const float *restrict xr = j->x + m * j->C + j->c0;
-        const float *restrict gr = j->dy + m * j->C + j->c0;
-        for (int c = 0; c < ct; c++) {
-            double g = (double)gr[c];
-            s[c] += g;
-            sx[c] += g * ((double)xr[c] - (double)mean[c]);
-        }
-    }
-    memcpy(out_s, s, (size_t)ct * sizeof *s);
-    memcpy(out_sx, sx, (size_t)ct * sizeof *sx);
+    else if (j->act == OC_ACT_GELU && j->gz)
+        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_GELU, 1);
+    else if (j->act == OC_ACT_GELU)
+        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_GELU, 0);
+    else
+        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_IDENTITY, 0);
 }
 
 static void bn_stats_task(void *ctx, int tid, int nt)

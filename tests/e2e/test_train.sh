@@ -119,13 +119,18 @@ check "same seed, same weights" $PY tests/e2e/same_weights.py "$TMP/a.ocm.ckpt" 
 # Interrupted runs, against an uninterrupted one of the same configuration (batch 8, 30 epochs:
 # long enough that the interruptions land mid-run even on a fast machine)
 T8=("${T[@]}" --batch 8 --epochs 30)
+t0=$(date +%s%N)
 check "train batch 8 uninterrupted" "$OCELOT" train "${T8[@]}" --out "$TMP/u.ocm"
+run_ms=$((($(date +%s%N) - t0) / 1000000))
 
-# kill -9 at a random step after the first checkpoint, then --resume: same final weights
+# kill -9 at a random step after the first checkpoint, then --resume: same final weights. The
+# kill comes within the first half of the uninterrupted run's time after that checkpoint (the
+# end of epoch 1 of 30), so it lands mid-run however fast the machine trains.
 "$OCELOT" train "${T8[@]}" --out "$TMP/k.ocm" &
 PID=$!
 for _ in $(seq 400); do [ -s "$TMP/k.ocm.ckpt" ] && break; sleep 0.02; done
-sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
+delay_ms=$((RANDOM % (run_ms / 2 + 1)))
+sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
 if kill -9 $PID 2>/dev/null; then pass "killed -9 while training"; else fail "killed -9 while training" "the run had already ended: make it longer"; fi
 wait $PID 2>/dev/null
 if [ -s "$TMP/k.ocm.ckpt" ]; then
