@@ -60,6 +60,7 @@ void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, c
 void oc_conv2d_dw_bwd_weights_row_avx512(const oc_conv_shape *s, const float *x, const float *dy,
                                          float *part, int n, int p);
 void oc_conv2d_add_avx512(float *d, const float *v, int64_t n);
+void oc_conv2d_col_sums_avx512(float *acc, const float *dy, int64_t i0, int64_t i1, int K);
 void oc_conv2d_d3_fwd_rows_avx512(const oc_conv_shape *s, const float *x, int64_t x_row0,
                                   const float *wt, const float *b, float *y, int accum, int bf16,
                                   int64_t j0, int64_t j1);
@@ -303,21 +304,31 @@ typedef struct {
     int K, blocks;
 } bsum_ctx;
 
+/* acc[K] = sum over rows [i0, i1) of dy[i][K], row by row (the AVX-512 twin sums each
+ * channel in the same order: the same bits) */
+static void bias_sum_rows(float *acc, const float *dy, int64_t i0, int64_t i1, int K)
+{
+    if (use_avx512()) {
+        oc_conv2d_col_sums_avx512(acc, dy, i0, i1, K);
+        return;
+    }
+    memset(acc, 0, (size_t)K * sizeof(float));
+    for (int64_t i = i0; i < i1; i++) {
+        const float *d = dy + i * K;
+        for (int k = 0; k < K; k++)
+            acc[k] += d[k];
+    }
+}
+
 static void bias_sum_task(void *ctx, int tid, int nt)
 {
     const bsum_ctx *c = ctx;
     int64_t b0, b1;
     oc_split_range(c->blocks, tid, nt, &b0, &b1);
     for (int64_t blk = b0; blk < b1; blk++) {
-        float *acc = c->part + blk * c->K;
         int64_t i0, i1;
         oc_split_range(c->rows, (int)blk, c->blocks, &i0, &i1);
-        memset(acc, 0, (size_t)c->K * sizeof(float));
-        for (int64_t i = i0; i < i1; i++) {
-            const float *d = c->dy + i * c->K;
-            for (int k = 0; k < c->K; k++)
-                acc[k] += d[k];
-        }
+        bias_sum_rows(c->part + blk * c->K, c->dy, i0, i1, c->K);
     }
 }
 

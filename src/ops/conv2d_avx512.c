@@ -16,6 +16,7 @@ void oc_conv2d_dw_bwd_data_row_avx512(const oc_conv_shape *s, const float *dy, c
 void oc_conv2d_dw_bwd_weights_row_avx512(const oc_conv_shape *s, const float *x, const float *dy,
                                          float *part, int n, int p);
 void oc_conv2d_add_avx512(float *d, const float *v, int64_t n);
+void oc_conv2d_col_sums_avx512(float *acc, const float *dy, int64_t i0, int64_t i1, int K);
 
 static __mmask16 tail_mask(int left)
 {
@@ -513,6 +514,28 @@ void oc_conv2d_add_avx512(float *d, const float *v, int64_t n)
         __mmask16 m = tail_mask((int)(n - i));
         __m512 dv = _mm512_maskz_loadu_ps(m, d + i);
         _mm512_mask_storeu_ps(d + i, m, _mm512_add_ps(dv, _mm512_maskz_loadu_ps(m, v + i)));
+    }
+}
+
+/* acc[K] = sum over rows [i0, i1) of dy[i][K] (the bias gradient's blocks): 64 channels at a
+ * time in four registers, rows in order, so each channel's sum is the scalar loop's. */
+void oc_conv2d_col_sums_avx512(float *acc, const float *dy, int64_t i0, int64_t i1, int K)
+{
+    for (int k0 = 0; k0 < K; k0 += 64) {
+        __mmask16 m[4];
+        __m512 a[4];
+        for (int v = 0; v < 4; v++) {
+            int left = K - k0 - 16 * v;
+            m[v] = left <= 0 ? 0 : tail_mask(left);
+            a[v] = _mm512_setzero_ps();
+        }
+        for (int64_t i = i0; i < i1; i++) {
+            const float *d = dy + i * K + k0;
+            for (int v = 0; v < 4; v++)
+                a[v] = _mm512_add_ps(a[v], _mm512_maskz_loadu_ps(m[v], d + 16 * v));
+        }
+        for (int v = 0; v < 4; v++)
+            _mm512_mask_storeu_ps(acc + k0 + 16 * v, m[v], a[v]);
     }
 }
 
