@@ -89,59 +89,6 @@ typedef struct {
     int nt_used;                   /* threads the pool really ran (it may give fewer) */
 } bn_reduce_job;
 
-/* Forward: s[c] = sum (x - center), ss[c] = sum (x - center)^2 over rows [m0, m1). The sums
- * live on this thread's stack and are copied out once: accumulating straight into the shared
- * partials table would bounce cache lines between neighbouring threads' slots on every row. */
-BN_CLONES static void bn_stats_rows(const bn_reduce_job *j, int64_t m0, int64_t m1,
-                                    double *out_s, double *out_ss)
-{
-    const int ct = j->ct;
-    const float *restrict ctr = j->center + j->c0;
-    double s[BN_TILE], ss[BN_TILE];
-    if (ct % BN_VEC == 0) {
-        /* whole vectors of channels: BN_VEC-wide constant loops keep the sums in registers
-         * across a block of BN_ROWS rows (the same per-channel order of additions as the
-         * generic loop below) */
-        for (int c = 0; c < ct; c++)
-            s[c] = ss[c] = 0.0;
-        for (int64_t b0 = m0; b0 < m1; b0 += BN_ROWS) {
-            const int64_t b1 = m1 - b0 < BN_ROWS ? m1 : b0 + BN_ROWS;
-            for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
-                double vs[BN_VEC], vss[BN_VEC];
-                memcpy(vs, s + c0, sizeof vs);
-                memcpy(vss, ss + c0, sizeof vss);
-                for (int64_t m = b0; m < b1; m++) {
-                    const float *restrict xr = j->x + m * j->C + j->c0 + c0;
-                    if (c0 == 0 && m + BN_ROWS < m1)
-                        BN_PREFETCH_ROW(j->x, m + BN_ROWS, j->C, j->c0, ct);
-                    for (int c = 0; c < BN_VEC; c++) {
-                        double d = (double)xr[c] - (double)ctr[c0 + c];
-                        vs[c] += d;
-                        vss[c] += d * d;
-                    }
-                }
-                memcpy(s + c0, vs, sizeof vs);
-                memcpy(ss + c0, vss, sizeof vss);
-            }
-        }
-        memcpy(out_s, s, (size_t)ct * sizeof *s);
-        memcpy(out_ss, ss, (size_t)ct * sizeof *ss);
-        return;
-    }
-    for (int c = 0; c < ct; c++)
-        s[c] = ss[c] = 0.0;
-    for (int64_t m = m0; m < m1; m++) {
-        const float *restrict xr = j->x + m * j->C + j->c0;
-        for (int c = 0; c < ct; c++) {
-            double d = (double)xr[c] - (double)ctr[c];
-            s[c] += d;
-            ss[c] += d * d;
-        }
-    }
-    memcpy(out_s, s, (size_t)ct * sizeof *s);
-    memcpy(out_ss, ss, (size_t)ct * sizeof *ss);
-}
-
 /* The normalised value as the forward pass computed it (bn_affine_loop: same operands, same
  * order, no contraction under -std=c11), for the fused activation's derivative. */
 static inline __attribute__((always_inline)) float bn_z(float x, float mu, float a, float b)
@@ -163,89 +110,122 @@ static inline __attribute__((always_inline)) float bn_act_grad(oc_act act, float
     return g;
 }
 
-/* The backward reduction for one fused activation `act` (a constant after inlining):
- * s[c] = sum g, sx[c] = sum g * (x - mean), g the gradient reaching the normalised value (dy
- * itself for OC_ACT_IDENTITY, else bn_act_grad of z recomputed from x); with store, each g also
- * goes to j->gz. */
-static inline __attribute__((always_inline)) void bn_dstats_act(const bn_reduce_job *j,
-                                                                int64_t m0, int64_t m1,
-                                                                double *out_s, double *out_sx,
-                                                                const oc_act act,
-                                                                const int store)
+/* One value's two terms in a reduction (bwd, act and store are constants after inlining):
+ * forward, d = x - center and d * d; backward, g = dy taken through the fused activation `act`
+ * (bn_act_grad of z recomputed from x; dy itself for OC_ACT_IDENTITY) and g * (x - mean), g
+ * also stored to *gz with store. */
+static inline __attribute__((always_inline)) void bn_terms(const int bwd, const oc_act act,
+                                                           const int store, float x, float dy,
+                                                           float ctr, float fa, float fb,
+                                                           float *gz, double *t1, double *t2)
 {
-    const int ct = j->ct, fused = act != OC_ACT_IDENTITY;
-    const float *restrict mean = j->center + j->c0;
+    if (!bwd) {
+        double d = (double)x - (double)ctr;
+        *t1 = d;
+        *t2 = d * d;
+        return;
+    }
+    float z = act != OC_ACT_IDENTITY ? bn_z(x, ctr, fa, fb) : 0.0f;
+    float ga = bn_act_grad(act, z, dy);
+    double g = (double)ga;
+    if (store)
+        *gz = ga;
+    *t1 = g;
+    *t2 = g * ((double)x - (double)ctr);
+}
+
+/* s1[c], s2[c] = the sums of bn_terms over rows [m0, m1) of the tile, in row order for each
+ * channel. The sums live on this thread's stack and are copied out once: accumulating straight
+ * into the shared partials table would bounce cache lines between neighbouring threads' slots
+ * on every row. */
+static inline __attribute__((always_inline)) void bn_reduce_rows(const bn_reduce_job *j,
+                                                                 int64_t m0, int64_t m1,
+                                                                 double *out1, double *out2,
+                                                                 const int bwd, const oc_act act,
+                                                                 const int store)
+{
+    const int ct = j->ct, fused = bwd && act != OC_ACT_IDENTITY;
+    const float *restrict ctr = j->center + j->c0;
     const float *restrict fa = fused ? j->fa + (j->c0 - j->fa_c0) : NULL;
     const float *restrict fb = fused ? j->fb + (j->c0 - j->fa_c0) : NULL;
-    double s[BN_TILE], sx[BN_TILE];
+    double s1[BN_TILE], s2[BN_TILE];
     for (int c = 0; c < ct; c++)
-        s[c] = sx[c] = 0.0;
-    if (ct % BN_VEC == 0) { /* as in bn_stats_rows: the sums stay in registers */
+        s1[c] = s2[c] = 0.0;
+    if (ct % BN_VEC == 0) {
+        /* whole vectors of channels: BN_VEC-wide constant loops keep the sums in registers
+         * across a block of BN_ROWS rows (the same per-channel order of additions as the
+         * generic loop below) */
         for (int64_t b0 = m0; b0 < m1; b0 += BN_ROWS) {
             const int64_t b1 = m1 - b0 < BN_ROWS ? m1 : b0 + BN_ROWS;
             for (int c0 = 0; c0 < ct; c0 += BN_VEC) {
-                double vs[BN_VEC], vsx[BN_VEC];
-                memcpy(vs, s + c0, sizeof vs);
-                memcpy(vsx, sx + c0, sizeof vsx);
+                double v1[BN_VEC], v2[BN_VEC];
+                memcpy(v1, s1 + c0, sizeof v1);
+                memcpy(v2, s2 + c0, sizeof v2);
                 for (int64_t m = b0; m < b1; m++) {
-                    const float *restrict xr = j->x + m * j->C + j->c0 + c0;
-                    const float *restrict gr = j->dy + m * j->C + j->c0 + c0;
+                    const int64_t at = m * j->C + j->c0 + c0;
+                    const float *restrict xr = j->x + at;
+                    const float *restrict gr = bwd ? j->dy + at : NULL;
+                    float *restrict gzr = store ? j->gz + at : NULL;
                     if (c0 == 0 && m + BN_ROWS < m1) {
                         BN_PREFETCH_ROW(j->x, m + BN_ROWS, j->C, j->c0, ct);
-                        BN_PREFETCH_ROW(j->dy, m + BN_ROWS, j->C, j->c0, ct);
+                        if (bwd)
+                            BN_PREFETCH_ROW(j->dy, m + BN_ROWS, j->C, j->c0, ct);
                     }
-                    float *restrict gzr = store ? j->gz + m * j->C + j->c0 + c0 : NULL;
                     for (int c = 0; c < BN_VEC; c++) {
-                        float z =
-                            fused ? bn_z(xr[c], mean[c0 + c], fa[c0 + c], fb[c0 + c]) : 0.0f;
-                        float ga = bn_act_grad(act, z, gr[c]);
-                        double g = (double)ga;
-                        if (store)
-                            gzr[c] = ga;
-                        vs[c] += g;
-                        vsx[c] += g * ((double)xr[c] - (double)mean[c0 + c]);
+                        double t1, t2;
+                        bn_terms(bwd, act, store, xr[c], bwd ? gr[c] : 0.0f, ctr[c0 + c],
+                                 fused ? fa[c0 + c] : 0.0f, fused ? fb[c0 + c] : 0.0f,
+                                 store ? gzr + c : NULL, &t1, &t2);
+                        v1[c] += t1;
+                        v2[c] += t2;
                     }
                 }
-                memcpy(s + c0, vs, sizeof vs);
-                memcpy(sx + c0, vsx, sizeof vsx);
+                memcpy(s1 + c0, v1, sizeof v1);
+                memcpy(s2 + c0, v2, sizeof v2);
             }
         }
-        memcpy(out_s, s, (size_t)ct * sizeof *s);
-        memcpy(out_sx, sx, (size_t)ct * sizeof *sx);
-        return;
-    }
-    for (int64_t m = m0; m < m1; m++) {
-        const float *restrict xr = j->x + m * j->C + j->c0;
-        const float *restrict gr = j->dy + m * j->C + j->c0;
-        float *restrict gzr = store ? j->gz + m * j->C + j->c0 : NULL;
-        for (int c = 0; c < ct; c++) {
-            float z = fused ? bn_z(xr[c], mean[c], fa[c], fb[c]) : 0.0f;
-            float ga = bn_act_grad(act, z, gr[c]);
-            double g = (double)ga;
-            if (store)
-                gzr[c] = ga;
-            s[c] += g;
-            sx[c] += g * ((double)xr[c] - (double)mean[c]);
+    } else {
+        for (int64_t m = m0; m < m1; m++) {
+            const int64_t at = m * j->C + j->c0;
+            const float *restrict xr = j->x + at;
+            const float *restrict gr = bwd ? j->dy + at : NULL;
+            float *restrict gzr = store ? j->gz + at : NULL;
+            for (int c = 0; c < ct; c++) {
+                double t1, t2;
+                bn_terms(bwd, act, store, xr[c], bwd ? gr[c] : 0.0f, ctr[c],
+                         fused ? fa[c] : 0.0f, fused ? fb[c] : 0.0f, store ? gzr + c : NULL,
+                         &t1, &t2);
+                s1[c] += t1;
+                s2[c] += t2;
+            }
         }
     }
-    memcpy(out_s, s, (size_t)ct * sizeof *s);
-    memcpy(out_sx, sx, (size_t)ct * sizeof *sx);
+    memcpy(out1, s1, (size_t)ct * sizeof *s1);
+    memcpy(out2, s2, (size_t)ct * sizeof *s2);
 }
 
-/* Backward: s[c] = sum dy, sx[c] = sum dy * (x - mean), dy taken through the fused activation. */
+/* Forward: s[c] = sum (x - center), ss[c] = sum (x - center)^2 over rows [m0, m1). */
+BN_CLONES static void bn_stats_rows(const bn_reduce_job *j, int64_t m0, int64_t m1,
+                                    double *out_s, double *out_ss)
+{
+    bn_reduce_rows(j, m0, m1, out_s, out_ss, 0, OC_ACT_IDENTITY, 0);
+}
+
+/* Backward: s[c] = sum dy, sx[c] = sum dy * (x - mean), dy taken through the fused activation
+ * (GELU with j->gz: each gradient through it stored there). */
 BN_CLONES static void bn_dstats_rows(const bn_reduce_job *j, int64_t m0, int64_t m1,
                                      double *out_s, double *out_sx)
 {
     if (j->act == OC_ACT_RELU)
-        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_RELU, 0);
+        bn_reduce_rows(j, m0, m1, out_s, out_sx, 1, OC_ACT_RELU, 0);
     else if (j->act == OC_ACT_RELU6)
-        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_RELU6, 0);
+        bn_reduce_rows(j, m0, m1, out_s, out_sx, 1, OC_ACT_RELU6, 0);
     else if (j->act == OC_ACT_GELU && j->gz)
-        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_GELU, 1);
+        bn_reduce_rows(j, m0, m1, out_s, out_sx, 1, OC_ACT_GELU, 1);
     else if (j->act == OC_ACT_GELU)
-        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_GELU, 0);
+        bn_reduce_rows(j, m0, m1, out_s, out_sx, 1, OC_ACT_GELU, 0);
     else
-        bn_dstats_act(j, m0, m1, out_s, out_sx, OC_ACT_IDENTITY, 0);
+        bn_reduce_rows(j, m0, m1, out_s, out_sx, 1, OC_ACT_IDENTITY, 0);
 }
 
 static void bn_stats_task(void *ctx, int tid, int nt)
